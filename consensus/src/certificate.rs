@@ -1,0 +1,119 @@
+//! Commit certificates: verifiable on their own, given the epoch's weights.
+
+use crate::messages::{check_vote, MessageError, VerifiedVote};
+use crate::quorum;
+use crate::types::{hash_from_slice, Hash, Height};
+use crate::validators::{EpochWeights, Membership};
+use bizra_proto::{CommitCertificate, VoteKind};
+use std::collections::HashSet;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CertError {
+    #[error("certificate is for height {found}, expected {expected}")]
+    Height { expected: Height, found: Height },
+    #[error("certificate block hash is malformed or does not match the block")]
+    BlockHash,
+    #[error("precommit #{index}: {source}")]
+    Vote { index: usize, source: MessageError },
+    #[error("precommit #{0} is not a precommit for the certified (height, round, block)")]
+    Mismatch(usize),
+    #[error("validator {0} signed twice")]
+    Duplicate(String),
+    #[error("signed weight {signed} of {total} is below the quorum of {threshold_bps} bps")]
+    BelowQuorum {
+        signed: u128,
+        total: u128,
+        threshold_bps: u32,
+    },
+}
+
+/// The weight tally of a verified certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertTally {
+    pub signers: Vec<usize>,
+    pub signed_weight: u128,
+    pub total_weight: u128,
+}
+
+impl CertTally {
+    pub fn share_bps(&self) -> u32 {
+        quorum::share_bps(self.signed_weight, self.total_weight)
+    }
+}
+
+/// Verifies every precommit (one signature rule), distinctness, that each is for
+/// exactly (height, round, block_hash), and the quorum under `threshold_bps`.
+pub fn verify(
+    chain_id: &str,
+    members: &Membership,
+    weights: &EpochWeights,
+    threshold_bps: u32,
+    cert: &CommitCertificate,
+    expected: Option<(Height, Hash)>,
+) -> Result<CertTally, CertError> {
+    let hash = hash_from_slice(&cert.block_hash)
+        .ok()
+        .flatten()
+        .ok_or(CertError::BlockHash)?;
+    if let Some((h, bh)) = expected {
+        if cert.height != h {
+            return Err(CertError::Height {
+                expected: h,
+                found: cert.height,
+            });
+        }
+        if bh != hash {
+            return Err(CertError::BlockHash);
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut signed: u128 = 0;
+    let mut signers = Vec::with_capacity(cert.precommits.len());
+    for (index, sv) in cert.precommits.iter().enumerate() {
+        let v: VerifiedVote = check_vote(chain_id, members, sv).map_err(|source| CertError::Vote { index, source })?;
+        if v.kind != VoteKind::Precommit
+            || v.height() != cert.height
+            || v.round() != cert.round
+            || v.value != Some(hash)
+        {
+            return Err(CertError::Mismatch(index));
+        }
+        if !seen.insert(v.validator) {
+            return Err(CertError::Duplicate(members.get(v.validator).id.clone()));
+        }
+        signed += weights.weight(v.validator);
+        signers.push(v.validator);
+    }
+    if !quorum::reaches(signed, weights.total, threshold_bps) {
+        return Err(CertError::BelowQuorum {
+            signed,
+            total: weights.total,
+            threshold_bps,
+        });
+    }
+    Ok(CertTally {
+        signers,
+        signed_weight: signed,
+        total_weight: weights.total,
+    })
+}
+
+/// Tally of a certificate already known to be valid (no signature checks).
+pub fn tally_trusted(members: &Membership, weights: &EpochWeights, cert: &CommitCertificate) -> CertTally {
+    let mut seen = HashSet::new();
+    let mut signed = 0;
+    let mut signers = Vec::new();
+    for sv in &cert.precommits {
+        if let Some(i) = sv.vote.as_ref().and_then(|v| members.index_of(&v.validator)) {
+            if seen.insert(i) {
+                signed += weights.weight(i);
+                signers.push(i);
+            }
+        }
+    }
+    CertTally {
+        signers,
+        signed_weight: signed,
+        total_weight: weights.total,
+    }
+}

@@ -1,0 +1,236 @@
+//! The finalized chain's state: what every node derives from genesis and the
+//! finalized blocks alone. Block validity against the parent, the epoch's
+//! weights and the proposer rotation live here.
+
+use crate::certificate::{self, CertError};
+use crate::genesis::Genesis;
+use crate::merkle;
+use crate::messages::block_hash;
+use crate::proposer::ProposerPriority;
+use crate::types::{epoch_of, hash_bytes, hash_from_slice, Hash, Height, Round};
+use crate::validators::EpochWeights;
+use crate::weights::{self, EpochAccumulator};
+use bizra_proto::{Block, BlockHeader, CommitCertificate, Envelope, PoiAttestation};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+/// Most attestations one block may carry.
+pub const MAX_BLOCK_ATTESTATIONS: usize = 20_000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BlockError {
+    #[error("block has no header")]
+    NoHeader,
+    #[error("block chain id {0:?} is not this chain's")]
+    ChainId(String),
+    #[error("block height {found}, expected {expected}")]
+    Height { expected: Height, found: Height },
+    #[error("parent hash does not match the finalized head")]
+    Parent,
+    #[error("header epoch {found}, expected {expected}")]
+    Epoch { expected: u64, found: u64 },
+    #[error("block time {found} ms is not after the parent's {parent} ms")]
+    Time { parent: u64, found: u64 },
+    #[error("proposer {0} is not a validator")]
+    Proposer(String),
+    #[error("payload root does not match the attestations")]
+    PayloadRoot,
+    #[error("attestation #{0} must carry exactly one 64-byte signature")]
+    AttestationShape(usize),
+    #[error("block carries {0} attestations, above the limit")]
+    TooManyAttestations(usize),
+    #[error("last commit is missing, unexpected, or does not match last_commit_hash")]
+    LastCommitHash,
+    #[error("last commit: {0}")]
+    LastCommit(#[from] CertError),
+}
+
+/// The state after the last finalized block; serializable so the node can
+/// persist it atomically with that block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainState {
+    /// Last finalized height (0 = genesis only).
+    pub height: Height,
+    pub last_hash: Hash,
+    pub last_time_ms: u64,
+    /// Weights of the epoch of `height` (certifies the last block).
+    pub last_weights: EpochWeights,
+    /// Weights of the epoch of `height + 1` (votes for the next block).
+    pub weights: EpochWeights,
+    /// What the current epoch's blocks contributed so far.
+    pub acc: EpochAccumulator,
+    /// Proposer priorities at the start of `height + 1`.
+    pub priorities: ProposerPriority,
+}
+
+impl ChainState {
+    pub fn genesis(g: &Genesis) -> Self {
+        let stakes: Vec<u64> = g.members.iter().map(|m| m.stake).collect();
+        let comps = weights::genesis_components(&stakes);
+        let w = EpochWeights::new(0, comps.clone(), weights::weights_of(&g.params().weights, &comps));
+        ChainState {
+            height: 0,
+            last_hash: g.hash,
+            last_time_ms: g.doc.genesis_time_ms,
+            last_weights: w.clone(),
+            weights: w,
+            acc: EpochAccumulator::new(g.members.len()),
+            priorities: ProposerPriority::new(g.members.len()),
+        }
+    }
+
+    pub fn next_height(&self) -> Height {
+        self.height + 1
+    }
+
+    /// Index of the proposer of `round` at the next height.
+    pub fn proposer(&self, round: Round) -> usize {
+        self.priorities.proposer_for_round(&self.weights.weights, round)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("chain state serializes")
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(b).map_err(|e| format!("chain state: {e}"))
+    }
+
+    /// Full validity of a block as the next block: header against the parent,
+    /// payload root, and the embedded last commit against the parent's epoch
+    /// weights. Attestation *content* rules are checked at the node's edge.
+    pub fn validate_block(&self, g: &Genesis, block: &Block) -> Result<Hash, BlockError> {
+        let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
+        let p = g.params();
+        if h.chain_id != g.chain_id() {
+            return Err(BlockError::ChainId(h.chain_id.clone()));
+        }
+        let expected = self.next_height();
+        if h.height != expected {
+            return Err(BlockError::Height {
+                expected,
+                found: h.height,
+            });
+        }
+        if hash_from_slice(&h.parent_hash).ok().flatten() != Some(self.last_hash) {
+            return Err(BlockError::Parent);
+        }
+        let epoch = epoch_of(h.height, p.epoch_length);
+        if h.epoch != epoch {
+            return Err(BlockError::Epoch {
+                expected: epoch,
+                found: h.epoch,
+            });
+        }
+        if h.time_ms <= self.last_time_ms {
+            return Err(BlockError::Time {
+                parent: self.last_time_ms,
+                found: h.time_ms,
+            });
+        }
+        if g.members.index_of(&h.proposer).is_none() {
+            return Err(BlockError::Proposer(h.proposer.clone()));
+        }
+        if block.attestations.len() > MAX_BLOCK_ATTESTATIONS {
+            return Err(BlockError::TooManyAttestations(block.attestations.len()));
+        }
+        if payload_root(&block.attestations)? != h.payload_root.as_slice() {
+            return Err(BlockError::PayloadRoot);
+        }
+        match (&block.last_commit, self.height) {
+            (None, 0) if h.last_commit_hash.is_empty() => {}
+            (Some(c), parent) if parent > 0 => {
+                if hash_bytes(&c.encode_to_vec()).as_slice() != h.last_commit_hash.as_slice() {
+                    return Err(BlockError::LastCommitHash);
+                }
+                certificate::verify(
+                    g.chain_id(),
+                    &g.members,
+                    &self.last_weights,
+                    p.fast_threshold_bps,
+                    c,
+                    Some((parent, self.last_hash)),
+                )?;
+            }
+            _ => return Err(BlockError::LastCommitHash),
+        }
+        Ok(block_hash(block).expect("header present"))
+    }
+
+    /// Applies a finalized block (already validated) and advances the epoch
+    /// at its boundary. Deterministic: depends on genesis and the block only.
+    pub fn apply(&mut self, g: &Genesis, block: &Block, hash: Hash) {
+        let h = block.header.as_ref().expect("validated block");
+        for env in &block.attestations {
+            if let Ok(att) = PoiAttestation::decode(env.payload.as_slice()) {
+                if let Some(s) = g.members.index_of(&att.subject) {
+                    self.acc.add_impact(s, att.impact_bps as u64);
+                }
+            }
+        }
+        if let Some(c) = &block.last_commit {
+            let t = certificate::tally_trusted(&g.members, &self.last_weights, c);
+            self.acc.add_commit(t.signers);
+        }
+        self.height = h.height;
+        self.last_hash = hash;
+        self.last_time_ms = h.time_ms;
+        self.last_weights = self.weights.clone();
+        let len = g.params().epoch_length;
+        if self.height.is_multiple_of(len) {
+            let comps = weights::next_components(&g.params().weights, &self.weights.components, &self.acc);
+            let w = weights::weights_of(&g.params().weights, &comps);
+            self.weights = EpochWeights::new(epoch_of(self.height + 1, len), comps, w);
+            self.acc = EpochAccumulator::new(g.members.len());
+            self.priorities = ProposerPriority::new(g.members.len());
+        } else {
+            self.priorities.step(&self.weights.weights);
+        }
+    }
+
+    /// Builds the next block's header around a payload.
+    pub fn build_block(
+        &self,
+        g: &Genesis,
+        proposer: &str,
+        now_ms: u64,
+        last_commit: Option<CommitCertificate>,
+        attestations: Vec<Envelope>,
+    ) -> Block {
+        let height = self.next_height();
+        let root = payload_root(&attestations).unwrap_or_else(|_| merkle::root(&[]));
+        let header = BlockHeader {
+            chain_id: g.chain_id().to_string(),
+            height,
+            parent_hash: self.last_hash.to_vec(),
+            proposer: proposer.to_string(),
+            time_ms: now_ms.max(self.last_time_ms + 1),
+            payload_root: root.to_vec(),
+            last_commit_hash: last_commit
+                .as_ref()
+                .map(|c| hash_bytes(&c.encode_to_vec()).to_vec())
+                .unwrap_or_default(),
+            epoch: epoch_of(height, g.params().epoch_length),
+        };
+        Block {
+            header: Some(header),
+            last_commit,
+            attestations,
+        }
+    }
+}
+
+/// The leaves of a block's attestation tree.
+pub fn attestation_leaves(atts: &[Envelope]) -> Result<Vec<Hash>, BlockError> {
+    atts.iter()
+        .enumerate()
+        .map(|(i, e)| match e.signatures.as_slice() {
+            [s] if s.sig.len() == 64 => Ok(merkle::leaf_hash(&hash_bytes(&e.payload), &s.sig)),
+            _ => Err(BlockError::AttestationShape(i)),
+        })
+        .collect()
+}
+
+pub fn payload_root(atts: &[Envelope]) -> Result<Hash, BlockError> {
+    Ok(merkle::root(&attestation_leaves(atts)?))
+}

@@ -1,0 +1,956 @@
+//! The driver: Tendermint (Buchman, Kwon, Milosevic 2018, Algorithm 1) over
+//! weighted votes, for one validator, across rounds and heights.
+//!
+//! It is a pure state machine. [`Driver::handle`] takes an [`Input`] and the
+//! current time as a value and returns [`Effect`]s for the host to execute in
+//! order. The host must finish a [`Effect::PersistOwn`] (WAL + guard, synced)
+//! before it executes any later effect, which is how a signed message never
+//! leaves the node before it is durable.
+//!
+//! The line numbers in comments refer to Algorithm 1 of the paper.
+
+use crate::certificate;
+use crate::chain::ChainState;
+use crate::genesis::Genesis;
+use crate::messages::{
+    self, check_proposal, check_vote, new_vote, sign_proposal, sign_vote, VerifiedProposal, VerifiedVote,
+};
+use crate::signing::Signer;
+use crate::types::{Hash, Height, Round, SignPosition, SignStep};
+use crate::vote_keeper::{AddOutcome, VoteKeeper, VoteSet};
+use bizra_proto::{
+    consensus_message::Msg, Block, CommitCertificate, ConsensusMessage, Envelope, Equivocation, Proposal, SignedVote,
+    VoteKind,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// How far ahead (in rounds) votes and proposals are kept.
+pub const ROUND_WINDOW: Round = 64;
+/// How far ahead (in heights) messages are buffered.
+pub const FUTURE_HEIGHTS: Height = 4;
+/// Most buffered future-height messages.
+pub const FUTURE_BUFFER: usize = 8192;
+/// Most distinct proposals kept per round (an equivocating proposer's extras
+/// are dropped).
+pub const PROPOSALS_PER_ROUND: usize = 2;
+
+/// Round timeouts, in ms. Each grows linearly with the round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub propose_ms: u64,
+    pub prevote_ms: u64,
+    pub precommit_ms: u64,
+    /// Added per round to each of the above.
+    pub delta_ms: u64,
+    /// Pause after a decision before starting the next height (block pacing).
+    pub commit_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            propose_ms: 1000,
+            prevote_ms: 500,
+            precommit_ms: 500,
+            delta_ms: 250,
+            commit_ms: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimeoutKind {
+    Propose,
+    Prevote,
+    Precommit,
+    /// Start the height after the commit pause.
+    NewHeight,
+    /// Re-send our votes of the current round, so that lost messages cannot
+    /// stall a round (the paper assumes reliable gossip; networks drop).
+    Rebroadcast,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timeout {
+    pub height: Height,
+    pub round: Round,
+    pub kind: TimeoutKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    Propose,
+    Prevote,
+    Precommit,
+}
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    Proposal(VerifiedProposal),
+    Vote(VerifiedVote),
+    Timeout(Timeout),
+    /// Answer to [`Effect::RequestValue`]: the payload for our proposal.
+    ProposeValue {
+        height: Height,
+        round: Round,
+        attestations: Vec<Envelope>,
+    },
+    /// A finalized block and its certificate, fetched by sync.
+    SyncedBlock {
+        block: Block,
+        commit: CommitCertificate,
+    },
+    /// A message this validator signed before a restart, read from the WAL.
+    /// Replay these before any network input.
+    RestoreOwn(ConsensusMessage),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Durably record a message this validator signed (WAL entry and sign
+    /// guard, synced). Later effects must wait until it is done.
+    PersistOwn {
+        position: SignPosition,
+        msg: ConsensusMessage,
+    },
+    Broadcast(ConsensusMessage),
+    ScheduleTimeout {
+        timeout: Timeout,
+        after_ms: u64,
+    },
+    /// We propose at (height, round): answer with [`Input::ProposeValue`].
+    RequestValue {
+        height: Height,
+        round: Round,
+    },
+    /// A block is final. `state` is the chain state after it, to persist
+    /// atomically with the block.
+    Decided {
+        block: Block,
+        hash: Hash,
+        commit: CommitCertificate,
+        round: Round,
+        state: Box<ChainState>,
+    },
+    /// More precommits arrived for the last decided block.
+    CommitUpdated(CommitCertificate),
+    Evidence(Equivocation),
+    /// Messages from a height above ours arrived, or a decision whose block we
+    /// lack: fetch finalized blocks starting at `from`.
+    SyncNeeded {
+        from: Height,
+        seen: Height,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct ProposalEntry {
+    hash: Hash,
+    pol_round: Option<Round>,
+    valid: bool,
+}
+
+struct LastDecision {
+    height: Height,
+    round: Round,
+    hash: Hash,
+    precommits: VoteSet,
+    keeper: VoteKeeper,
+}
+
+/// Errors from [`Driver::handle`] are about the input, never fatal.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DriverError {
+    #[error("synced block: {0}")]
+    SyncedBlock(String),
+    #[error("restored message: {0}")]
+    Restore(String),
+}
+
+pub struct Driver {
+    genesis: Arc<Genesis>,
+    timeouts: Timeouts,
+    threshold_bps: u32,
+    signer: Option<Signer>,
+    me: Option<usize>,
+    chain: ChainState,
+    last_commit: Option<CommitCertificate>,
+    // Current height.
+    height: Height,
+    round: Round,
+    step: Step,
+    started: bool,
+    locked: Option<(Hash, Round)>,
+    valid: Option<(Hash, Round)>,
+    keeper: VoteKeeper,
+    proposals: BTreeMap<Round, Vec<ProposalEntry>>,
+    blocks: HashMap<Hash, Block>,
+    /// What we signed at this height, by (round, step).
+    own: BTreeMap<(Round, SignStep), ConsensusMessage>,
+    /// Highest position ever signed (from storage across restarts).
+    guard: Option<SignPosition>,
+    prevote_timeout_set: BTreeSet<Round>,
+    precommit_timeout_set: BTreeSet<Round>,
+    polka_done: BTreeSet<Round>,
+    value_requested: BTreeSet<Round>,
+    future: Vec<Input>,
+    max_seen_height: Height,
+    missing_block_reported: bool,
+    last: Option<LastDecision>,
+    proposer_cache: HashMap<Round, usize>,
+}
+
+impl Driver {
+    /// A driver at the height after `chain`. `last_commit` certifies
+    /// `chain.height` (None at genesis). `guard` is the highest position this
+    /// validator ever signed, from durable storage.
+    pub fn new(
+        genesis: Arc<Genesis>,
+        chain: ChainState,
+        last_commit: Option<CommitCertificate>,
+        signer: Option<Signer>,
+        guard: Option<SignPosition>,
+        timeouts: Timeouts,
+    ) -> Self {
+        let me = signer.as_ref().and_then(|s| genesis.members.index_of(s.id()));
+        let threshold_bps = genesis.params().fast_threshold_bps;
+        let keeper = VoteKeeper::new(chain.weights.weights.clone(), threshold_bps);
+        Driver {
+            height: chain.next_height(),
+            genesis,
+            timeouts,
+            threshold_bps,
+            signer,
+            me,
+            chain,
+            last_commit,
+            round: 0,
+            step: Step::Propose,
+            started: false,
+            locked: None,
+            valid: None,
+            keeper,
+            proposals: BTreeMap::new(),
+            blocks: HashMap::new(),
+            own: BTreeMap::new(),
+            guard,
+            prevote_timeout_set: BTreeSet::new(),
+            precommit_timeout_set: BTreeSet::new(),
+            polka_done: BTreeSet::new(),
+            value_requested: BTreeSet::new(),
+            future: Vec::new(),
+            max_seen_height: 0,
+            missing_block_reported: false,
+            last: None,
+            proposer_cache: HashMap::new(),
+        }
+    }
+
+    pub fn height(&self) -> Height {
+        self.height
+    }
+    pub fn round(&self) -> Round {
+        self.round
+    }
+    pub fn step(&self) -> Step {
+        self.step
+    }
+    pub fn chain(&self) -> &ChainState {
+        &self.chain
+    }
+    pub fn genesis(&self) -> &Arc<Genesis> {
+        &self.genesis
+    }
+    pub fn last_commit(&self) -> Option<&CommitCertificate> {
+        self.last_commit.as_ref()
+    }
+    /// Highest height seen in any checked message (0 if none above ours).
+    pub fn max_seen_height(&self) -> Height {
+        self.max_seen_height
+    }
+    /// The votes of the current height.
+    pub fn votes(&self) -> &VoteKeeper {
+        &self.keeper
+    }
+    pub fn locked(&self) -> Option<(Hash, Round)> {
+        self.locked
+    }
+    /// Validator index of the proposer of `round` at the current height.
+    pub fn proposer(&mut self, round: Round) -> usize {
+        if let Some(p) = self.proposer_cache.get(&round) {
+            return *p;
+        }
+        let p = self.chain.proposer(round);
+        self.proposer_cache.insert(round, p);
+        p
+    }
+
+    /// Checks a vote from the network against this chain's membership.
+    pub fn check_vote(&self, sv: &SignedVote) -> Result<VerifiedVote, messages::MessageError> {
+        check_vote(self.genesis.chain_id(), &self.genesis.members, sv)
+    }
+
+    pub fn check_proposal(&self, sp: &bizra_proto::SignedProposal) -> Result<VerifiedProposal, messages::MessageError> {
+        check_proposal(self.genesis.chain_id(), &self.genesis.members, sp)
+    }
+
+    /// Starts consensus at the current height (round 0, or the highest round
+    /// restored from the WAL). Call once, after any [`Input::RestoreOwn`].
+    pub fn start(&mut self, _now_ms: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let round = self.own.keys().map(|(r, _)| *r).max().unwrap_or(0);
+        self.started = true;
+        self.start_round(round, &mut fx);
+        self.process(&mut fx);
+        fx
+    }
+
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<Vec<Effect>, DriverError> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Proposal(p) => self.on_proposal(p, &mut fx),
+            Input::Vote(v) => self.on_vote(v, &mut fx),
+            Input::Timeout(t) => self.on_timeout(t, &mut fx),
+            Input::ProposeValue {
+                height,
+                round,
+                attestations,
+            } => self.on_value(now_ms, height, round, attestations, &mut fx),
+            Input::SyncedBlock { block, commit } => self.on_synced(block, commit, &mut fx)?,
+            Input::RestoreOwn(msg) => self.restore_own(msg)?,
+        }
+        if self.started {
+            self.process(&mut fx);
+        }
+        Ok(fx)
+    }
+
+    // ---- inputs ----
+
+    fn on_proposal(&mut self, p: VerifiedProposal, fx: &mut Vec<Effect>) {
+        let (h, r) = (p.proposal().height, p.proposal().round);
+        if h > self.height {
+            self.buffer_future(h, Input::Proposal(p), fx);
+            return;
+        }
+        if h < self.height || r > self.round.saturating_add(ROUND_WINDOW) {
+            return;
+        }
+        if p.proposer != self.proposer(r) {
+            return; // not this round's proposer
+        }
+        let entries = self.proposals.entry(r).or_default();
+        if entries.iter().any(|e| e.hash == p.block_hash) || entries.len() >= PROPOSALS_PER_ROUND {
+            return;
+        }
+        let valid = self.chain.validate_block(&self.genesis, p.block()).is_ok();
+        entries.push(ProposalEntry {
+            hash: p.block_hash,
+            pol_round: p.pol_round(),
+            valid,
+        });
+        if valid {
+            self.blocks.insert(p.block_hash, p.block().clone());
+        }
+    }
+
+    fn on_vote(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) {
+        let h = v.height();
+        if h > self.height {
+            self.buffer_future(h, Input::Vote(v), fx);
+            return;
+        }
+        if h < self.height {
+            self.late_precommit(v, fx);
+            return;
+        }
+        if v.round() > self.round.saturating_add(ROUND_WINDOW) {
+            return;
+        }
+        if let AddOutcome::Equivocation(e) = self.keeper.add(v) {
+            fx.push(Effect::Evidence(*e));
+        }
+    }
+
+    fn late_precommit(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) {
+        let Some(last) = self.last.as_mut() else { return };
+        if v.kind != VoteKind::Precommit || v.height() != last.height {
+            return;
+        }
+        if let AddOutcome::Equivocation(e) = last.keeper.add(v.clone()) {
+            fx.push(Effect::Evidence(*e));
+            return;
+        }
+        if v.round() != last.round || v.value != Some(last.hash) {
+            return;
+        }
+        let w = self.chain.last_weights.weight(v.validator);
+        if last.precommits.add(v, w) == AddOutcome::Added {
+            let signed = last.precommits.signed_for(&Some(last.hash));
+            let cert = CommitCertificate {
+                height: last.height,
+                round: last.round,
+                block_hash: last.hash.to_vec(),
+                precommits: signed,
+            };
+            self.last_commit = Some(cert.clone());
+            fx.push(Effect::CommitUpdated(cert));
+        }
+    }
+
+    fn buffer_future(&mut self, h: Height, input: Input, fx: &mut Vec<Effect>) {
+        if h > self.max_seen_height {
+            self.max_seen_height = h;
+            fx.push(Effect::SyncNeeded {
+                from: self.height,
+                seen: h,
+            });
+        }
+        if h <= self.height + FUTURE_HEIGHTS && self.future.len() < FUTURE_BUFFER {
+            self.future.push(input);
+        }
+    }
+
+    fn on_timeout(&mut self, t: Timeout, fx: &mut Vec<Effect>) {
+        if t.height != self.height {
+            return;
+        }
+        match t.kind {
+            TimeoutKind::NewHeight => {
+                if !self.started {
+                    self.started = true;
+                    self.start_round(0, fx);
+                }
+                return;
+            }
+            _ if t.round != self.round => return,
+            TimeoutKind::Rebroadcast => {
+                self.rebroadcast_own(fx);
+                self.schedule_rebroadcast(fx);
+                return;
+            }
+            _ => {}
+        }
+        // Lost votes must not stall a round: re-send ours on every timeout.
+        self.rebroadcast_own(fx);
+        match t.kind {
+            TimeoutKind::Propose if self.step == Step::Propose => {
+                // Lines 57-60.
+                self.vote(VoteKind::Prevote, None, fx);
+                self.step = Step::Prevote;
+            }
+            TimeoutKind::Prevote if self.step == Step::Prevote => {
+                // Lines 61-64.
+                self.vote(VoteKind::Precommit, None, fx);
+                self.step = Step::Precommit;
+            }
+            TimeoutKind::Precommit => {
+                // Lines 65-67.
+                self.start_round(self.round + 1, fx);
+            }
+            _ => {}
+        }
+    }
+
+    fn schedule_rebroadcast(&self, fx: &mut Vec<Effect>) {
+        fx.push(Effect::ScheduleTimeout {
+            timeout: Timeout {
+                height: self.height,
+                round: self.round,
+                kind: TimeoutKind::Rebroadcast,
+            },
+            after_ms: self.timeouts.propose_ms + self.timeouts.delta_ms * self.round as u64,
+        });
+    }
+
+    fn rebroadcast_own(&self, fx: &mut Vec<Effect>) {
+        // Our votes of this round, and our precommits of earlier rounds: a
+        // peer still in an earlier round needs a precommit quorum there to
+        // time out and catch up (lines 47-48, 65-67).
+        for ((r, step), msg) in &self.own {
+            if (*r == self.round && *step != SignStep::Proposal) || *step == SignStep::Precommit {
+                fx.push(Effect::Broadcast(msg.clone()));
+            }
+        }
+        // Also the polkas behind our valid value and behind this round's
+        // proposal: peers that missed them (or lost them in a crash) cannot
+        // accept a re-proposal carrying that round (lines 28-33) without them.
+        let mut polkas: Vec<(Hash, Round)> = self.valid.into_iter().collect();
+        if let Some(p) = self.proposals.get(&self.round).and_then(|e| e.first()) {
+            if let Some(vr) = p.pol_round {
+                if !polkas.contains(&(p.hash, vr)) {
+                    polkas.push((p.hash, vr));
+                }
+            }
+        }
+        for (v, vr) in polkas {
+            if !self.keeper.quorum_for(vr, VoteKind::Prevote, &Some(v)) {
+                continue;
+            }
+            if let Some(set) = self.keeper.set(vr, VoteKind::Prevote) {
+                for sv in set.signed_for(&Some(v)) {
+                    fx.push(Effect::Broadcast(ConsensusMessage {
+                        msg: Some(Msg::Vote(sv)),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn on_value(&mut self, now_ms: u64, h: Height, r: Round, atts: Vec<Envelope>, fx: &mut Vec<Effect>) {
+        if h != self.height
+            || r != self.round
+            || self.step != Step::Propose
+            || self.own.contains_key(&(r, SignStep::Proposal))
+        {
+            return;
+        }
+        let Some(signer) = self.signer.clone() else { return };
+        let block = self
+            .chain
+            .build_block(&self.genesis, signer.id(), now_ms, self.last_commit.clone(), atts);
+        self.propose(block, None, fx);
+    }
+
+    fn on_synced(&mut self, block: Block, commit: CommitCertificate, fx: &mut Vec<Effect>) -> Result<(), DriverError> {
+        let h = block.header.as_ref().map(|h| h.height).unwrap_or(0);
+        if h < self.height {
+            return Ok(()); // already final here
+        }
+        if h > self.height {
+            return Err(DriverError::SyncedBlock(format!(
+                "height {h} is ahead of {}",
+                self.height
+            )));
+        }
+        let hash = self
+            .chain
+            .validate_block(&self.genesis, &block)
+            .map_err(|e| DriverError::SyncedBlock(e.to_string()))?;
+        certificate::verify(
+            self.genesis.chain_id(),
+            &self.genesis.members,
+            &self.chain.weights,
+            self.threshold_bps,
+            &commit,
+            Some((h, hash)),
+        )
+        .map_err(|e| DriverError::SyncedBlock(format!("commit: {e}")))?;
+        let round = commit.round;
+        self.decide(block, hash, commit, round, fx);
+        Ok(())
+    }
+
+    fn restore_own(&mut self, msg: ConsensusMessage) -> Result<(), DriverError> {
+        let me = self.me.ok_or_else(|| DriverError::Restore("not a validator".into()))?;
+        let (h, r, step) = match &msg.msg {
+            Some(Msg::Vote(sv)) => {
+                let v = self.check_vote(sv).map_err(|e| DriverError::Restore(e.to_string()))?;
+                if v.validator != me {
+                    return Err(DriverError::Restore("vote is not ours".into()));
+                }
+                (v.height(), v.round(), v.step())
+            }
+            Some(Msg::Proposal(sp)) => {
+                let p = self
+                    .check_proposal(sp)
+                    .map_err(|e| DriverError::Restore(e.to_string()))?;
+                if p.proposer != me {
+                    return Err(DriverError::Restore("proposal is not ours".into()));
+                }
+                (p.proposal().height, p.proposal().round, SignStep::Proposal)
+            }
+            None => return Err(DriverError::Restore("empty message".into())),
+        };
+        if h != self.height {
+            return Ok(()); // an old height: nothing to restore
+        }
+        let pos = SignPosition {
+            height: h,
+            round: r,
+            step,
+        };
+        if self.guard.is_none_or(|g| g < pos) {
+            self.guard = Some(pos);
+        }
+        // Re-deliver it to ourselves so the tally and locks are as before.
+        match &msg.msg {
+            Some(Msg::Vote(sv)) => {
+                let v = self.check_vote(sv).expect("checked above");
+                if v.kind == VoteKind::Precommit {
+                    if let Some(val) = v.value {
+                        // We precommit a value exactly when we lock on it (line 38).
+                        if self.locked.is_none_or(|(_, lr)| lr <= r) {
+                            self.locked = Some((val, r));
+                            self.valid = Some((val, r));
+                        }
+                    }
+                }
+                let _ = self.keeper.add(v);
+            }
+            Some(Msg::Proposal(sp)) => {
+                let p = self.check_proposal(sp).expect("checked above");
+                let mut ignored = Vec::new();
+                self.on_proposal(p, &mut ignored);
+            }
+            None => {}
+        }
+        self.own.insert((r, step), msg);
+        Ok(())
+    }
+
+    // ---- the algorithm ----
+
+    fn start_round(&mut self, r: Round, fx: &mut Vec<Effect>) {
+        // Lines 11-21.
+        self.round = r;
+        self.step = Step::Propose;
+        if let Some(step) = self.own.keys().filter(|(rr, _)| *rr == r).map(|(_, s)| *s).max() {
+            self.step = match step {
+                SignStep::Proposal => Step::Propose,
+                SignStep::Prevote => Step::Prevote,
+                SignStep::Precommit => Step::Precommit,
+            };
+        }
+        let h = self.height;
+        fx.push(Effect::ScheduleTimeout {
+            timeout: Timeout {
+                height: h,
+                round: r,
+                kind: TimeoutKind::Propose,
+            },
+            after_ms: self.timeouts.propose_ms + self.timeouts.delta_ms * r as u64,
+        });
+        self.schedule_rebroadcast(fx);
+        if self.me.is_some() && self.proposer(r) == self.me.unwrap() && self.step == Step::Propose {
+            if let Some(own) = self.own.get(&(r, SignStep::Proposal)) {
+                fx.push(Effect::Broadcast(own.clone()));
+            } else if let Some((v, vr)) = self.valid {
+                if let Some(block) = self.blocks.get(&v).cloned() {
+                    self.propose(block, Some(vr), fx);
+                    return;
+                }
+                self.request_value(r, fx);
+            } else {
+                self.request_value(r, fx);
+            }
+        }
+    }
+
+    fn request_value(&mut self, r: Round, fx: &mut Vec<Effect>) {
+        if self.value_requested.insert(r) {
+            fx.push(Effect::RequestValue {
+                height: self.height,
+                round: r,
+            });
+        }
+    }
+
+    fn propose(&mut self, block: Block, pol_round: Option<Round>, fx: &mut Vec<Effect>) {
+        let Some(signer) = self.signer.clone() else { return };
+        let (h, r) = (self.height, self.round);
+        let pos = SignPosition {
+            height: h,
+            round: r,
+            step: SignStep::Proposal,
+        };
+        if !self.may_sign(pos) {
+            return;
+        }
+        let hash = messages::block_hash(&block).expect("header");
+        let proposal = Proposal {
+            chain_id: self.genesis.chain_id().to_string(),
+            height: h,
+            round: r,
+            pol_round: pol_round.map(|r| r as i64).unwrap_or(-1),
+            block_hash: hash.to_vec(),
+            proposer: signer.id().to_string(),
+        };
+        let sp = sign_proposal(&signer, proposal, block);
+        let msg = ConsensusMessage {
+            msg: Some(Msg::Proposal(sp.clone())),
+        };
+        self.record_signed(pos, msg, fx);
+        let p = self.check_proposal(&sp).expect("own proposal verifies");
+        self.on_proposal(p, fx);
+    }
+
+    /// The double-sign guard: never sign below the highest signed position,
+    /// and at it only what we already signed (which `vote` re-sends instead).
+    fn may_sign(&self, pos: SignPosition) -> bool {
+        self.guard.is_none_or(|g| pos > g) && !self.own.contains_key(&(pos.round, pos.step))
+    }
+
+    fn record_signed(&mut self, pos: SignPosition, msg: ConsensusMessage, fx: &mut Vec<Effect>) {
+        self.guard = Some(pos);
+        self.own.insert((pos.round, pos.step), msg.clone());
+        fx.push(Effect::PersistOwn {
+            position: pos,
+            msg: msg.clone(),
+        });
+        fx.push(Effect::Broadcast(msg));
+    }
+
+    fn vote(&mut self, kind: VoteKind, value: Option<Hash>, fx: &mut Vec<Effect>) {
+        let Some(signer) = self.signer.clone() else { return };
+        if self.me.is_none() {
+            return;
+        }
+        let step = if kind == VoteKind::Precommit {
+            SignStep::Precommit
+        } else {
+            SignStep::Prevote
+        };
+        let pos = SignPosition {
+            height: self.height,
+            round: self.round,
+            step,
+        };
+        if let Some(prev) = self.own.get(&(self.round, step)) {
+            // Restored from the WAL: re-send exactly what we signed.
+            fx.push(Effect::Broadcast(prev.clone()));
+            return;
+        }
+        if !self.may_sign(pos) {
+            return;
+        }
+        let sv = sign_vote(
+            &signer,
+            new_vote(
+                self.genesis.chain_id(),
+                self.height,
+                self.round,
+                kind,
+                value,
+                signer.id(),
+            ),
+        );
+        let msg = ConsensusMessage {
+            msg: Some(Msg::Vote(sv.clone())),
+        };
+        self.record_signed(pos, msg, fx);
+        let v = self.check_vote(&sv).expect("own vote verifies");
+        let _ = self.keeper.add(v);
+    }
+
+    /// Applies the rules of Algorithm 1 until none fires.
+    fn process(&mut self, fx: &mut Vec<Effect>) {
+        loop {
+            let height = self.height;
+            let changed = self.rule_decide(fx) || (height == self.height && (self.rule_skip(fx) || self.rule_step(fx)));
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// Lines 49-54: a precommit quorum for a value we hold decides it.
+    fn rule_decide(&mut self, fx: &mut Vec<Effect>) -> bool {
+        for (r, v) in self.keeper.precommit_quorums() {
+            if let Some(block) = self.blocks.get(&v).cloned() {
+                let signed = self
+                    .keeper
+                    .set(r, VoteKind::Precommit)
+                    .expect("quorum")
+                    .signed_for(&Some(v));
+                let cert = CommitCertificate {
+                    height: self.height,
+                    round: r,
+                    block_hash: v.to_vec(),
+                    precommits: signed,
+                };
+                self.decide(block, v, cert, r, fx);
+                return true;
+            } else if !self.missing_block_reported {
+                self.missing_block_reported = true;
+                fx.push(Effect::SyncNeeded {
+                    from: self.height,
+                    seen: self.height,
+                });
+            }
+        }
+        false
+    }
+
+    /// Lines 55-56: more than a third of the weight is in a later round.
+    fn rule_skip(&mut self, fx: &mut Vec<Effect>) -> bool {
+        if !self.started {
+            return false;
+        }
+        match self.keeper.skip_round(self.round) {
+            Some(r) => {
+                self.start_round(r, fx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn rule_step(&mut self, fx: &mut Vec<Effect>) -> bool {
+        if !self.started {
+            return false;
+        }
+        let (h, r) = (self.height, self.round);
+        let first = self.proposals.get(&r).and_then(|e| e.first()).cloned();
+        // Lines 22-27 and 28-33: prevote on the round's proposal.
+        if self.step == Step::Propose {
+            if let Some(p) = &first {
+                let vote = match p.pol_round {
+                    None => Some(p.valid && self.locked.is_none_or(|(lv, _)| lv == p.hash)),
+                    Some(vr) if vr < r && self.keeper.quorum_for(vr, VoteKind::Prevote, &Some(p.hash)) => {
+                        Some(p.valid && self.locked.is_none_or(|(lv, lr)| lr <= vr || lv == p.hash))
+                    }
+                    _ => None,
+                };
+                if let Some(ok) = vote {
+                    self.vote(VoteKind::Prevote, ok.then_some(p.hash), fx);
+                    self.step = Step::Prevote;
+                    return true;
+                }
+            }
+        }
+        // Lines 34-35: any prevote quorum starts the prevote timeout.
+        if self.step == Step::Prevote
+            && self.keeper.quorum_any(r, VoteKind::Prevote)
+            && self.prevote_timeout_set.insert(r)
+        {
+            fx.push(Effect::ScheduleTimeout {
+                timeout: Timeout {
+                    height: h,
+                    round: r,
+                    kind: TimeoutKind::Prevote,
+                },
+                after_ms: self.timeouts.prevote_ms + self.timeouts.delta_ms * r as u64,
+            });
+        }
+        // Lines 36-43: a polka for a valid proposal locks (if prevoting) and
+        // sets the valid value, the first time per round.
+        if self.step >= Step::Prevote && !self.polka_done.contains(&r) {
+            let polka = self
+                .proposals
+                .get(&r)
+                .into_iter()
+                .flatten()
+                .find(|e| e.valid && self.keeper.quorum_for(r, VoteKind::Prevote, &Some(e.hash)))
+                .map(|e| e.hash);
+            if let Some(v) = polka {
+                self.polka_done.insert(r);
+                if self.step == Step::Prevote {
+                    self.locked = Some((v, r));
+                    self.vote(VoteKind::Precommit, Some(v), fx);
+                    self.step = Step::Precommit;
+                }
+                self.valid = Some((v, r));
+                return true;
+            }
+        }
+        // Lines 44-46: a nil polka precommits nil.
+        if self.step == Step::Prevote && self.keeper.quorum_for(r, VoteKind::Prevote, &None) {
+            self.vote(VoteKind::Precommit, None, fx);
+            self.step = Step::Precommit;
+            return true;
+        }
+        // Lines 47-48: any precommit quorum starts the precommit timeout.
+        if self.keeper.quorum_any(r, VoteKind::Precommit) && self.precommit_timeout_set.insert(r) {
+            fx.push(Effect::ScheduleTimeout {
+                timeout: Timeout {
+                    height: h,
+                    round: r,
+                    kind: TimeoutKind::Precommit,
+                },
+                after_ms: self.timeouts.precommit_ms + self.timeouts.delta_ms * r as u64,
+            });
+        }
+        false
+    }
+
+    fn decide(&mut self, block: Block, hash: Hash, cert: CommitCertificate, round: Round, fx: &mut Vec<Effect>) {
+        let decided_height = self.height;
+        self.chain.apply(&self.genesis, &block, hash);
+        // Keep collecting late precommits for economic finality.
+        let mut precommits = VoteSet::default();
+        let old_keeper = std::mem::replace(
+            &mut self.keeper,
+            VoteKeeper::new(self.chain.weights.weights.clone(), self.threshold_bps),
+        );
+        for sv in &cert.precommits {
+            if let Some(v) = sv
+                .vote
+                .as_ref()
+                .and_then(|v| self.genesis.members.index_of(&v.validator))
+            {
+                if let Ok(vv) = self.check_vote_trusted(sv, v) {
+                    let w = self.chain.last_weights.weight(v);
+                    let _ = precommits.add(vv, w);
+                }
+            }
+        }
+        self.last = Some(LastDecision {
+            height: decided_height,
+            round,
+            hash,
+            precommits,
+            keeper: old_keeper,
+        });
+        self.last_commit = Some(cert.clone());
+        fx.push(Effect::Decided {
+            block,
+            hash,
+            commit: cert,
+            round,
+            state: Box::new(self.chain.clone()),
+        });
+        // Reset for the next height.
+        self.height = self.chain.next_height();
+        self.round = 0;
+        self.step = Step::Propose;
+        self.locked = None;
+        self.valid = None;
+        self.proposals.clear();
+        self.blocks.clear();
+        self.own.clear();
+        self.prevote_timeout_set.clear();
+        self.precommit_timeout_set.clear();
+        self.polka_done.clear();
+        self.value_requested.clear();
+        self.missing_block_reported = false;
+        self.proposer_cache.clear();
+        if self.timeouts.commit_ms > 0 {
+            self.started = false;
+            fx.push(Effect::ScheduleTimeout {
+                timeout: Timeout {
+                    height: self.height,
+                    round: 0,
+                    kind: TimeoutKind::NewHeight,
+                },
+                after_ms: self.timeouts.commit_ms,
+            });
+        } else {
+            self.started = true;
+            self.start_round(0, fx);
+        }
+        // Replay buffered messages for the new height.
+        let future = std::mem::take(&mut self.future);
+        for input in future {
+            match input {
+                Input::Vote(v) => self.on_vote(v, fx),
+                Input::Proposal(p) => self.on_proposal(p, fx),
+                _ => {}
+            }
+        }
+    }
+
+    /// Builds a VerifiedVote from a vote already inside a verified certificate.
+    fn check_vote_trusted(&self, sv: &SignedVote, validator: usize) -> Result<VerifiedVote, ()> {
+        let v = sv.vote.as_ref().ok_or(())?;
+        let kind = messages::vote_kind(v).ok_or(())?;
+        let value = crate::types::hash_from_slice(&v.block_hash).map_err(|_| ())?;
+        Ok(VerifiedVote {
+            signed: sv.clone(),
+            validator,
+            kind,
+            value,
+        })
+    }
+}

@@ -1,0 +1,284 @@
+//! `genesis.json` (CONTRACT section 3): parsing and validation.
+//!
+//! A node refuses a genesis that is malformed, has duplicate validators, or
+//! sets unsafe thresholds, and the error says which. `genesis_hash` is the
+//! BLAKE3 of the file's exact bytes.
+
+use crate::quorum::{DEFAULT_ECONOMIC_THRESHOLD_BPS, DEFAULT_FAST_THRESHOLD_BPS, MIN_SAFE_THRESHOLD_BPS};
+use crate::signing::parse_validator_id;
+use crate::types::{hash_bytes, Hash};
+use crate::validators::{Member, Membership};
+use crate::weights::WeightParams;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Largest genesis file accepted, in bytes.
+pub const MAX_GENESIS_BYTES: usize = 16 << 20;
+/// Largest validator set accepted.
+pub const MAX_VALIDATORS: usize = 10_000;
+
+fn default_fast() -> u32 {
+    DEFAULT_FAST_THRESHOLD_BPS
+}
+fn default_economic() -> u32 {
+    DEFAULT_ECONOMIC_THRESHOLD_BPS
+}
+fn default_epoch_length() -> u64 {
+    100
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GenesisParams {
+    #[serde(default = "default_fast")]
+    pub fast_threshold_bps: u32,
+    #[serde(default = "default_economic")]
+    pub economic_threshold_bps: u32,
+    #[serde(default = "default_epoch_length")]
+    pub epoch_length: u64,
+    #[serde(flatten)]
+    pub weights: WeightParams,
+}
+
+impl Default for GenesisParams {
+    fn default() -> Self {
+        GenesisParams {
+            fast_threshold_bps: DEFAULT_FAST_THRESHOLD_BPS,
+            economic_threshold_bps: DEFAULT_ECONOMIC_THRESHOLD_BPS,
+            epoch_length: default_epoch_length(),
+            weights: WeightParams::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GenesisValidator {
+    pub id: String,
+    pub stake: u64,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The JSON document. Unknown keys are allowed and ignored.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GenesisDoc {
+    pub chain_id: String,
+    pub genesis_time_ms: u64,
+    #[serde(default)]
+    pub params: GenesisParams,
+    pub validators: Vec<GenesisValidator>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GenesisError {
+    #[error("genesis is not valid JSON for the schema: {0}")]
+    Malformed(String),
+    #[error("genesis is {0} bytes, above the {MAX_GENESIS_BYTES} byte limit")]
+    TooLarge(usize),
+    #[error("chain_id {0:?} is invalid: use 1-64 characters of [A-Za-z0-9._-]")]
+    ChainId(String),
+    #[error("genesis has no validators")]
+    NoValidators,
+    #[error("genesis has {0} validators, above the limit of {MAX_VALIDATORS}")]
+    TooManyValidators(usize),
+    #[error("validator #{index} id {id:?} is invalid: {reason}")]
+    ValidatorId { index: usize, id: String, reason: String },
+    #[error("validator {0} appears more than once")]
+    DuplicateValidator(String),
+    #[error("unsafe threshold: fast_threshold_bps = {0}; it must be between {MIN_SAFE_THRESHOLD_BPS} and 10000, because at or below two thirds safety is lost")]
+    UnsafeFastThreshold(u32),
+    #[error("economic_threshold_bps = {economic} must be between fast_threshold_bps ({fast}) and 10000")]
+    EconomicThreshold { economic: u32, fast: u32 },
+    #[error("epoch_length must be at least 1")]
+    EpochLength,
+    #[error("weight parameters: {0}")]
+    Weights(String),
+}
+
+/// A validated genesis.
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    pub doc: GenesisDoc,
+    pub hash: Hash,
+    pub members: Arc<Membership>,
+}
+
+impl Genesis {
+    /// Parses and validates genesis bytes. `threshold_floor` is the minimum
+    /// fast threshold; nodes always use [`MIN_SAFE_THRESHOLD_BPS`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Genesis, GenesisError> {
+        Self::from_bytes_with_floor(bytes, MIN_SAFE_THRESHOLD_BPS)
+    }
+
+    /// As [`Genesis::from_bytes`] with a lower floor: only for the simulator,
+    /// to demonstrate that the safety checker finds forks below two thirds.
+    pub fn from_bytes_with_floor(bytes: &[u8], floor: u32) -> Result<Genesis, GenesisError> {
+        if bytes.len() > MAX_GENESIS_BYTES {
+            return Err(GenesisError::TooLarge(bytes.len()));
+        }
+        let doc: GenesisDoc = serde_json::from_slice(bytes).map_err(|e| GenesisError::Malformed(e.to_string()))?;
+        let members = validate(&doc, floor)?;
+        Ok(Genesis {
+            hash: hash_bytes(bytes),
+            doc,
+            members: Arc::new(members),
+        })
+    }
+
+    /// Serializes a document and parses it back, for generated testnets.
+    pub fn from_doc(doc: &GenesisDoc) -> Result<(Genesis, Vec<u8>), GenesisError> {
+        let bytes = serde_json::to_vec_pretty(doc).map_err(|e| GenesisError::Malformed(e.to_string()))?;
+        Ok((Genesis::from_bytes(&bytes)?, bytes))
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.doc.chain_id
+    }
+    pub fn params(&self) -> &GenesisParams {
+        &self.doc.params
+    }
+}
+
+fn valid_chain_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
+}
+
+fn validate(doc: &GenesisDoc, floor: u32) -> Result<Membership, GenesisError> {
+    if !valid_chain_id(&doc.chain_id) {
+        return Err(GenesisError::ChainId(doc.chain_id.clone()));
+    }
+    let p = &doc.params;
+    if p.fast_threshold_bps < floor || p.fast_threshold_bps > 10_000 {
+        return Err(GenesisError::UnsafeFastThreshold(p.fast_threshold_bps));
+    }
+    if p.economic_threshold_bps < p.fast_threshold_bps || p.economic_threshold_bps > 10_000 {
+        return Err(GenesisError::EconomicThreshold {
+            economic: p.economic_threshold_bps,
+            fast: p.fast_threshold_bps,
+        });
+    }
+    if p.epoch_length == 0 {
+        return Err(GenesisError::EpochLength);
+    }
+    p.weights.validate().map_err(GenesisError::Weights)?;
+    if doc.validators.is_empty() {
+        return Err(GenesisError::NoValidators);
+    }
+    if doc.validators.len() > MAX_VALIDATORS {
+        return Err(GenesisError::TooManyValidators(doc.validators.len()));
+    }
+    let mut seen = HashSet::new();
+    let mut members = Vec::with_capacity(doc.validators.len());
+    for (index, v) in doc.validators.iter().enumerate() {
+        let key = parse_validator_id(&v.id).map_err(|e| GenesisError::ValidatorId {
+            index,
+            id: v.id.clone(),
+            reason: e.to_string(),
+        })?;
+        if !seen.insert(v.id.clone()) {
+            return Err(GenesisError::DuplicateValidator(v.id.clone()));
+        }
+        members.push(Member {
+            id: v.id.clone(),
+            name: v.name.clone(),
+            stake: v.stake,
+            key,
+        });
+    }
+    Ok(Membership::new(members))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::Signer;
+
+    fn doc(n: usize) -> GenesisDoc {
+        GenesisDoc {
+            chain_id: "bizra-test".into(),
+            genesis_time_ms: 1,
+            params: GenesisParams::default(),
+            validators: (0..n)
+                .map(|i| GenesisValidator {
+                    id: Signer::from_secret([i as u8 + 1; 32]).id().to_string(),
+                    stake: 1000,
+                    name: format!("v{i}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn valid_genesis_parses_and_hash_is_of_exact_bytes() {
+        let (g, bytes) = Genesis::from_doc(&doc(4)).unwrap();
+        assert_eq!(g.members.len(), 4);
+        assert_eq!(g.hash, hash_bytes(&bytes));
+        let mut spaced = bytes.clone();
+        spaced.push(b'\n');
+        assert_ne!(Genesis::from_bytes(&spaced).unwrap().hash, g.hash);
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        let mut d = doc(3);
+        d.validators[2].id = d.validators[0].id.clone();
+        assert!(matches!(
+            Genesis::from_doc(&d).unwrap_err(),
+            GenesisError::DuplicateValidator(_)
+        ));
+
+        let mut d = doc(3);
+        d.params.fast_threshold_bps = 6666;
+        assert_eq!(
+            Genesis::from_doc(&d).unwrap_err(),
+            GenesisError::UnsafeFastThreshold(6666)
+        );
+        assert!(Genesis::from_doc(&d).unwrap_err().to_string().contains("two thirds"));
+
+        let mut d = doc(3);
+        d.params.economic_threshold_bps = 6000;
+        assert!(matches!(
+            Genesis::from_doc(&d).unwrap_err(),
+            GenesisError::EconomicThreshold { .. }
+        ));
+
+        let mut d = doc(3);
+        d.validators[1].id = "zz".into();
+        assert!(matches!(
+            Genesis::from_doc(&d).unwrap_err(),
+            GenesisError::ValidatorId { index: 1, .. }
+        ));
+
+        let mut d = doc(0);
+        d.chain_id = "x".into();
+        assert_eq!(Genesis::from_doc(&d).unwrap_err(), GenesisError::NoValidators);
+
+        let mut d = doc(1);
+        d.chain_id = "bad chain".into();
+        assert!(matches!(Genesis::from_doc(&d).unwrap_err(), GenesisError::ChainId(_)));
+
+        assert!(matches!(
+            Genesis::from_bytes(b"{not json").unwrap_err(),
+            GenesisError::Malformed(_)
+        ));
+        assert!(matches!(
+            Genesis::from_bytes(b"[]").unwrap_err(),
+            GenesisError::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_are_allowed_and_defaults_apply() {
+        let v = Signer::from_secret([1; 32]).id().to_string();
+        let json = format!(
+            r#"{{"chain_id":"c","genesis_time_ms":0,"extra":1,"params":{{"epoch_length":5,"x":2}},"validators":[{{"id":"{v}","stake":1,"name":"a","more":true}}]}}"#
+        );
+        let g = Genesis::from_bytes(json.as_bytes()).unwrap();
+        assert_eq!(g.params().fast_threshold_bps, 6667);
+        assert_eq!(g.params().epoch_length, 5);
+        assert_eq!(g.params().weights, WeightParams::default());
+    }
+}

@@ -1,0 +1,208 @@
+//! Signed consensus messages: building, signing and checking them.
+//!
+//! A message from the network becomes a [`VerifiedVote`] or
+//! [`VerifiedProposal`] only through [`check_vote`] / [`check_proposal`]:
+//! canonical encoding, chain id, membership and the one signature rule. The
+//! driver accepts nothing else, so it never processes an unchecked signature,
+//! and the node can check once at the edge (before forwarding gossip).
+
+use crate::signing::{self, Signer};
+use crate::types::{hash_from_slice, Hash, Height, Round, SignStep};
+use crate::validators::Membership;
+use bizra_proto::{payload_type, Block, Proposal, SignedProposal, SignedVote, Vote, VoteKind};
+use prost::Message;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MessageError {
+    #[error("wrong chain id {found:?}, expected {expected:?}")]
+    WrongChain { expected: String, found: String },
+    #[error("signer {0} is not in the validator set")]
+    NotAValidator(String),
+    #[error("bad signature: {0}")]
+    BadSignature(#[from] signing::SigError),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Canonical protobuf encoding: what is signed.
+pub fn encode_vote(v: &Vote) -> Vec<u8> {
+    v.encode_to_vec()
+}
+
+pub fn vote_kind(v: &Vote) -> Option<VoteKind> {
+    match VoteKind::try_from(v.kind) {
+        Ok(VoteKind::Prevote) => Some(VoteKind::Prevote),
+        Ok(VoteKind::Precommit) => Some(VoteKind::Precommit),
+        _ => None,
+    }
+}
+
+/// A vote whose signature, chain and signer were checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedVote {
+    pub signed: SignedVote,
+    pub validator: usize,
+    pub kind: VoteKind,
+    pub value: Option<Hash>,
+}
+
+impl VerifiedVote {
+    pub fn vote(&self) -> &Vote {
+        self.signed.vote.as_ref().expect("checked")
+    }
+    pub fn height(&self) -> Height {
+        self.vote().height
+    }
+    pub fn round(&self) -> Round {
+        self.vote().round
+    }
+    pub fn step(&self) -> SignStep {
+        match self.kind {
+            VoteKind::Precommit => SignStep::Precommit,
+            _ => SignStep::Prevote,
+        }
+    }
+}
+
+/// A proposal whose signature, chain and signer were checked, and whose block
+/// hashes to the proposed hash. Header validity is the driver's business.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifiedProposal {
+    pub signed: SignedProposal,
+    pub proposer: usize,
+    pub block_hash: Hash,
+}
+
+impl VerifiedProposal {
+    pub fn proposal(&self) -> &Proposal {
+        self.signed.proposal.as_ref().expect("checked")
+    }
+    pub fn block(&self) -> &Block {
+        self.signed.block.as_ref().expect("checked")
+    }
+    pub fn pol_round(&self) -> Option<Round> {
+        let r = self.proposal().pol_round;
+        (r >= 0 && r <= u32::MAX as i64).then_some(r as u32)
+    }
+}
+
+pub fn sign_vote(signer: &Signer, vote: Vote) -> SignedVote {
+    let sig = signer.sign(payload_type::VOTE, &encode_vote(&vote));
+    SignedVote {
+        vote: Some(vote),
+        signature: sig.to_vec(),
+    }
+}
+
+pub fn new_vote(
+    chain_id: &str,
+    height: Height,
+    round: Round,
+    kind: VoteKind,
+    value: Option<Hash>,
+    validator: &str,
+) -> Vote {
+    Vote {
+        chain_id: chain_id.to_string(),
+        height,
+        round,
+        kind: kind as i32,
+        block_hash: value.map(|h| h.to_vec()).unwrap_or_default(),
+        validator: validator.to_string(),
+    }
+}
+
+/// Checks a signed vote: canonical encoding, chain id, kind, hash length,
+/// membership and the signature.
+pub fn check_vote(chain_id: &str, members: &Membership, sv: &SignedVote) -> Result<VerifiedVote, MessageError> {
+    let v = sv
+        .vote
+        .as_ref()
+        .ok_or_else(|| MessageError::Malformed("vote missing".into()))?;
+    if v.chain_id != chain_id {
+        return Err(MessageError::WrongChain {
+            expected: chain_id.into(),
+            found: v.chain_id.clone(),
+        });
+    }
+    let kind = vote_kind(v).ok_or_else(|| MessageError::Malformed(format!("unknown vote kind {}", v.kind)))?;
+    let value = hash_from_slice(&v.block_hash).map_err(MessageError::Malformed)?;
+    let validator = members
+        .index_of(&v.validator)
+        .ok_or_else(|| MessageError::NotAValidator(v.validator.clone()))?;
+    signing::verify(
+        &members.get(validator).key,
+        payload_type::VOTE,
+        &encode_vote(v),
+        &sv.signature,
+    )?;
+    Ok(VerifiedVote {
+        signed: sv.clone(),
+        validator,
+        kind,
+        value,
+    })
+}
+
+pub fn block_hash(block: &Block) -> Option<Hash> {
+    block
+        .header
+        .as_ref()
+        .map(|h| crate::types::hash_bytes(&h.encode_to_vec()))
+}
+
+pub fn sign_proposal(signer: &Signer, proposal: Proposal, block: Block) -> SignedProposal {
+    let sig = signer.sign(payload_type::PROPOSAL, &proposal.encode_to_vec());
+    SignedProposal {
+        proposal: Some(proposal),
+        signature: sig.to_vec(),
+        block: Some(block),
+    }
+}
+
+pub fn check_proposal(
+    chain_id: &str,
+    members: &Membership,
+    sp: &SignedProposal,
+) -> Result<VerifiedProposal, MessageError> {
+    let p = sp
+        .proposal
+        .as_ref()
+        .ok_or_else(|| MessageError::Malformed("proposal missing".into()))?;
+    if p.chain_id != chain_id {
+        return Err(MessageError::WrongChain {
+            expected: chain_id.into(),
+            found: p.chain_id.clone(),
+        });
+    }
+    let proposed = hash_from_slice(&p.block_hash)
+        .map_err(MessageError::Malformed)?
+        .ok_or_else(|| MessageError::Malformed("proposal without block hash".into()))?;
+    if p.pol_round < -1 {
+        return Err(MessageError::Malformed(format!("pol_round {} < -1", p.pol_round)));
+    }
+    let block = sp
+        .block
+        .as_ref()
+        .ok_or_else(|| MessageError::Malformed("proposal without block".into()))?;
+    let actual = block_hash(block).ok_or_else(|| MessageError::Malformed("block without header".into()))?;
+    if actual != proposed {
+        return Err(MessageError::Malformed(
+            "block does not hash to the proposed hash".into(),
+        ));
+    }
+    let proposer = members
+        .index_of(&p.proposer)
+        .ok_or_else(|| MessageError::NotAValidator(p.proposer.clone()))?;
+    signing::verify(
+        &members.get(proposer).key,
+        payload_type::PROPOSAL,
+        &p.encode_to_vec(),
+        &sp.signature,
+    )?;
+    Ok(VerifiedProposal {
+        signed: sp.clone(),
+        proposer,
+        block_hash: proposed,
+    })
+}

@@ -1,0 +1,250 @@
+//! The weighted vote keeper: the votes of one height, tallied by weight per
+//! (round, kind, value), with equivocation detection.
+//!
+//! Thresholds are evaluated with the quorum rule of [`crate::quorum`].
+//!
+//! Counting rule: for each value, a validator counts at most once; for "any
+//! value" (the total) it counts once. A validator that signs two different
+//! votes at one (round, kind) is reported as [`Equivocation`] evidence, and
+//! its second vote still counts toward *that* value's tally. This is safe: two
+//! quorums for different values at one round would need more than a third of
+//! the weight to sign both, and only Byzantine validators (under a third) do.
+//! It is also needed for liveness: if the first-arriving vote hid the other,
+//! an honest node could never observe a polka that really exists (the reason
+//! CometBFT tracks conflicting votes per claimed majority). At most
+//! [`MAX_VALUES_PER_VALIDATOR`] values per validator are kept.
+
+use crate::messages::VerifiedVote;
+use crate::quorum;
+use crate::types::{Hash, Round};
+use bizra_proto::{Equivocation, SignedVote, VoteKind};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added,
+    Duplicate,
+    Equivocation(Box<Equivocation>),
+}
+
+/// Distinct values one validator may contribute to per (round, kind).
+pub const MAX_VALUES_PER_VALIDATOR: usize = 2;
+
+#[derive(Clone, Debug, Default)]
+pub struct VoteSet {
+    votes: BTreeMap<usize, Vec<VerifiedVote>>,
+    tally: BTreeMap<Option<Hash>, u128>,
+    total: u128,
+}
+
+impl VoteSet {
+    pub(crate) fn add(&mut self, v: VerifiedVote, weight: u128) -> AddOutcome {
+        if let Some(prev) = self.votes.get_mut(&v.validator) {
+            if prev.iter().any(|p| p.value == v.value) {
+                return AddOutcome::Duplicate;
+            }
+            let evidence = Equivocation {
+                first: Some(prev[0].signed.clone()),
+                second: Some(v.signed.clone()),
+            };
+            if prev.len() < MAX_VALUES_PER_VALIDATOR {
+                *self.tally.entry(v.value).or_default() += weight;
+                prev.push(v);
+            }
+            return AddOutcome::Equivocation(Box::new(evidence));
+        }
+        *self.tally.entry(v.value).or_default() += weight;
+        self.total += weight;
+        self.votes.insert(v.validator, vec![v]);
+        AddOutcome::Added
+    }
+    pub fn weight_for(&self, value: &Option<Hash>) -> u128 {
+        self.tally.get(value).copied().unwrap_or(0)
+    }
+    pub fn total(&self) -> u128 {
+        self.total
+    }
+    /// The first vote seen from `validator`.
+    pub fn get(&self, validator: usize) -> Option<&VerifiedVote> {
+        self.votes.get(&validator).and_then(|v| v.first())
+    }
+    /// The signed votes for `value`, in validator order (deterministic).
+    pub fn signed_for(&self, value: &Option<Hash>) -> Vec<SignedVote> {
+        self.votes
+            .values()
+            .flatten()
+            .filter(|v| &v.value == value)
+            .map(|v| v.signed.clone())
+            .collect()
+    }
+    /// Values with any weight, in order.
+    pub fn values(&self) -> impl Iterator<Item = (&Option<Hash>, &u128)> {
+        self.tally.iter()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct RoundVotes {
+    prevotes: VoteSet,
+    precommits: VoteSet,
+    participants: BTreeSet<usize>,
+    participant_weight: u128,
+}
+
+#[derive(Clone, Debug)]
+pub struct VoteKeeper {
+    weights: Vec<u128>,
+    total: u128,
+    threshold_bps: u32,
+    rounds: BTreeMap<Round, RoundVotes>,
+}
+
+impl VoteKeeper {
+    pub fn new(weights: Vec<u128>, threshold_bps: u32) -> Self {
+        let total = weights.iter().sum();
+        VoteKeeper {
+            weights,
+            total,
+            threshold_bps,
+            rounds: BTreeMap::new(),
+        }
+    }
+
+    pub fn total_weight(&self) -> u128 {
+        self.total
+    }
+
+    pub fn add(&mut self, v: VerifiedVote) -> AddOutcome {
+        let w = self.weights[v.validator];
+        let who = v.validator;
+        let rv = self.rounds.entry(v.round()).or_default();
+        let out = match v.kind {
+            VoteKind::Precommit => rv.precommits.add(v, w),
+            _ => rv.prevotes.add(v, w),
+        };
+        if out == AddOutcome::Added && rv.participants.insert(who) {
+            rv.participant_weight += w;
+        }
+        out
+    }
+
+    pub fn set(&self, round: Round, kind: VoteKind) -> Option<&VoteSet> {
+        self.rounds.get(&round).map(|r| match kind {
+            VoteKind::Precommit => &r.precommits,
+            _ => &r.prevotes,
+        })
+    }
+
+    fn q(&self, w: u128) -> bool {
+        quorum::reaches(w, self.total, self.threshold_bps)
+    }
+
+    /// A quorum of `kind` votes at `round` for exactly `value` (None = nil).
+    pub fn quorum_for(&self, round: Round, kind: VoteKind, value: &Option<Hash>) -> bool {
+        self.set(round, kind).is_some_and(|s| self.q(s.weight_for(value)))
+    }
+
+    /// A quorum of `kind` votes at `round` for anything.
+    pub fn quorum_any(&self, round: Round, kind: VoteKind) -> bool {
+        self.set(round, kind).is_some_and(|s| self.q(s.total()))
+    }
+
+    /// The highest round above `round` in which validators holding more than
+    /// a third of the weight sent a message (Tendermint's f+1 skip rule).
+    pub fn skip_round(&self, round: Round) -> Option<Round> {
+        self.rounds
+            .range(round + 1..)
+            .rev()
+            .find(|(_, rv)| quorum::exceeds_one_third(rv.participant_weight, self.total))
+            .map(|(r, _)| *r)
+    }
+
+    /// Rounds with a precommit quorum for some non-nil value.
+    pub fn precommit_quorums(&self) -> Vec<(Round, Hash)> {
+        let mut out = Vec::new();
+        for (r, rv) in &self.rounds {
+            for (val, w) in rv.precommits.values() {
+                if let Some(h) = val {
+                    if self.q(*w) {
+                        out.push((*r, *h));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{check_vote, new_vote, sign_vote};
+    use crate::signing::Signer;
+    use crate::validators::{Member, Membership};
+
+    fn setup(n: usize) -> (Vec<Signer>, Membership) {
+        let s: Vec<Signer> = (0..n).map(|i| Signer::from_secret([i as u8 + 1; 32])).collect();
+        let m = Membership::new(
+            s.iter()
+                .map(|s| Member {
+                    id: s.id().into(),
+                    name: String::new(),
+                    stake: 1,
+                    key: s.public_key(),
+                })
+                .collect(),
+        );
+        (s, m)
+    }
+
+    fn vote(s: &Signer, m: &Membership, r: u32, kind: VoteKind, val: Option<Hash>) -> VerifiedVote {
+        check_vote("c", m, &sign_vote(s, new_vote("c", 1, r, kind, val, s.id()))).unwrap()
+    }
+
+    #[test]
+    fn weighted_quorum_and_equivocation() {
+        let (s, m) = setup(4);
+        // Weights 1,1,1,3: total 6, quorum needs 6*0.6667 = 4.0002 -> 5.
+        let mut k = VoteKeeper::new(vec![1, 1, 1, 3], 6667);
+        let a = Some([1u8; 32]);
+        assert_eq!(k.add(vote(&s[3], &m, 0, VoteKind::Prevote, a)), AddOutcome::Added);
+        assert!(!k.quorum_for(0, VoteKind::Prevote, &a));
+        assert_eq!(k.add(vote(&s[0], &m, 0, VoteKind::Prevote, a)), AddOutcome::Added);
+        assert!(!k.quorum_for(0, VoteKind::Prevote, &a), "4 of 6 is below 6667 bps");
+        assert_eq!(k.add(vote(&s[0], &m, 0, VoteKind::Prevote, a)), AddOutcome::Duplicate);
+        assert!(matches!(
+            k.add(vote(&s[0], &m, 0, VoteKind::Prevote, None)),
+            AddOutcome::Equivocation(_)
+        ));
+        assert!(
+            !k.quorum_any(0, VoteKind::Prevote),
+            "an equivocator counts once in the total"
+        );
+        // A third value from the same validator is evidence but not counted.
+        let b = Some([2u8; 32]);
+        assert!(matches!(
+            k.add(vote(&s[0], &m, 0, VoteKind::Prevote, b)),
+            AddOutcome::Equivocation(_)
+        ));
+        assert_eq!(k.set(0, VoteKind::Prevote).unwrap().weight_for(&b), 0);
+        k.add(vote(&s[1], &m, 0, VoteKind::Prevote, None));
+        assert!(!k.quorum_for(0, VoteKind::Prevote, &a));
+        assert!(k.quorum_any(0, VoteKind::Prevote));
+        // Nil has v0 (equivocating) + v1 = 2 of 6: no quorum.
+        assert!(!k.quorum_for(0, VoteKind::Prevote, &None));
+        k.add(vote(&s[2], &m, 0, VoteKind::Prevote, a));
+        assert!(k.quorum_for(0, VoteKind::Prevote, &a));
+        assert!(!k.quorum_any(0, VoteKind::Precommit));
+    }
+
+    #[test]
+    fn skip_round_needs_more_than_a_third() {
+        let (s, m) = setup(4);
+        let mut k = VoteKeeper::new(vec![1; 4], 6667);
+        k.add(vote(&s[0], &m, 5, VoteKind::Prevote, None));
+        assert_eq!(k.skip_round(0), None);
+        k.add(vote(&s[1], &m, 5, VoteKind::Precommit, None));
+        assert_eq!(k.skip_round(0), Some(5));
+        assert_eq!(k.skip_round(5), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! Deterministic simulation of the bizra consensus core.
+//!
+//! Many validators run the real [`bizra_consensus::driver::Driver`] in one
+//! process over a simulated network driven by one `ChaCha8Rng` seed: message
+//! delays (hence reordering), drops, duplication, partitions that heal,
+//! crashes and restarts from persisted state, and Byzantine validators
+//! (equivocating proposers, double voters, amnesia, silent) whose total weight
+//! stays below one third.
+//!
+//! Checked properties:
+//! * **agreement**: no two honest validators finalize different blocks at one height;
+//! * **validity**: every finalized block is valid on its parent and its commit
+//!   certificate verifies independently;
+//! * **liveness**: after the network heals every honest validator finalizes
+//!   the target height within a bounded time (hence a bounded number of rounds);
+//! * **determinism**: one seed run twice yields the same trace digest.
+
+mod net;
+mod node;
+
+pub use net::NetFaults;
+use node::{Behavior, SimNode};
+
+use bizra_consensus::certificate;
+use bizra_consensus::chain::ChainState;
+use bizra_consensus::driver::Timeouts;
+use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
+use bizra_consensus::signing::Signer;
+use bizra_consensus::types::Hash;
+use bizra_consensus::weights::WeightParams;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub validators: usize,
+    pub byzantine: usize,
+    /// Quorum threshold; below 6667 only to show the checker can fail.
+    pub threshold_bps: u32,
+    /// Target height every honest validator must finalize.
+    pub heights: u64,
+    /// Epoch length: short, so weights change during a run.
+    pub epoch_length: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            validators: 4,
+            byzantine: 1,
+            threshold_bps: 6667,
+            heights: 10,
+            epoch_length: 3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimReport {
+    pub seed: u64,
+    pub safety_violations: u64,
+    pub validity_violations: u64,
+    pub liveness_failure: bool,
+    /// Lowest finalized height among honest validators at the end.
+    pub min_honest_height: u64,
+    pub max_round: u32,
+    pub decisions: u64,
+    pub messages: u64,
+    pub evidence: u64,
+    pub crashes: u64,
+    pub weight_changes: u64,
+    pub sim_time_ms: u64,
+    pub digest: [u8; 32],
+    pub notes: Vec<String>,
+}
+
+/// Builds the genesis for a run: unequal stakes so weights differ, small
+/// `base` (stake reaches as much again), PoI and participation matter, short epochs.
+fn make_genesis(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> (Arc<Genesis>, Vec<Signer>, Vec<bool>) {
+    let signers: Vec<Signer> = (0..cfg.validators)
+        .map(|_| {
+            let mut s = [0u8; 32];
+            rng.fill(&mut s);
+            Signer::from_secret(s)
+        })
+        .collect();
+    let mut stakes: Vec<u64> = (0..cfg.validators).map(|_| rng.random_range(1..1_000_000u64)).collect();
+    let params = GenesisParams {
+        fast_threshold_bps: cfg.threshold_bps,
+        economic_threshold_bps: cfg.threshold_bps.max(8000),
+        epoch_length: cfg.epoch_length,
+        weights: WeightParams {
+            base: 100_000,
+            poi_gain: 2,
+            rep_gain: 2,
+            stake_gain: 100,
+            poi_decay_bps: 5_000,
+            poi_cap: 10_000,
+        },
+    };
+    // Pick the Byzantine validators, then shrink their stake until their total
+    // weight stays below one third in every epoch (rep and poi can only move
+    // a weight within [base, base + poi_gain*cap + rep_gain*10000 + ...]).
+    let mut byz = vec![false; cfg.validators];
+    let mut idx: Vec<usize> = (0..cfg.validators).collect();
+    for i in (1..idx.len()).rev() {
+        let j = rng.random_range(0..=i);
+        idx.swap(i, j);
+    }
+    for &i in idx.iter().take(cfg.byzantine) {
+        byz[i] = true;
+    }
+    let wp = &params.weights;
+    let max_extra = wp.poi_gain * wp.poi_cap + wp.rep_gain * 10_000;
+    loop {
+        let wmax = |s: u64| (wp.base + max_extra + wp.stake_gain * bizra_consensus::weights::isqrt(s)) as u128;
+        let wmin = |s: u64| (wp.base + wp.stake_gain * bizra_consensus::weights::isqrt(s)) as u128;
+        let byz_w: u128 = (0..cfg.validators).filter(|&i| byz[i]).map(|i| wmax(stakes[i])).sum();
+        let honest_w: u128 = (0..cfg.validators).filter(|&i| !byz[i]).map(|i| wmin(stakes[i])).sum();
+        if cfg.byzantine == 0 || cfg.threshold_bps < 6667 || byz_w * 2 < honest_w {
+            break;
+        }
+        let mut changed = false;
+        for i in 0..cfg.validators {
+            if byz[i] && stakes[i] > 1 {
+                stakes[i] /= 4;
+                changed = true;
+            }
+        }
+        if !changed {
+            // Cannot keep Byzantine weight under a third: run them honest.
+            byz.iter_mut().for_each(|b| *b = false);
+            break;
+        }
+    }
+    let doc = GenesisDoc {
+        chain_id: "bizra-sim".into(),
+        genesis_time_ms: 1_700_000_000_000,
+        params,
+        validators: signers
+            .iter()
+            .zip(&stakes)
+            .enumerate()
+            .map(|(i, (s, &stake))| GenesisValidator {
+                id: s.id().to_string(),
+                stake,
+                name: format!("v{i}"),
+            })
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&doc).expect("genesis json");
+    let g = Genesis::from_bytes_with_floor(&bytes, cfg.threshold_bps.min(6667)).expect("sim genesis is valid");
+    (Arc::new(g), signers, byz)
+}
+
+/// Runs one seed.
+pub fn run(cfg: &SimConfig) -> SimReport {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let (genesis, signers, byz) = make_genesis(cfg, &mut rng);
+    let faults = NetFaults::random(&mut rng, cfg.validators);
+    let timeouts = Timeouts {
+        propose_ms: 300,
+        prevote_ms: 200,
+        precommit_ms: 200,
+        delta_ms: 100,
+        commit_ms: 0,
+    };
+    let behaviors: Vec<Behavior> = byz
+        .iter()
+        .map(|&b| {
+            if b {
+                Behavior::random(&mut rng)
+            } else {
+                Behavior::Honest
+            }
+        })
+        .collect();
+    let nodes: Vec<SimNode> = signers
+        .into_iter()
+        .zip(&behaviors)
+        .map(|(s, b)| SimNode::new(genesis.clone(), s, *b, timeouts))
+        .collect();
+    let mut world = net::World::new(cfg, genesis.clone(), nodes, faults, rng);
+    world.run();
+
+    // ---- check the properties ----
+    let mut report = SimReport {
+        seed: cfg.seed,
+        ..Default::default()
+    };
+    let mut canonical: BTreeMap<u64, (Hash, usize)> = BTreeMap::new();
+    let mut weights_seen: BTreeMap<u64, Vec<u128>> = BTreeMap::new();
+    for (i, n) in world.nodes.iter().enumerate() {
+        if !n.behavior.is_honest() {
+            continue;
+        }
+        let mut state = ChainState::genesis(&genesis);
+        for d in &n.durable.decided {
+            // Agreement.
+            match canonical.get(&d.height) {
+                Some((h, j)) if *h != d.hash => {
+                    report.safety_violations += 1;
+                    report.notes.push(format!(
+                        "height {}: node {i} finalized {} but node {j} finalized {}",
+                        d.height,
+                        hex::encode(&d.hash[..4]),
+                        hex::encode(&h[..4])
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    canonical.insert(d.height, (d.hash, i));
+                }
+            }
+            // Validity, re-checked independently of the driver.
+            let ok = state.validate_block(&genesis, &d.block).ok() == Some(d.hash)
+                && certificate::verify(
+                    genesis.chain_id(),
+                    &genesis.members,
+                    &state.weights,
+                    genesis.params().fast_threshold_bps,
+                    &d.commit,
+                    Some((d.height, d.hash)),
+                )
+                .is_ok();
+            if !ok {
+                report.validity_violations += 1;
+                report
+                    .notes
+                    .push(format!("node {i} height {}: invalid block or commit", d.height));
+                break;
+            }
+            state.apply(&genesis, &d.block, d.hash);
+            // All honest nodes derive identical weights per epoch.
+            let e = state.weights.epoch;
+            match weights_seen.get(&e) {
+                Some(w) if *w != state.weights.weights => {
+                    report.safety_violations += 1;
+                    report
+                        .notes
+                        .push(format!("epoch {e}: node {i} derived different weights"));
+                }
+                Some(_) => {}
+                None => {
+                    weights_seen.insert(e, state.weights.weights.clone());
+                }
+            }
+        }
+    }
+    let honest_heights: Vec<u64> = world
+        .nodes
+        .iter()
+        .filter(|n| n.behavior.is_honest())
+        .map(|n| n.durable.decided.len() as u64)
+        .collect();
+    report.min_honest_height = honest_heights.iter().copied().min().unwrap_or(0);
+    report.liveness_failure = report.min_honest_height < cfg.heights && cfg.threshold_bps >= 6667;
+    if report.liveness_failure {
+        report.notes.push(format!(
+            "liveness: honest heights {honest_heights:?} < target {}",
+            cfg.heights
+        ));
+    }
+    let ws: Vec<&Vec<u128>> = weights_seen.values().collect();
+    report.weight_changes = ws.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+    report.max_round = world.max_round;
+    report.decisions = world.decisions;
+    report.messages = world.messages;
+    report.evidence = world.evidence;
+    report.crashes = world.crashes;
+    report.sim_time_ms = world.now;
+    report.digest = world.digest();
+    report
+}

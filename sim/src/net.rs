@@ -1,0 +1,560 @@
+//! The simulated network and event loop: one seeded RNG, one event queue.
+
+use crate::node::{Behavior, SimNode};
+use crate::SimConfig;
+use bizra_consensus::driver::{Effect, Input, Timeout, TimeoutKind};
+use bizra_consensus::genesis::Genesis;
+use bizra_consensus::messages::{self, new_vote, sign_proposal, sign_vote, VerifiedProposal, VerifiedVote};
+use bizra_proto::{consensus_message::Msg, Block, CommitCertificate, ConsensusMessage, VoteKind};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+/// The faults of one run. All of them stop at `heal_at`.
+#[derive(Clone, Debug)]
+pub struct NetFaults {
+    pub heal_at: u64,
+    pub drop_bps: u32,
+    pub dup_bps: u32,
+    pub max_delay_ms: u64,
+    /// (start, end, side): nodes with `side[i]` cannot talk to the others.
+    pub partitions: Vec<(u64, u64, Vec<bool>)>,
+    /// (node, crash_at, restart_at)
+    pub crashes: Vec<(usize, u64, u64)>,
+}
+
+impl NetFaults {
+    pub fn random(rng: &mut ChaCha8Rng, n: usize) -> Self {
+        let heal_at = rng.random_range(1_000..6_000);
+        let mut partitions = Vec::new();
+        for _ in 0..rng.random_range(0..3) {
+            let start = rng.random_range(0..heal_at);
+            let end = rng.random_range(start..=heal_at);
+            let side: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
+            partitions.push((start, end, side));
+        }
+        let mut crashes = Vec::new();
+        for i in 0..n {
+            if rng.random_bool(0.25) {
+                let at = rng.random_range(0..heal_at);
+                let back = rng.random_range(at + 1..=heal_at + 1);
+                crashes.push((i, at, back));
+            }
+        }
+        NetFaults {
+            heal_at,
+            drop_bps: rng.random_range(0..2_000),
+            dup_bps: rng.random_range(0..1_000),
+            max_delay_ms: rng.random_range(5..80),
+            partitions,
+            crashes,
+        }
+    }
+
+    fn blocked(&self, now: u64, a: usize, b: usize) -> bool {
+        self.partitions
+            .iter()
+            .any(|(s, e, side)| now >= *s && now < *e && side[a] != side[b])
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Event {
+    Deliver {
+        to: usize,
+        msg: Delivery,
+    },
+    Timer {
+        node: usize,
+        incarnation: u64,
+        timeout: Timeout,
+    },
+    Value {
+        node: usize,
+        incarnation: u64,
+        height: u64,
+        round: u32,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    Tick {
+        node: usize,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Delivery {
+    Vote(VerifiedVote),
+    Proposal(Box<VerifiedProposal>),
+    SyncRequest { from: usize, height: u64 },
+    SyncResponse(Vec<(Block, CommitCertificate)>),
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    event: Event,
+}
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+pub struct World {
+    pub nodes: Vec<SimNode>,
+    pub now: u64,
+    pub max_round: u32,
+    pub decisions: u64,
+    pub messages: u64,
+    pub evidence: u64,
+    pub crashes: u64,
+    genesis: Arc<Genesis>,
+    faults: NetFaults,
+    rng: ChaCha8Rng,
+    queue: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    target: u64,
+    deadline: u64,
+    trace: blake3::Hasher,
+    /// An equivocating proposer's two blocks per (node, height, round).
+    twins: std::collections::BTreeMap<TwinKey, ([u8; 32], [u8; 32])>,
+}
+
+/// (node, height, round) of an equivocating proposal.
+type TwinKey = (usize, u64, u32);
+
+const SYNC_BATCH: usize = 16;
+const TICK_MS: u64 = 250;
+
+impl World {
+    pub fn new(
+        cfg: &SimConfig,
+        genesis: Arc<Genesis>,
+        nodes: Vec<SimNode>,
+        faults: NetFaults,
+        rng: ChaCha8Rng,
+    ) -> Self {
+        let deadline = faults.heal_at + 30_000 + cfg.heights * 2_000;
+        World {
+            nodes,
+            now: 0,
+            max_round: 0,
+            decisions: 0,
+            messages: 0,
+            evidence: 0,
+            crashes: 0,
+            genesis,
+            faults,
+            rng,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            target: cfg.heights,
+            deadline,
+            trace: blake3::Hasher::new(),
+            twins: Default::default(),
+        }
+    }
+
+    pub fn digest(&self) -> [u8; 32] {
+        *self.trace.finalize().as_bytes()
+    }
+
+    fn push(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn done(&self) -> bool {
+        self.now >= self.faults.heal_at
+            && self
+                .nodes
+                .iter()
+                .filter(|n| n.behavior.is_honest())
+                .all(|n| n.height() >= self.target)
+    }
+
+    pub fn run(&mut self) {
+        for i in 0..self.nodes.len() {
+            let fx = self.nodes[i].boot(0, false);
+            self.execute(i, fx);
+            self.push(TICK_MS, Event::Tick { node: i });
+        }
+        for (node, at, back) in self.faults.crashes.clone() {
+            self.push(at, Event::Crash { node });
+            self.push(back, Event::Restart { node });
+        }
+        while let Some(Reverse(q)) = self.queue.pop() {
+            self.now = q.at;
+            if self.now > self.deadline || self.done() {
+                break;
+            }
+            self.step(q.event);
+        }
+    }
+
+    fn step(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, msg } => {
+                if self.nodes[to].driver.is_none() {
+                    return;
+                }
+                self.trace.update(&[1]);
+                self.trace.update(&self.now.to_le_bytes());
+                self.trace.update(&(to as u64).to_le_bytes());
+                match msg {
+                    Delivery::Vote(v) => {
+                        self.trace.update(&v.signed.signature);
+                        self.input(to, Input::Vote(v));
+                    }
+                    Delivery::Proposal(p) => {
+                        self.trace.update(&p.signed.signature);
+                        self.input(to, Input::Proposal(*p));
+                    }
+                    Delivery::SyncRequest { from, height } => {
+                        let blocks: Vec<_> = self.nodes[to]
+                            .durable
+                            .decided
+                            .iter()
+                            .filter(|d| d.height >= height)
+                            .take(SYNC_BATCH)
+                            .map(|d| (d.block.clone(), d.commit.clone()))
+                            .collect();
+                        if !blocks.is_empty() {
+                            self.send(to, from, Delivery::SyncResponse(blocks));
+                        }
+                    }
+                    Delivery::SyncResponse(blocks) => {
+                        let before = self.nodes[to].height();
+                        for (block, commit) in blocks {
+                            self.input(to, Input::SyncedBlock { block, commit });
+                        }
+                        if self.nodes[to].height() > before {
+                            self.request_sync(to, true);
+                        }
+                    }
+                }
+            }
+            Event::Timer {
+                node,
+                incarnation,
+                timeout,
+            } => {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none() {
+                    return;
+                }
+                self.trace.update(&[2]);
+                self.trace.update(&self.now.to_le_bytes());
+                if self.nodes[node].behavior == Behavior::Amnesia
+                    && timeout.kind == TimeoutKind::Precommit
+                    && self.rng.random_bool(0.5)
+                {
+                    // Forget locks and the sign guard.
+                    let fx = self.nodes[node].boot(self.now, true);
+                    self.execute(node, fx);
+                    return;
+                }
+                self.input(node, Input::Timeout(timeout));
+            }
+            Event::Value {
+                node,
+                incarnation,
+                height,
+                round,
+            } => {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none() {
+                    return;
+                }
+                let attestations = Vec::new();
+                self.input(
+                    node,
+                    Input::ProposeValue {
+                        height,
+                        round,
+                        attestations,
+                    },
+                );
+            }
+            Event::Crash { node } => {
+                if self.nodes[node].driver.is_some() {
+                    self.trace.update(&[3, node as u8]);
+                    self.crashes += 1;
+                    self.nodes[node].crash();
+                }
+            }
+            Event::Restart { node } => {
+                if self.nodes[node].driver.is_none() {
+                    self.trace.update(&[4, node as u8]);
+                    let fx = self.nodes[node].boot(self.now, false);
+                    self.execute(node, fx);
+                }
+            }
+            Event::Tick { node } => {
+                // Status heartbeat: a node that has seen a higher height asks
+                // for blocks (a lagging node never claims to be caught up).
+                if let Some(d) = &self.nodes[node].driver {
+                    if d.max_seen_height() > d.height() {
+                        self.request_sync(node, false);
+                    }
+                }
+                self.push(self.now + TICK_MS, Event::Tick { node });
+            }
+        }
+    }
+
+    fn input(&mut self, node: usize, input: Input) {
+        if std::env::var_os("BIZRA_SIM_DEBUG").is_some() {
+            let d = self.nodes[node].driver.as_ref().unwrap();
+            let what = match &input {
+                Input::Vote(v) => format!(
+                    "vote v{} h{} r{} {:?} {:?}",
+                    v.validator,
+                    v.height(),
+                    v.round(),
+                    v.kind,
+                    v.value.map(|h| hex::encode(&h[..2]))
+                ),
+                Input::Proposal(p) => format!(
+                    "proposal v{} h{} r{} pol{:?} {} pol-tally={:?}",
+                    p.proposer,
+                    p.proposal().height,
+                    p.proposal().round,
+                    p.pol_round(),
+                    hex::encode(&p.block_hash[..2]),
+                    p.pol_round()
+                        .and_then(|r| d.votes().set(r, VoteKind::Prevote))
+                        .map(|s| s
+                            .values()
+                            .map(|(v, w)| (v.map(|h| hex::encode(&h[..2])), *w))
+                            .collect::<Vec<_>>())
+                ),
+                Input::Timeout(t) => format!("timeout {:?}", t),
+                other => format!("{:?}", std::mem::discriminant(other)),
+            };
+            eprintln!(
+                "t={} n{} [h{} r{} {:?} lock={:?}] <- {}",
+                self.now,
+                node,
+                d.height(),
+                d.round(),
+                d.step(),
+                d.locked().map(|(h, r)| (hex::encode(&h[..2]), r)),
+                what
+            );
+        }
+        let now = self.genesis.doc.genesis_time_ms + self.now;
+        if let Some(h) = crate::node::input_height(&input) {
+            let n = &mut self.nodes[node];
+            if h > n.height() && n.durable.wal_received.len() < 20_000 {
+                n.durable.wal_received.push((h, input.clone()));
+            }
+        }
+        let Some(d) = self.nodes[node].driver.as_mut() else {
+            return;
+        };
+        // An error (e.g. an out-of-order synced block) is ignored, as the node would.
+        if let Ok(fx) = d.handle(now, input) {
+            if std::env::var_os("BIZRA_SIM_DEBUG").is_some() {
+                for e in &fx {
+                    if !matches!(e, Effect::ScheduleTimeout { .. } | Effect::Broadcast(_)) {
+                        eprintln!("    n{node} -> {e:?}");
+                    }
+                }
+            }
+            self.execute(node, fx)
+        }
+    }
+
+    fn request_sync(&mut self, node: usize, force: bool) {
+        if !force && self.now < self.nodes[node].last_sync_request + TICK_MS {
+            return;
+        }
+        self.nodes[node].last_sync_request = self.now;
+        let n = self.nodes.len();
+        if n < 2 {
+            return;
+        }
+        let mut peer = self.rng.random_range(0..n - 1);
+        if peer >= node {
+            peer += 1;
+        }
+        let height = self.nodes[node].height() + 1;
+        self.send(node, peer, Delivery::SyncRequest { from: node, height });
+    }
+
+    fn execute(&mut self, node: usize, fx: Vec<Effect>) {
+        self.nodes[node].persist(&fx);
+        let inc = self.nodes[node].incarnation;
+        for e in fx {
+            match e {
+                Effect::PersistOwn { .. } => {}
+                Effect::Broadcast(msg) => self.broadcast(node, msg),
+                Effect::ScheduleTimeout { timeout, after_ms } => {
+                    self.max_round = self.max_round.max(timeout.round);
+                    self.push(
+                        self.now + after_ms,
+                        Event::Timer {
+                            node,
+                            incarnation: inc,
+                            timeout,
+                        },
+                    );
+                }
+                Effect::RequestValue { height, round } => {
+                    let at = self.now + self.rng.random_range(0..5);
+                    self.push(
+                        at,
+                        Event::Value {
+                            node,
+                            incarnation: inc,
+                            height,
+                            round,
+                        },
+                    );
+                }
+                Effect::Decided { hash, state, .. } => {
+                    self.decisions += 1;
+                    self.trace.update(&[5]);
+                    self.trace.update(&(node as u64).to_le_bytes());
+                    self.trace.update(&state.height.to_le_bytes());
+                    self.trace.update(&hash);
+                }
+                Effect::CommitUpdated(_) => {}
+                Effect::Evidence(_) => self.evidence += 1,
+                Effect::SyncNeeded { .. } => self.request_sync(node, false),
+            }
+        }
+    }
+
+    fn broadcast(&mut self, from: usize, msg: ConsensusMessage) {
+        let n = self.nodes.len();
+        let behavior = self.nodes[from].behavior;
+        if behavior == Behavior::Silent {
+            return;
+        }
+        let twin = match behavior {
+            Behavior::DoubleVoter | Behavior::Equivocator => self.conflicting(from, &msg),
+            _ => None,
+        };
+        let first = self.verify(&msg);
+        let second = twin.as_ref().and_then(|t| self.verify(t));
+        for to in 0..n {
+            if to == from {
+                continue;
+            }
+            let m = match (&second, to % 2 == 1) {
+                (Some(s), true) => s.clone(),
+                _ => match &first {
+                    Some(f) => f.clone(),
+                    None => continue,
+                },
+            };
+            self.send(from, to, m);
+        }
+    }
+
+    /// A Byzantine twin of an own message: a conflicting vote, or for a
+    /// proposal a different block at the same (height, round).
+    fn conflicting(&mut self, from: usize, msg: &ConsensusMessage) -> Option<ConsensusMessage> {
+        let signer = self.nodes[from].signer.clone();
+        match &msg.msg {
+            Some(Msg::Vote(sv)) => {
+                let v = sv.vote.as_ref()?;
+                // An equivocating proposer votes for its other block.
+                let twin_of = self.twins.iter().find_map(|((n, h, _), (a, b))| {
+                    (*n == from && *h == v.height).then(|| {
+                        if v.block_hash == a.as_slice() {
+                            Some(*b)
+                        } else if v.block_hash == b.as_slice() {
+                            Some(*a)
+                        } else {
+                            None
+                        }
+                    })?
+                });
+                let value = if let Some(t) = twin_of {
+                    Some(t)
+                } else if v.block_hash.is_empty() {
+                    let mut h = [0u8; 32];
+                    self.rng.fill(&mut h);
+                    Some(h)
+                } else {
+                    None
+                };
+                let kind = VoteKind::try_from(v.kind).ok()?;
+                let twin = sign_vote(
+                    &signer,
+                    new_vote(&v.chain_id, v.height, v.round, kind, value, &v.validator),
+                );
+                Some(ConsensusMessage {
+                    msg: Some(Msg::Vote(twin)),
+                })
+            }
+            Some(Msg::Proposal(sp)) if self.nodes[from].behavior == Behavior::Equivocator => {
+                let mut block = sp.block.clone()?;
+                let header = block.header.as_mut()?;
+                header.time_ms += 1 + self.rng.random_range(0..1000);
+                let hash = messages::block_hash(&block)?;
+                let mut p = sp.proposal.clone()?;
+                let first: [u8; 32] = p.block_hash.clone().try_into().ok()?;
+                self.twins.insert((from, p.height, p.round), (first, hash));
+                p.block_hash = hash.to_vec();
+                Some(ConsensusMessage {
+                    msg: Some(Msg::Proposal(sign_proposal(&signer, p, block))),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Signature and membership check, once per message, as the node's
+    /// gossip validation does before forwarding.
+    fn verify(&self, msg: &ConsensusMessage) -> Option<Delivery> {
+        let (chain, members) = (self.genesis.chain_id(), &self.genesis.members);
+        match &msg.msg {
+            Some(Msg::Vote(sv)) => messages::check_vote(chain, members, sv).ok().map(Delivery::Vote),
+            Some(Msg::Proposal(sp)) => messages::check_proposal(chain, members, sp)
+                .ok()
+                .map(|p| Delivery::Proposal(Box::new(p))),
+            None => None,
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Delivery) {
+        self.messages += 1;
+        let faulty = self.now < self.faults.heal_at;
+        if faulty && self.faults.blocked(self.now, from, to) {
+            return;
+        }
+        if faulty && self.rng.random_range(0..10_000) < self.faults.drop_bps {
+            return;
+        }
+        let delay = 1 + self.rng.random_range(0..self.faults.max_delay_ms);
+        if faulty && self.rng.random_range(0..10_000) < self.faults.dup_bps {
+            let d2 = 1 + self.rng.random_range(0..self.faults.max_delay_ms * 2);
+            self.push(self.now + d2, Event::Deliver { to, msg: msg.clone() });
+        }
+        self.push(self.now + delay, Event::Deliver { to, msg });
+    }
+}

@@ -1,0 +1,472 @@
+//! Durable state of one bizra validator: finalized blocks with their commit
+//! certificates, the opaque chain-state blob of the head, the consensus
+//! write-ahead log (WAL), the double-sign guard and an attestation index.
+//!
+//! Two implementations of [`Store`]: [`SledStore`] (on disk, sled 0.34) and
+//! [`MemStore`] (in memory, for simulation and benches, same semantics).
+//!
+//! # Durability guarantees of [`SledStore`]
+//!
+//! "Durable" means: the data was written to sled's log and `fsync`ed
+//! (`sled::Db::flush`), and then the anchor file (below) was raised and
+//! `fdatasync`ed, before the call returned `Ok`. sled recovers its log as a
+//! prefix, so everything flushed survives `kill -9` (and, given an honest
+//! disk, power loss), and everything written before a flushed write survives
+//! with it. `tests/crash.rs` checks this by SIGKILLing a writer at random
+//! instants.
+//!
+//! | call | atomic | flushed before `Ok` |
+//! |------|--------|---------------------|
+//! | [`Store::put_finalized`] | yes: block, commit, hash index, attestation index, head and state in one sled transaction | yes |
+//! | [`Store::update_commit`] | yes (one key) | yes |
+//! | [`Store::guard_advance`] | yes (one key) | **always** |
+//! | [`Store::wal_append`] with `sync = true` | yes (one key) | yes |
+//! | [`Store::wal_append`] with `sync = false` | yes (one key) | no: durable at the next flush of any kind, or by sled's background flusher (every 500 ms) |
+//! | [`Store::wal_prune_below`] | yes (one batch) | no (only the prune floor in the anchor is): losing a prune only replays entries the caller filters by height anyway |
+//! | [`Store::flush`] | — | yes, everything written before it |
+//!
+//! A crash therefore leaves either all of a finalized block or none of it; the
+//! WAL as a prefix of what was appended that contains every synced entry; and
+//! a guard position at least as high as the last one acknowledged.
+//!
+//! # Why the guard is flushed before a signature leaves the node
+//!
+//! A validator that signs two different votes for the same (height, round,
+//! step) equivocates and can be slashed. The guard is the only thing that
+//! remembers, across a crash, what this node has already signed. If a vote
+//! were broadcast first and the guard written afterwards, a `kill -9` between
+//! the two would restart the node with an older guard; consensus would then
+//! happily sign a *different* vote at the same position, and both signatures
+//! are out in the network. So the order is: `guard_advance(pos)` (flushed),
+//! then sign, then `wal_append(own, sync = true)`, then broadcast. A crash
+//! after the guard but before the broadcast only costs a missed vote, never a
+//! double sign. `guard_advance` refuses to go backwards, and accepts an equal
+//! position so that an identical message can be re-signed after a restart
+//! (replayed from the WAL).
+//!
+//! # Never silently reset, never silently roll back
+//!
+//! A data directory holds sled's files plus two small files of ours:
+//!
+//! * [`IDENTITY_FILE`] — chain id, genesis hash and validator, written once
+//!   (temp file, fsync, rename, fsync dir) when the directory is created. Its
+//!   presence is what makes a directory a bizra data directory.
+//! * [`ANCHOR_FILE`] — after each flush, lower bounds of what was acknowledged
+//!   as durable: head (height, hash), guard position, last synced WAL entry
+//!   (and the WAL prune floor). Two checksummed slots written alternately.
+//!
+//! The anchor exists because sled 0.34 treats the first unreadable record of
+//! its log as the end of the log (its torn-write recovery): bit rot in the
+//! middle of the log makes sled open *successfully* without everything that
+//! followed, and a garbage `db` file opens as an empty database. Per-value
+//! checksums cannot notice data that is simply absent; the anchor can. For a
+//! validator a silently older guard is how double signs happen.
+//!
+//! [`SledStore::open`] therefore refuses:
+//! * a directory recorded for another chain, genesis or validator
+//!   ([`StoreError::ForeignChain`], naming the differing fields);
+//! * a non-empty directory without an identity file (e.g. a stray sled
+//!   `db`), a damaged identity or anchor file, a database that decodes
+//!   wrongly or is inconsistent (head without its block, commit, hash index
+//!   entry or state; block above the head; broken parent link), or one that
+//!   holds less than the anchor says was acknowledged ([`StoreError::Corrupt`]).
+//!
+//! It only initialises a directory that is absent or empty (or holds nothing
+//! but the leftovers of an initialisation that never completed). Every stored
+//! value carries a BLAKE3 tag bound to its tree and key, so bit rot that sled
+//! does not catch surfaces as `Corrupt("blocks/00000012: ...")` instead of
+//! garbage. Nothing is ever repaired or reset automatically.
+
+mod anchor;
+mod codec;
+mod mem;
+mod sled_store;
+
+pub use anchor::{ANCHOR_FILE, IDENTITY_FILE};
+pub use mem::MemStore;
+pub use sled_store::SledStore;
+
+use prost::Message;
+use std::fmt;
+
+/// Names of the sled trees and of the keys in the `meta` tree: the on-disk
+/// layout of a data directory.
+pub mod layout {
+    /// Identity, format version, head and chain state.
+    pub const META: &str = "meta";
+    /// height (u64 BE) -> block hash ++ encoded `Block`.
+    pub const BLOCKS: &str = "blocks";
+    /// height (u64 BE) -> encoded `CommitCertificate`.
+    pub const COMMITS: &str = "commits";
+    /// block hash -> height (u64 BE).
+    pub const HASH_INDEX: &str = "hash_index";
+    /// BLAKE3(envelope payload) -> height (u64 BE) ++ index in block (u32 BE).
+    pub const ATT_INDEX: &str = "att_index";
+    /// sequence (u64 BE) -> height (u64 BE) ++ kind (u8) ++ encoded `ConsensusMessage`.
+    pub const WAL: &str = "wal";
+    /// [`GUARD_KEY`] -> height (u64 BE) ++ round (u32 BE) ++ step (u8).
+    pub const GUARD: &str = "guard";
+
+    /// `meta` key of the [`DataDirIdentity`](crate::DataDirIdentity).
+    pub const IDENTITY_KEY: &[u8] = b"identity";
+    /// `meta` key of the storage format version (u32 BE).
+    pub const FORMAT_KEY: &[u8] = b"format";
+    /// `meta` key of the head: height (u64 BE) ++ hash.
+    pub const HEAD_KEY: &[u8] = b"head";
+    /// `meta` key of the chain state of the head: height (u64 BE) ++ blob.
+    pub const STATE_KEY: &[u8] = b"state";
+    /// `guard` key of the last signed position.
+    pub const GUARD_KEY: &[u8] = b"position";
+
+    /// Version of this layout, recorded under [`FORMAT_KEY`].
+    pub const FORMAT_VERSION: u32 = 1;
+}
+
+/// Errors of the storage layer. Messages are meant for operators.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Stored data cannot be read back or is inconsistent. Names the record
+    /// (`tree/key`) and what is wrong. Never repaired automatically.
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+    /// The data directory was created for another chain, genesis or validator.
+    /// `expected` is what the caller asked for, `found` what the directory
+    /// records; both name the differing field(s).
+    #[error("data directory belongs to another chain or validator: expected {expected}, found {found}")]
+    ForeignChain { expected: String, found: String },
+    /// The operating system refused an operation (permissions, disk full,
+    /// lock held by another process, ...).
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    /// The write contradicts what is stored: out-of-order height, a different
+    /// block at a finalized height, or a double-sign guard moving backwards.
+    #[error("storage conflict: {0}")]
+    Conflict(String),
+    /// The caller passed something malformed (block without header, commit
+    /// certificate for another block, unknown step, wrong chain id, ...).
+    #[error("invalid argument to storage: {0}")]
+    Invalid(String),
+    /// sled reported an internal error that is neither I/O nor corruption.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// Who a data directory belongs to. Recorded when the directory is created
+/// and checked on every open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDirIdentity {
+    pub chain_id: String,
+    pub genesis_hash: [u8; 32],
+    pub validator: String,
+}
+
+/// Whether a WAL entry was produced by this validator or received from a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WalKind {
+    Own,
+    Received,
+}
+
+/// One consensus message in the write-ahead log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalEntry {
+    pub height: u64,
+    pub kind: WalKind,
+    pub msg: bizra_proto::ConsensusMessage,
+}
+
+/// `SignPosition::step` of a proposal.
+pub const STEP_PROPOSAL: u8 = 0;
+/// `SignPosition::step` of a prevote.
+pub const STEP_PREVOTE: u8 = 1;
+/// `SignPosition::step` of a precommit.
+pub const STEP_PRECOMMIT: u8 = 2;
+
+/// Last thing this validator signed: the double-sign guard. step: 0 = proposal, 1 = prevote, 2 = precommit.
+///
+/// Ordered lexicographically by (height, round, step).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct SignPosition {
+    pub height: u64,
+    pub round: u32,
+    pub step: u8,
+}
+
+impl fmt::Display for SignPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let step = match self.step {
+            STEP_PROPOSAL => "proposal",
+            STEP_PREVOTE => "prevote",
+            STEP_PRECOMMIT => "precommit",
+            _ => "unknown step",
+        };
+        write!(
+            f,
+            "height {} round {} {} (step {})",
+            self.height, self.round, step, self.step
+        )
+    }
+}
+
+/// The durable state of one validator. See the crate docs for durability.
+pub trait Store: Send + Sync + 'static {
+    /// Atomically store block+commit at header.height, index hash->height, index each attestation id (BLAKE3 of the envelope payload, 32 bytes) -> (height, index), set head, and store `state` (opaque bytes) — all in ONE sled transaction/batch, then flush. Heights must be appended in order: height == head+1 (or 1 when empty), else StoreError::Conflict. Re-putting the same height with the same block hash is idempotent Ok; a different hash at an existing height is Conflict (never overwrite finalized data).
+    ///
+    /// Also: a block above height 1 must have `parent_hash` == the head hash
+    /// (else `Conflict`); the commit must be for this block's height and hash
+    /// (else `Invalid`). An idempotent re-put changes nothing (neither commit
+    /// nor state; use [`Store::update_commit`] for a larger certificate).
+    /// An attestation id already indexed keeps its first location.
+    fn put_finalized(
+        &self,
+        block: &bizra_proto::Block,
+        commit: &bizra_proto::CommitCertificate,
+        state: &[u8],
+    ) -> Result<(), StoreError>;
+    /// Replace the stored commit for an already finalized height with a larger certificate (late precommits for economic finality). Must be for the same block hash; else Conflict.
+    ///
+    /// A certificate with no more precommits than the stored one is ignored
+    /// (`Ok`, nothing written): a stored certificate never shrinks. No
+    /// finalized block at `commit.height` is `Conflict`. Flushed.
+    fn update_commit(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError>;
+    /// Height and hash of the last finalized block, `None` when empty.
+    fn head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
+    fn block(&self, height: u64) -> Result<Option<bizra_proto::Block>, StoreError>;
+    fn block_hash(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError>;
+    fn height_of(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError>;
+    fn commit(&self, height: u64) -> Result<Option<bizra_proto::CommitCertificate>, StoreError>;
+    /// For serving sync: consecutive finalized blocks with their commits from
+    /// `from` (0 is treated as 1), at most `max` of them, stopping before the
+    /// total encoded size of blocks and commits would exceed `max_bytes` —
+    /// except that the first block is always returned if it exists, so a
+    /// peer can make progress past a block larger than `max_bytes`.
+    fn blocks_range(
+        &self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(bizra_proto::Block, bizra_proto::CommitCertificate)>, StoreError>;
+    /// The blob stored with the head
+    fn chain_state(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// (height, index in `block.attestations`) of the attestation whose id
+    /// (BLAKE3 of the envelope payload) is `id`.
+    fn attestation_location(&self, id: &[u8; 32]) -> Result<Option<(u64, u32)>, StoreError>;
+    /// Append to the WAL. With `sync` the call returns only after the entry is durable (flush). Own votes/proposals are appended with sync=true BEFORE they are broadcast.
+    fn wal_append(&self, entry: &WalEntry, sync: bool) -> Result<(), StoreError>;
+    /// All WAL entries with entry.height >= height, in append order.
+    fn wal_entries_from(&self, height: u64) -> Result<Vec<WalEntry>, StoreError>;
+    /// Removes every WAL entry with entry.height < height.
+    fn wal_prune_below(&self, height: u64) -> Result<(), StoreError>;
+    /// Record (durably, flushed) that this validator is about to sign at `pos`. Refuses (Conflict) if pos < the stored position. Equal is allowed (re-sign identical).
+    ///
+    /// A step above 2 is `Invalid`.
+    fn guard_advance(&self, pos: SignPosition) -> Result<(), StoreError>;
+    fn guard_position(&self) -> Result<Option<SignPosition>, StoreError>;
+    /// Makes everything written so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// BLAKE3 of the protobuf encoding of `header`: the block hash.
+pub fn block_hash_of(header: &bizra_proto::BlockHeader) -> [u8; 32] {
+    codec::header_hash(header)
+}
+
+/// The attestation id: BLAKE3 of the envelope payload.
+pub fn attestation_id(envelope: &bizra_proto::Envelope) -> [u8; 32] {
+    *blake3::hash(&envelope.payload).as_bytes()
+}
+
+// ---- Rules shared by both implementations ----
+
+/// A finalized block checked against its commit, ready to be written.
+pub(crate) struct Prepared {
+    pub height: u64,
+    pub hash: [u8; 32],
+    /// (attestation id, index in block), first occurrence of each id only.
+    pub attestations: Vec<([u8; 32], u32)>,
+}
+
+pub(crate) fn prepare_finalized(
+    block: &bizra_proto::Block,
+    commit: &bizra_proto::CommitCertificate,
+    chain_id: Option<&str>,
+) -> Result<Prepared, StoreError> {
+    let header = block
+        .header
+        .as_ref()
+        .ok_or_else(|| StoreError::Invalid("block has no header".into()))?;
+    let height = header.height;
+    if height == 0 {
+        return Err(StoreError::Invalid(
+            "block height 0 is not a finalizable height (the first block is height 1)".into(),
+        ));
+    }
+    if let Some(chain_id) = chain_id {
+        if header.chain_id != chain_id {
+            return Err(StoreError::Invalid(format!(
+                "block {height} is for chain {:?} but this store belongs to chain {chain_id:?}",
+                header.chain_id
+            )));
+        }
+    }
+    let hash = codec::header_hash(header);
+    if commit.height != height {
+        return Err(StoreError::Invalid(format!(
+            "commit certificate is for height {} but the block is at height {height}",
+            commit.height
+        )));
+    }
+    if commit.block_hash != hash {
+        return Err(StoreError::Invalid(format!(
+            "commit certificate at height {height} is for block {} but the block hashes to {}",
+            hex::encode(&commit.block_hash),
+            hex::encode(hash)
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut attestations = Vec::new();
+    for (i, env) in block.attestations.iter().enumerate() {
+        let index = u32::try_from(i)
+            .map_err(|_| StoreError::Invalid(format!("block {height} has more than 2^32 attestations")))?;
+        let id = attestation_id(env);
+        if seen.insert(id) {
+            attestations.push((id, index));
+        }
+    }
+    Ok(Prepared {
+        height,
+        hash,
+        attestations,
+    })
+}
+
+/// What `put_finalized` has to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PutAction {
+    /// Append at head + 1.
+    Append,
+    /// The same block is already finalized at this height: nothing to write.
+    AlreadyFinalized,
+}
+
+/// Decides a `put_finalized` from the current head and the hash stored at
+/// the block's height (if any).
+pub(crate) fn decide_put(
+    head: Option<(u64, [u8; 32])>,
+    height: u64,
+    hash: &[u8; 32],
+    parent_hash: &[u8],
+    existing: Option<[u8; 32]>,
+) -> Result<PutAction, StoreError> {
+    let head_height = head.map_or(0, |h| h.0);
+    if height <= head_height {
+        return match existing {
+            Some(e) if &e == hash => Ok(PutAction::AlreadyFinalized),
+            Some(e) => Err(StoreError::Conflict(format!(
+                "height {height} is already finalized with block {}; refusing to overwrite it with block {}",
+                hex::encode(e),
+                hex::encode(hash)
+            ))),
+            None => Err(StoreError::Corrupt(format!(
+                "{}: missing although the head is at height {head_height}",
+                codec::label(layout::BLOCKS, &codec::u64_key(height))
+            ))),
+        };
+    }
+    if existing.is_some() {
+        return Err(StoreError::Corrupt(format!(
+            "{}: a block is stored above the head (height {head_height})",
+            codec::label(layout::BLOCKS, &codec::u64_key(height))
+        )));
+    }
+    if height != head_height + 1 {
+        return Err(StoreError::Conflict(format!(
+            "finalized blocks must be appended in order: the next height is {}, got {height}",
+            head_height + 1
+        )));
+    }
+    if let Some((_, head_hash)) = head {
+        if parent_hash != head_hash {
+            return Err(StoreError::Conflict(format!(
+                "block {height} has parent {} but the head at height {head_height} is {}",
+                hex::encode(parent_hash),
+                hex::encode(head_hash)
+            )));
+        }
+    }
+    Ok(PutAction::Append)
+}
+
+/// Decides an `update_commit`: `Ok(true)` to replace the stored certificate.
+pub(crate) fn decide_update(
+    new: &bizra_proto::CommitCertificate,
+    stored_hash: Option<[u8; 32]>,
+    stored: Option<&bizra_proto::CommitCertificate>,
+) -> Result<bool, StoreError> {
+    let height = new.height;
+    let Some(stored_hash) = stored_hash else {
+        return Err(StoreError::Conflict(format!(
+            "cannot update the commit at height {height}: no block is finalized there"
+        )));
+    };
+    if new.block_hash != stored_hash {
+        return Err(StoreError::Conflict(format!(
+            "commit certificate at height {height} is for block {} but the finalized block is {}",
+            hex::encode(&new.block_hash),
+            hex::encode(stored_hash)
+        )));
+    }
+    let Some(stored) = stored else {
+        return Err(StoreError::Corrupt(format!(
+            "{}: missing for a finalized block",
+            codec::label(layout::COMMITS, &codec::u64_key(height))
+        )));
+    };
+    Ok(new.precommits.len() > stored.precommits.len())
+}
+
+pub(crate) fn check_guard(stored: Option<SignPosition>, pos: SignPosition) -> Result<(), StoreError> {
+    if pos.step > STEP_PRECOMMIT {
+        return Err(StoreError::Invalid(format!(
+            "sign position step {} is not 0 (proposal), 1 (prevote) or 2 (precommit)",
+            pos.step
+        )));
+    }
+    match stored {
+        Some(s) if pos < s => Err(StoreError::Conflict(format!(
+            "double-sign guard: refusing to sign at {pos} because this validator already signed at {s}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Collects `blocks_range` from a per-height fetch.
+pub(crate) fn collect_range<F>(
+    from: u64,
+    max: usize,
+    max_bytes: usize,
+    mut fetch: F,
+) -> Result<Vec<(bizra_proto::Block, bizra_proto::CommitCertificate)>, StoreError>
+where
+    F: FnMut(u64) -> Result<Option<(bizra_proto::Block, bizra_proto::CommitCertificate)>, StoreError>,
+{
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    let mut height = from.max(1);
+    while out.len() < max {
+        let Some((block, commit)) = fetch(height)? else {
+            break;
+        };
+        let size = block.encoded_len() + commit.encoded_len();
+        if !out.is_empty() && total.saturating_add(size) > max_bytes {
+            break;
+        }
+        total = total.saturating_add(size);
+        out.push((block, commit));
+        let Some(next) = height.checked_add(1) else {
+            break;
+        };
+        height = next;
+    }
+    Ok(out)
+}

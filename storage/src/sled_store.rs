@@ -1,0 +1,1187 @@
+//! [`Store`] on sled 0.34. See the crate docs for the durability contract and
+//! [`crate::layout`] for the on-disk layout.
+
+use crate::anchor::{self, Anchor, AnchorState, ANCHOR_FILE, IDENTITY_FILE, IDENTITY_TMP};
+use crate::codec::{self, corrupt, seal, u64_key, unseal};
+use crate::layout::{
+    ATT_INDEX, BLOCKS, COMMITS, FORMAT_KEY, FORMAT_VERSION, GUARD, GUARD_KEY, HASH_INDEX, HEAD_KEY, IDENTITY_KEY, META,
+    STATE_KEY, WAL,
+};
+use crate::{
+    check_guard, collect_range, decide_put, decide_update, prepare_finalized, DataDirIdentity, PutAction, SignPosition,
+    Store, StoreError, WalEntry,
+};
+use prost::Message;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// The on-disk [`Store`] of one validator (sled 0.34).
+pub struct SledStore {
+    db: sled::Db,
+    meta: sled::Tree,
+    blocks: sled::Tree,
+    commits: sled::Tree,
+    hash_index: sled::Tree,
+    att_index: sled::Tree,
+    wal: sled::Tree,
+    guard: sled::Tree,
+    identity: DataDirIdentity,
+    path: PathBuf,
+    /// Serialises the writers of finalized data (put_finalized, update_commit).
+    chain_lock: Mutex<()>,
+    /// Serialises guard read-check-write.
+    guard_lock: Mutex<()>,
+    /// Held while a WAL entry is inserted so that key order is append order.
+    wal_cursor: Mutex<WalCursor>,
+    /// Lower bounds of what was acknowledged as durable (see `anchor.rs`).
+    anchor: Mutex<Anchor>,
+}
+
+struct WalCursor {
+    /// Sequence number of the next entry.
+    next: u64,
+    /// (sequence, height) of the last entry inserted.
+    last: Option<(u64, u64)>,
+}
+
+enum DirState {
+    /// Absent or empty (or the leftovers of an interrupted initialisation).
+    Fresh,
+    /// Has an identity file.
+    Initialized,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every guarded value is only changed after the operation it describes
+    // succeeded (or is `()`), so a lock poisoned by a panic is still sound.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn sled_err(what: &str, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => StoreError::Io(format!("{what}: {io}")),
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt(match at {
+            Some(at) => format!("{what}: sled detected corruption in its log at {at:?}"),
+            None => format!("{what}: sled detected corruption in its log"),
+        }),
+        sled::Error::Unsupported(s) => StoreError::Backend(format!("{what}: unsupported: {s}")),
+        sled::Error::ReportableBug(s) => StoreError::Backend(format!("{what}: sled bug: {s}")),
+        sled::Error::CollectionNotFound(name) => StoreError::Backend(format!(
+            "{what}: sled tree {:?} not found",
+            String::from_utf8_lossy(&name)
+        )),
+    }
+}
+
+fn tx_err(what: &str, e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => sled_err(what, e),
+    }
+}
+
+/// Runs `f`, turning a panic inside sled (which it does on some corrupt
+/// inputs) into an error instead of taking the node down with it.
+fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(StoreError::Corrupt(format!(
+                "{what}: the storage engine panicked ({msg}); the data directory is probably damaged"
+            )))
+        }
+    }
+}
+
+/// How long `open` waits for sled's directory lock. A `SledStore` that was
+/// just dropped (in this process or one that just exited) releases the lock
+/// only once sled's background threads have finished.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let what = format!("opening sled database {}", path.display());
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Io(format!(
+                        "{what}: {e} (waited {LOCK_WAIT:?}; is another process using this data directory?)"
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(sled_err(&what, e)),
+        }
+    }
+}
+
+fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+/// Classifies `path`, refusing anything that is not a bizra data directory.
+fn inspect_dir(path: &Path) -> Result<DirState, StoreError> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::Fresh),
+        Err(e) => return Err(StoreError::Io(format!("cannot inspect {shown}: {e}"))),
+        Ok(m) if !m.is_dir() => {
+            return Err(StoreError::Corrupt(format!(
+                "{shown} is not a data directory: it exists and is not a directory"
+            )))
+        }
+        Ok(_) => {}
+    }
+    let mut names = Vec::new();
+    let entries = std::fs::read_dir(path).map_err(|e| StoreError::Io(format!("cannot list {shown}: {e}")))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::Io(format!("cannot list {shown}: {e}")))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    if names.iter().any(|n| n == IDENTITY_FILE) {
+        return Ok(DirState::Initialized);
+    }
+    let mut unknown: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != ANCHOR_FILE && *n != IDENTITY_TMP)
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        let sled_hint = if unknown.contains(&"db") {
+            " (a sled `db` file without a bizra identity is not a bizra data directory)"
+        } else {
+            ""
+        };
+        return Err(StoreError::Corrupt(format!(
+            "{shown} is not a bizra data directory: it has no {IDENTITY_FILE} file but contains {}{sled_hint}; \
+             refusing to initialise over unknown files",
+            unknown.join(", ")
+        )));
+    }
+    if names.iter().any(|n| n == ANCHOR_FILE) {
+        if let Ok(a) = Anchor::open(&path.join(ANCHOR_FILE)) {
+            if !a.state().is_empty() {
+                return Err(StoreError::Corrupt(format!(
+                    "{shown}: {IDENTITY_FILE} is missing but {ANCHOR_FILE} records acknowledged writes; \
+                     refusing to re-initialise"
+                )));
+            }
+        }
+    }
+    // Empty, or the leftovers of an initialisation that never completed.
+    Ok(DirState::Fresh)
+}
+
+/// Creates the files that make `path` a bizra data directory. The identity
+/// file is written last: its presence means initialisation completed.
+fn init_dir(path: &Path, identity: &DataDirIdentity) -> Result<(), StoreError> {
+    let shown = path.display();
+    let existed = path.exists();
+    std::fs::create_dir_all(path).map_err(|e| StoreError::Io(format!("cannot create {shown}: {e}")))?;
+    if !existed {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            anchor::sync_dir(parent)?;
+        }
+    }
+    Anchor::create(&path.join(ANCHOR_FILE))?;
+    anchor::write_identity(path, identity)
+}
+
+fn describe_mismatch(expected: &DataDirIdentity, found: &DataDirIdentity) -> Option<(String, String)> {
+    let mut exp = Vec::new();
+    let mut fnd = Vec::new();
+    if expected.chain_id != found.chain_id {
+        exp.push(format!("chain_id {:?}", expected.chain_id));
+        fnd.push(format!("chain_id {:?}", found.chain_id));
+    }
+    if expected.genesis_hash != found.genesis_hash {
+        exp.push(format!("genesis_hash {}", hex::encode(expected.genesis_hash)));
+        fnd.push(format!("genesis_hash {}", hex::encode(found.genesis_hash)));
+    }
+    if expected.validator != found.validator {
+        exp.push(format!("validator {:?}", expected.validator));
+        fnd.push(format!("validator {:?}", found.validator));
+    }
+    if exp.is_empty() {
+        None
+    } else {
+        Some((exp.join(", "), fnd.join(", ")))
+    }
+}
+
+impl SledStore {
+    /// Open or create a data dir. A new dir records `identity`. An existing dir whose recorded chain_id / genesis_hash / validator differs -> StoreError::ForeignChain (say which field and both values). A dir that is not a sled db, or whose records fail to decode, or whose head/index is inconsistent (e.g. head height without a block, block hash not matching its height index) -> StoreError::Corrupt with a precise message. Never panic, never silently reset.
+    ///
+    /// A directory is initialised only if it does not exist or is empty (or
+    /// holds only the leftovers of an initialisation that a crash
+    /// interrupted); a non-empty directory without an [`IDENTITY_FILE`] —
+    /// e.g. a stray sled `db` — is `Corrupt`. On open the head, its block,
+    /// commit, indexes, parent link and state are cross-checked, the whole
+    /// WAL and the guard are decoded, and the database must hold at least
+    /// what the [`ANCHOR_FILE`] says was acknowledged;
+    /// [`SledStore::verify_full`] checks every block.
+    ///
+    /// sled takes an exclusive lock on the directory: a second open while
+    /// one is in use (by this or another process) is `StoreError::Io`.
+    pub fn open(path: &Path, identity: &DataDirIdentity) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        no_panic(&format!("opening {shown}"), || Self::open_inner(path, identity))
+    }
+
+    fn open_inner(path: &Path, identity: &DataDirIdentity) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        match inspect_dir(path)? {
+            DirState::Fresh => init_dir(path, identity)?,
+            DirState::Initialized => {
+                let found = anchor::read_identity(path)?;
+                if let Some((expected, found)) = describe_mismatch(identity, &found) {
+                    return Err(StoreError::ForeignChain { expected, found });
+                }
+            }
+        }
+        let db = open_sled(path)?;
+        let open_tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| sled_err(&format!("opening tree {name} in {shown}"), e))
+        };
+        // Read only once sled holds its exclusive lock on the directory.
+        let anchor = Anchor::open(&path.join(ANCHOR_FILE))?;
+        let anchored = anchor.state();
+        let store = SledStore {
+            meta: open_tree(META)?,
+            blocks: open_tree(BLOCKS)?,
+            commits: open_tree(COMMITS)?,
+            hash_index: open_tree(HASH_INDEX)?,
+            att_index: open_tree(ATT_INDEX)?,
+            wal: open_tree(WAL)?,
+            guard: open_tree(GUARD)?,
+            db,
+            identity: identity.clone(),
+            path: path.to_path_buf(),
+            chain_lock: Mutex::new(()),
+            guard_lock: Mutex::new(()),
+            wal_cursor: Mutex::new(WalCursor { next: 0, last: None }),
+            anchor: Mutex::new(anchor),
+        };
+        store.check_identity(identity, &anchored)?;
+        store.verify_head()?;
+        let guard = store.guard_position()?;
+        // Decode the whole WAL now so damage shows up at open, not mid-replay.
+        let mut next = 0u64;
+        for item in store.wal.iter() {
+            let (k, v) = item.map_err(|e| sled_err("reading the WAL", e))?;
+            codec::decode_wal(&k, unseal(WAL, &k, &v)?)?;
+            next = codec::decode_u64_key(WAL, &k)?
+                .checked_add(1)
+                .ok_or_else(|| corrupt(WAL, &k, "sequence number at u64::MAX"))?;
+        }
+        store.check_anchor(&anchored)?;
+        if let Some((seq, _)) = anchored.wal_synced {
+            // Never reuse the sequence number of an acknowledged entry, even
+            // if everything was pruned since.
+            next = next.max(seq.saturating_add(1));
+        }
+        lock(&store.wal_cursor).next = next;
+        // Tighten the anchor to what the database durably holds now.
+        let head = store.head()?;
+        lock(&store.anchor).update(|s| {
+            if let Some((h, hash)) = head {
+                s.raise_head(h, hash);
+            }
+            if let Some(g) = guard {
+                s.raise_guard(g);
+            }
+        })?;
+        Ok(store)
+    }
+
+    /// The database must hold at least what the anchor says was acknowledged.
+    fn check_anchor(&self, a: &AnchorState) -> Result<(), StoreError> {
+        let lost = |what: String| {
+            StoreError::Corrupt(format!(
+                "the database lost acknowledged writes: {what}. The sled log is damaged \
+                 (sled stops reading its log at the first unreadable record); restore this \
+                 data directory from a backup or re-sync it, and do not sign with it"
+            ))
+        };
+        if let Some((height, hash)) = a.head {
+            let head = self.head()?;
+            if head.is_none_or(|(h, _)| h < height) {
+                return Err(lost(format!(
+                    "{ANCHOR_FILE} records block {height} ({}) as finalized, but the head is {}",
+                    hex::encode(hash),
+                    head.map_or_else(|| "empty".to_string(), |(h, _)| format!("at height {h}"))
+                )));
+            }
+            let stored = self.block_hash(height)?;
+            if stored != Some(hash) {
+                return Err(lost(format!(
+                    "{ANCHOR_FILE} records block {height} as {}, but the database holds {}",
+                    hex::encode(hash),
+                    stored.map_or_else(|| "nothing".to_string(), hex::encode)
+                )));
+            }
+        }
+        if let Some(g) = a.guard {
+            let stored = self.guard_position()?;
+            if stored.is_none_or(|s| s < g) {
+                return Err(lost(format!(
+                    "{ANCHOR_FILE} records that this validator signed at {g}, but the double-sign guard is at {}",
+                    stored.map_or_else(|| "nothing".to_string(), |s| s.to_string())
+                )));
+            }
+        }
+        if let Some((seq, height)) = a.wal_synced {
+            if height >= a.prune_floor {
+                let key = u64_key(seq);
+                let entry = self.read(&self.wal, WAL, &key, codec::decode_wal)?;
+                if entry.as_ref().map(|e| e.height) != Some(height) {
+                    return Err(lost(format!(
+                        "{ANCHOR_FILE} records {} (height {height}) as synced, but the WAL holds {}",
+                        codec::label(WAL, &key),
+                        entry.map_or_else(
+                            || "nothing there".to_string(),
+                            |e| format!("an entry for height {}", e.height)
+                        )
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes sled, then raises the anchor: `f` plus the last WAL entry
+    /// inserted before the flush started.
+    fn make_durable(&self, f: impl FnOnce(&mut AnchorState)) -> Result<(), StoreError> {
+        let last_wal = lock(&self.wal_cursor).last;
+        no_panic("flushing", || {
+            self.db
+                .flush()
+                .map(|_| ())
+                .map_err(|e| sled_err(&format!("flushing {}", self.path.display()), e))
+        })?;
+        lock(&self.anchor).update(|s| {
+            if let Some((seq, height)) = last_wal {
+                s.raise_wal(seq, height);
+            }
+            f(s);
+        })
+    }
+
+    /// Where this store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The identity recorded in (and checked against) this data directory.
+    pub fn identity(&self) -> &DataDirIdentity {
+        &self.identity
+    }
+
+    fn check_identity(&self, identity: &DataDirIdentity, anchored: &AnchorState) -> Result<(), StoreError> {
+        match self.read(&self.meta, META, IDENTITY_KEY, codec::decode_identity)? {
+            Some(found) => {
+                if let Some((expected, found)) = describe_mismatch(identity, &found) {
+                    return Err(corrupt(
+                        META,
+                        IDENTITY_KEY,
+                        format!("records {found} but {IDENTITY_FILE} records {expected}"),
+                    ));
+                }
+                match self.read(&self.meta, META, FORMAT_KEY, codec::decode_format)? {
+                    Some(FORMAT_VERSION) => Ok(()),
+                    Some(v) => Err(corrupt(
+                        META,
+                        FORMAT_KEY,
+                        format!("storage format version {v} is not supported by this build (it reads version {FORMAT_VERSION})"),
+                    )),
+                    None => Err(corrupt(META, FORMAT_KEY, "missing although the identity is recorded")),
+                }
+            }
+            None => {
+                // Only a database without any data may be initialised.
+                for (tree, name) in self.trees() {
+                    let first = tree.first().map_err(|e| sled_err(&format!("reading tree {name}"), e))?;
+                    if let Some((k, _)) = first {
+                        return Err(corrupt(
+                            META,
+                            IDENTITY_KEY,
+                            format!(
+                                "missing, but the data directory holds data ({}); refusing to re-initialise it",
+                                codec::label(name, &k)
+                            ),
+                        ));
+                    }
+                }
+                if !anchored.is_empty() {
+                    return Err(corrupt(
+                        META,
+                        IDENTITY_KEY,
+                        format!(
+                            "missing: the sled database holds no data at all, although {ANCHOR_FILE} \
+                             records acknowledged writes ({anchored:?}); the database file was lost or damaged"
+                        ),
+                    ));
+                }
+                let mut batch = sled::Batch::default();
+                batch.insert(
+                    IDENTITY_KEY,
+                    seal(META, IDENTITY_KEY, &codec::encode_identity(identity)),
+                );
+                batch.insert(FORMAT_KEY, seal(META, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes()));
+                self.meta
+                    .apply_batch(batch)
+                    .map_err(|e| sled_err("recording the data directory identity", e))?;
+                self.make_durable(|_| ())
+            }
+        }
+    }
+
+    fn trees(&self) -> [(&sled::Tree, &'static str); 7] {
+        [
+            (&self.meta, META),
+            (&self.blocks, BLOCKS),
+            (&self.commits, COMMITS),
+            (&self.hash_index, HASH_INDEX),
+            (&self.att_index, ATT_INDEX),
+            (&self.wal, WAL),
+            (&self.guard, GUARD),
+        ]
+    }
+
+    /// Reads, unseals and decodes one value.
+    fn read<T>(
+        &self,
+        tree: &sled::Tree,
+        name: &str,
+        key: &[u8],
+        decode: impl FnOnce(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let raw = tree
+            .get(key)
+            .map_err(|e| sled_err(&format!("reading {}", codec::label(name, key)), e))?;
+        match raw {
+            None => Ok(None),
+            Some(raw) => decode(key, unseal(name, key, &raw)?).map(Some),
+        }
+    }
+
+    fn read_block(&self, height: u64) -> Result<Option<([u8; 32], bizra_proto::Block)>, StoreError> {
+        self.read(&self.blocks, BLOCKS, &u64_key(height), |k, p| {
+            codec::decode_block(height, k, p)
+        })
+    }
+
+    fn last_key(&self, tree: &sled::Tree, name: &str) -> Result<Option<u64>, StoreError> {
+        let last = tree.last().map_err(|e| sled_err(&format!("reading tree {name}"), e))?;
+        last.map(|(k, _)| codec::decode_u64_key(name, &k)).transpose()
+    }
+
+    fn first_key_label(&self, tree: &sled::Tree, name: &str) -> Result<Option<String>, StoreError> {
+        let first = tree.first().map_err(|e| sled_err(&format!("reading tree {name}"), e))?;
+        Ok(first.map(|(k, _)| codec::label(name, &k)))
+    }
+
+    /// Cross-checks the head with its block, commit, indexes, parent and state.
+    fn verify_head(&self) -> Result<(), StoreError> {
+        let state = self.read(&self.meta, META, STATE_KEY, |k, p| {
+            codec::decode_state(k, p).map(|(h, _)| h)
+        })?;
+        let Some((height, hash)) = self.head()? else {
+            for (tree, name) in [
+                (&self.blocks, BLOCKS),
+                (&self.commits, COMMITS),
+                (&self.hash_index, HASH_INDEX),
+                (&self.att_index, ATT_INDEX),
+            ] {
+                if let Some(l) = self.first_key_label(tree, name)? {
+                    return Err(corrupt(
+                        META,
+                        HEAD_KEY,
+                        format!("missing, but finalized data exists ({l})"),
+                    ));
+                }
+            }
+            if state.is_some() {
+                return Err(corrupt(META, STATE_KEY, "present although there is no head"));
+            }
+            return Ok(());
+        };
+        let key = u64_key(height);
+        let Some((stored_hash, block)) = self.read_block(height)? else {
+            return Err(corrupt(
+                META,
+                HEAD_KEY,
+                format!(
+                    "points at height {height} but {} is missing",
+                    codec::label(BLOCKS, &key)
+                ),
+            ));
+        };
+        if stored_hash != hash {
+            return Err(corrupt(
+                META,
+                HEAD_KEY,
+                format!(
+                    "says block {} at height {height} but {} holds block {}",
+                    hex::encode(hash),
+                    codec::label(BLOCKS, &key),
+                    hex::encode(stored_hash)
+                ),
+            ));
+        }
+        for (tree, name) in [(&self.blocks, BLOCKS), (&self.commits, COMMITS)] {
+            let last = self.last_key(tree, name)?;
+            if last != Some(height) {
+                let what = last.map_or_else(|| "nothing".to_string(), |l| codec::label(name, &u64_key(l)));
+                return Err(corrupt(
+                    META,
+                    HEAD_KEY,
+                    format!("is at height {height} but the last record of tree {name} is {what}"),
+                ));
+            }
+        }
+        let first = self
+            .blocks
+            .first()
+            .map_err(|e| sled_err("reading tree blocks", e))?
+            .map(|(k, _)| codec::decode_u64_key(BLOCKS, &k))
+            .transpose()?;
+        if first != Some(1) {
+            return Err(corrupt(
+                BLOCKS,
+                &u64_key(1),
+                format!("missing: the chain must start at height 1 (head is {height})"),
+            ));
+        }
+        match self.commit(height)? {
+            None => {
+                return Err(corrupt(COMMITS, &key, "missing for the head block"));
+            }
+            Some(c) if c.block_hash != hash => {
+                return Err(corrupt(
+                    COMMITS,
+                    &key,
+                    format!(
+                        "certifies block {} but the head block is {}",
+                        hex::encode(&c.block_hash),
+                        hex::encode(hash)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        match self.height_of(&hash)? {
+            Some(h) if h == height => {}
+            other => {
+                return Err(corrupt(
+                    HASH_INDEX,
+                    &hash,
+                    format!(
+                        "the head block (height {height}) is indexed at {}",
+                        other.map_or_else(|| "no height".to_string(), |h| format!("height {h}"))
+                    ),
+                ));
+            }
+        }
+        if height > 1 {
+            let parent = &block.header.as_ref().expect("decode_block checks").parent_hash;
+            let prev = self.block_hash(height - 1)?;
+            if prev.as_ref().map(|p| &p[..]) != Some(&parent[..]) {
+                return Err(corrupt(
+                    BLOCKS,
+                    &u64_key(height - 1),
+                    format!(
+                        "holds {} but the head block's parent is {}",
+                        prev.map_or_else(|| "nothing".into(), hex::encode),
+                        hex::encode(parent)
+                    ),
+                ));
+            }
+        }
+        match state {
+            Some(h) if h == height => Ok(()),
+            Some(h) => Err(corrupt(
+                META,
+                STATE_KEY,
+                format!("belongs to height {h} but the head is at height {height}"),
+            )),
+            None => Err(corrupt(
+                META,
+                STATE_KEY,
+                format!("missing for the head at height {height}"),
+            )),
+        }
+    }
+
+    /// Checks everything: every block decodes and hashes to its record, has a
+    /// commit for its hash, is indexed by hash, links to its parent, and every
+    /// attestation is indexed; every index entry points at a stored block; no
+    /// record lies above the head; the WAL and guard decode. Returns the
+    /// number of blocks checked. O(size of the data directory).
+    pub fn verify_full(&self) -> Result<u64, StoreError> {
+        no_panic("verifying the data directory", || self.verify_full_inner())
+    }
+
+    fn verify_full_inner(&self) -> Result<u64, StoreError> {
+        self.verify_head()?;
+        let head = self.head()?.map_or(0, |h| h.0);
+        let mut parent: Option<[u8; 32]> = None;
+        for height in 1..=head {
+            let key = u64_key(height);
+            let (hash, block) = self
+                .read_block(height)?
+                .ok_or_else(|| corrupt(BLOCKS, &key, format!("missing below the head ({head})")))?;
+            let header = block.header.as_ref().expect("decode_block checks");
+            if let Some(p) = parent {
+                if header.parent_hash != p {
+                    return Err(corrupt(
+                        BLOCKS,
+                        &key,
+                        format!(
+                            "parent_hash {} does not match block {} at height {}",
+                            hex::encode(&header.parent_hash),
+                            hex::encode(p),
+                            height - 1
+                        ),
+                    ));
+                }
+            }
+            let commit = self
+                .commit(height)?
+                .ok_or_else(|| corrupt(COMMITS, &key, "missing for a finalized block"))?;
+            if commit.block_hash != hash {
+                return Err(corrupt(
+                    COMMITS,
+                    &key,
+                    format!(
+                        "certifies block {} but the stored block is {}",
+                        hex::encode(&commit.block_hash),
+                        hex::encode(hash)
+                    ),
+                ));
+            }
+            if self.height_of(&hash)? != Some(height) {
+                return Err(corrupt(HASH_INDEX, &hash, format!("does not point at height {height}")));
+            }
+            for (i, env) in block.attestations.iter().enumerate() {
+                let id = crate::attestation_id(env);
+                match self.attestation_location(&id)? {
+                    Some((h, j)) if h < height || (h == height && j as usize <= i) => {}
+                    other => {
+                        return Err(corrupt(
+                            ATT_INDEX,
+                            &id,
+                            format!("attestation {i} of block {height} is indexed at {other:?}"),
+                        ))
+                    }
+                }
+            }
+            parent = Some(hash);
+        }
+        for item in self.hash_index.iter() {
+            let (k, v) = item.map_err(|e| sled_err("reading tree hash_index", e))?;
+            let h = codec::decode_height(HASH_INDEX, &k, unseal(HASH_INDEX, &k, &v)?)?;
+            if self.block_hash(h)?.as_ref().map(|x| &x[..]) != Some(&k[..]) {
+                return Err(corrupt(
+                    HASH_INDEX,
+                    &k,
+                    format!("points at height {h}, which holds another block"),
+                ));
+            }
+        }
+        for item in self.att_index.iter() {
+            let (k, v) = item.map_err(|e| sled_err("reading tree att_index", e))?;
+            let (h, i) = codec::decode_att(&k, unseal(ATT_INDEX, &k, &v)?)?;
+            let ok = self
+                .read_block(h)?
+                .and_then(|(_, b)| b.attestations.get(i as usize).map(crate::attestation_id))
+                .is_some_and(|id| id[..] == k[..]);
+            if !ok {
+                return Err(corrupt(
+                    ATT_INDEX,
+                    &k,
+                    format!("points at ({h}, {i}), which holds no such attestation"),
+                ));
+            }
+        }
+        for (tree, name) in [(&self.blocks, BLOCKS), (&self.commits, COMMITS)] {
+            if let Some(l) = self.last_key(tree, name)? {
+                if l > head {
+                    return Err(corrupt(name, &u64_key(l), format!("stored above the head ({head})")));
+                }
+            }
+        }
+        self.wal_entries_from(0)?;
+        self.guard_position()?;
+        Ok(head)
+    }
+}
+
+impl Store for SledStore {
+    fn put_finalized(
+        &self,
+        block: &bizra_proto::Block,
+        commit: &bizra_proto::CommitCertificate,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        let p = prepare_finalized(block, commit, Some(&self.identity.chain_id))?;
+        let parent = block.header.as_ref().expect("checked by prepare").parent_hash.clone();
+        let key = u64_key(p.height);
+        let block_value = seal(BLOCKS, &key, &codec::encode_block(&p.hash, block));
+        let commit_value = seal(COMMITS, &key, &commit.encode_to_vec());
+        let index_value = seal(HASH_INDEX, &p.hash, &p.height.to_be_bytes());
+        let head_value = seal(META, HEAD_KEY, &codec::encode_head(p.height, &p.hash));
+        let state_value = seal(META, STATE_KEY, &codec::encode_state(p.height, state));
+        let att_values: Vec<([u8; 32], Vec<u8>)> = p
+            .attestations
+            .iter()
+            .map(|(id, i)| (*id, seal(ATT_INDEX, id, &codec::encode_att(p.height, *i))))
+            .collect();
+        let what = format!("finalizing block {}", p.height);
+        no_panic(&what, || {
+            let _g = lock(&self.chain_lock);
+            let trees = (
+                &self.meta,
+                &self.blocks,
+                &self.commits,
+                &self.hash_index,
+                &self.att_index,
+            );
+            trees
+                .transaction(|(meta, blocks, commits, hidx, aidx)| {
+                    let head = match meta.get(HEAD_KEY)? {
+                        None => None,
+                        Some(raw) => match unseal(META, HEAD_KEY, &raw).and_then(|v| codec::decode_head(HEAD_KEY, v)) {
+                            Ok(h) => Some(h),
+                            Err(e) => return abort(e),
+                        },
+                    };
+                    let existing = match blocks.get(key)? {
+                        None => None,
+                        Some(raw) => match unseal(BLOCKS, &key, &raw).and_then(|v| codec::block_record_hash(&key, v)) {
+                            Ok(h) => Some(h),
+                            Err(e) => return abort(e),
+                        },
+                    };
+                    match decide_put(head, p.height, &p.hash, &parent, existing) {
+                        Err(e) => return abort(e),
+                        Ok(PutAction::AlreadyFinalized) => return Ok(()),
+                        Ok(PutAction::Append) => {}
+                    }
+                    if hidx.get(p.hash)?.is_some() {
+                        return abort(corrupt(
+                            HASH_INDEX,
+                            &p.hash,
+                            format!("already present while block {} is being appended", p.height),
+                        ));
+                    }
+                    blocks.insert(&key[..], block_value.as_slice())?;
+                    commits.insert(&key[..], commit_value.as_slice())?;
+                    hidx.insert(&p.hash[..], index_value.as_slice())?;
+                    for (id, v) in &att_values {
+                        if aidx.get(id)?.is_none() {
+                            aidx.insert(&id[..], v.as_slice())?;
+                        }
+                    }
+                    meta.insert(HEAD_KEY, head_value.as_slice())?;
+                    meta.insert(STATE_KEY, state_value.as_slice())?;
+                    Ok(())
+                })
+                .map_err(|e| tx_err(&what, e))
+        })?;
+        // Flush even for an idempotent re-put: a previous attempt may have
+        // committed in memory and then failed to flush.
+        self.make_durable(|a| a.raise_head(p.height, p.hash))
+    }
+
+    fn update_commit(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {
+        no_panic(&format!("updating commit {}", commit.height), || {
+            let _g = lock(&self.chain_lock);
+            let key = u64_key(commit.height);
+            let stored_hash = self.read(&self.blocks, BLOCKS, &key, codec::block_record_hash)?;
+            let stored = self.commit(commit.height)?;
+            if decide_update(commit, stored_hash, stored.as_ref())? {
+                self.commits
+                    .insert(key, seal(COMMITS, &key, &commit.encode_to_vec()))
+                    .map_err(|e| sled_err(&format!("writing {}", codec::label(COMMITS, &key)), e))?;
+            }
+            Ok(())
+        })?;
+        self.make_durable(|_| ())
+    }
+
+    fn head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        no_panic("reading the head", || {
+            self.read(&self.meta, META, HEAD_KEY, codec::decode_head)
+        })
+    }
+
+    fn block(&self, height: u64) -> Result<Option<bizra_proto::Block>, StoreError> {
+        no_panic(&format!("reading block {height}"), || {
+            Ok(self.read_block(height)?.map(|(_, b)| b))
+        })
+    }
+
+    fn block_hash(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        no_panic(&format!("reading block hash {height}"), || {
+            self.read(&self.blocks, BLOCKS, &u64_key(height), codec::block_record_hash)
+        })
+    }
+
+    fn height_of(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        no_panic("reading the hash index", || {
+            self.read(&self.hash_index, HASH_INDEX, hash, |k, p| {
+                codec::decode_height(HASH_INDEX, k, p)
+            })
+        })
+    }
+
+    fn commit(&self, height: u64) -> Result<Option<bizra_proto::CommitCertificate>, StoreError> {
+        no_panic(&format!("reading commit {height}"), || {
+            self.read(&self.commits, COMMITS, &u64_key(height), |k, p| {
+                codec::decode_commit(height, k, p)
+            })
+        })
+    }
+
+    fn blocks_range(
+        &self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(bizra_proto::Block, bizra_proto::CommitCertificate)>, StoreError> {
+        collect_range(from, max, max_bytes, |h| {
+            let Some(block) = self.block(h)? else {
+                return Ok(None);
+            };
+            let commit = self
+                .commit(h)?
+                .ok_or_else(|| corrupt(COMMITS, &u64_key(h), "missing for a finalized block"))?;
+            Ok(Some((block, commit)))
+        })
+    }
+
+    fn chain_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        no_panic("reading the chain state", || {
+            self.read(&self.meta, META, STATE_KEY, |k, p| {
+                codec::decode_state(k, p).map(|(_, s)| s.to_vec())
+            })
+        })
+    }
+
+    fn attestation_location(&self, id: &[u8; 32]) -> Result<Option<(u64, u32)>, StoreError> {
+        no_panic("reading the attestation index", || {
+            self.read(&self.att_index, ATT_INDEX, id, codec::decode_att)
+        })
+    }
+
+    fn wal_append(&self, entry: &WalEntry, sync: bool) -> Result<(), StoreError> {
+        let payload = codec::encode_wal(entry);
+        no_panic("appending to the WAL", || {
+            let mut cursor = lock(&self.wal_cursor);
+            let seq = cursor.next;
+            let key = u64_key(seq);
+            let bumped = seq
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Backend("WAL sequence number exhausted".into()))?;
+            self.wal
+                .insert(key, seal(WAL, &key, &payload))
+                .map_err(|e| sled_err(&format!("writing {}", codec::label(WAL, &key)), e))?;
+            cursor.next = bumped;
+            cursor.last = Some((seq, entry.height));
+            Ok(())
+        })?;
+        if sync {
+            // make_durable anchors the last entry inserted before its flush,
+            // which is this one or a later one.
+            self.make_durable(|_| ())?;
+        }
+        Ok(())
+    }
+
+    fn wal_entries_from(&self, height: u64) -> Result<Vec<WalEntry>, StoreError> {
+        no_panic("reading the WAL", || {
+            let mut out = Vec::new();
+            for item in self.wal.iter() {
+                let (k, v) = item.map_err(|e| sled_err("reading the WAL", e))?;
+                let entry = codec::decode_wal(&k, unseal(WAL, &k, &v)?)?;
+                if entry.height >= height {
+                    out.push(entry);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn wal_prune_below(&self, height: u64) -> Result<(), StoreError> {
+        // Record the floor first, so that on open an anchored WAL entry below
+        // it is known to be pruned rather than lost.
+        lock(&self.anchor).update(|a| a.prune_floor = a.prune_floor.max(height))?;
+        no_panic("pruning the WAL", || {
+            let mut batch = sled::Batch::default();
+            for item in self.wal.iter() {
+                let (k, v) = item.map_err(|e| sled_err("reading the WAL", e))?;
+                let entry = codec::decode_wal(&k, unseal(WAL, &k, &v)?)?;
+                if entry.height < height {
+                    batch.remove(k);
+                }
+            }
+            self.wal.apply_batch(batch).map_err(|e| sled_err("pruning the WAL", e))
+        })
+    }
+
+    fn guard_advance(&self, pos: SignPosition) -> Result<(), StoreError> {
+        no_panic("advancing the double-sign guard", || {
+            let _g = lock(&self.guard_lock);
+            check_guard(self.guard_position()?, pos)?;
+            self.guard
+                .insert(GUARD_KEY, seal(GUARD, GUARD_KEY, &codec::encode_guard(pos)))
+                .map_err(|e| sled_err("writing the double-sign guard", e))?;
+            Ok(())
+        })?;
+        // Always flush, even for an equal position: the earlier write of it
+        // may not have reached the disk if its flush failed.
+        self.make_durable(|a| a.raise_guard(pos))
+    }
+
+    fn guard_position(&self) -> Result<Option<SignPosition>, StoreError> {
+        no_panic("reading the double-sign guard", || {
+            self.read(&self.guard, GUARD, GUARD_KEY, codec::decode_guard)
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.make_durable(|_| ())
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // Best effort: sled also flushes when its last handle goes away.
+        let _ = catch_unwind(AssertUnwindSafe(|| self.db.flush()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Records that pass their checksum but contradict each other: only the
+    //! cross-checks of `open` / `verify_full` can catch these.
+    use super::*;
+    use bizra_proto::{Block, BlockHeader, CommitCertificate, Envelope};
+
+    fn id() -> DataDirIdentity {
+        DataDirIdentity {
+            chain_id: "c".into(),
+            genesis_hash: [1; 32],
+            validator: "v".into(),
+        }
+    }
+
+    fn block(height: u64, parent: Option<[u8; 32]>) -> (Block, CommitCertificate) {
+        let b = Block {
+            header: Some(BlockHeader {
+                chain_id: "c".into(),
+                height,
+                parent_hash: parent.map(|p| p.to_vec()).unwrap_or_default(),
+                ..Default::default()
+            }),
+            last_commit: None,
+            attestations: vec![Envelope {
+                payload: format!("att {height}").into_bytes(),
+                ..Default::default()
+            }],
+        };
+        let hash = codec::header_hash(b.header.as_ref().unwrap());
+        let c = CommitCertificate {
+            height,
+            round: 0,
+            block_hash: hash.to_vec(),
+            precommits: vec![],
+        };
+        (b, c)
+    }
+
+    /// A data dir with blocks 1..=3, then `damage` applied with raw access.
+    fn damaged(damage: impl FnOnce(&SledStore)) -> Result<SledStore, StoreError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d");
+        let s = SledStore::open(&p, &id()).unwrap();
+        let mut parent = None;
+        for h in 1..=3 {
+            let (b, c) = block(h, parent);
+            s.put_finalized(&b, &c, b"state").unwrap();
+            parent = s.block_hash(h).unwrap();
+        }
+        damage(&s);
+        s.db.flush().unwrap();
+        drop(s);
+        let r = SledStore::open(&p, &id()).and_then(|s| {
+            s.verify_full()?;
+            Ok(s)
+        });
+        drop(dir);
+        r
+    }
+
+    fn put(tree: &sled::Tree, name: &str, key: &[u8], payload: &[u8]) {
+        tree.insert(key, seal(name, key, payload)).unwrap();
+    }
+
+    fn assert_corrupt(r: Result<SledStore, StoreError>, needle: &str) {
+        match r {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains(needle), "{m:?} lacks {needle:?}"),
+            Err(e) => panic!("expected Corrupt({needle}), got {e:?}"),
+            Ok(_) => panic!("expected Corrupt({needle}), got Ok"),
+        }
+    }
+
+    #[test]
+    fn undamaged_reopens() {
+        let s = damaged(|_| ()).unwrap();
+        assert_eq!(s.verify_full().unwrap(), 3);
+    }
+
+    #[test]
+    fn hash_index_pointing_elsewhere() {
+        assert_corrupt(
+            damaged(|s| {
+                let hash = s.block_hash(3).unwrap().unwrap();
+                put(&s.hash_index, HASH_INDEX, &hash, &1u64.to_be_bytes());
+            }),
+            "hash_index/",
+        );
+        // A stray index entry for an unknown hash.
+        assert_corrupt(
+            damaged(|s| put(&s.hash_index, HASH_INDEX, &[9; 32], &2u64.to_be_bytes())),
+            "hash_index/0909",
+        );
+    }
+
+    #[test]
+    fn block_above_head() {
+        assert_corrupt(
+            damaged(|s| {
+                let parent = s.block_hash(3).unwrap();
+                let (b, _) = block(4, parent);
+                let hash = codec::header_hash(b.header.as_ref().unwrap());
+                put(&s.blocks, BLOCKS, &u64_key(4), &codec::encode_block(&hash, &b));
+            }),
+            "blocks/00000004",
+        );
+    }
+
+    #[test]
+    fn head_without_block_or_with_other_hash() {
+        assert_corrupt(
+            damaged(|s| put(&s.meta, META, HEAD_KEY, &codec::encode_head(5, &[2; 32]))),
+            "blocks/00000005 is missing",
+        );
+        assert_corrupt(
+            damaged(|s| put(&s.meta, META, HEAD_KEY, &codec::encode_head(3, &[2; 32]))),
+            "meta/head",
+        );
+        assert_corrupt(
+            damaged(|s| {
+                s.meta.remove(HEAD_KEY).unwrap();
+            }),
+            "meta/head: missing",
+        );
+    }
+
+    #[test]
+    fn state_of_another_height() {
+        assert_corrupt(
+            damaged(|s| put(&s.meta, META, STATE_KEY, &codec::encode_state(2, b"old"))),
+            "meta/state: belongs to height 2",
+        );
+    }
+
+    #[test]
+    fn commit_for_another_block() {
+        assert_corrupt(
+            damaged(|s| {
+                let c = CommitCertificate {
+                    height: 3,
+                    block_hash: vec![7; 32],
+                    ..Default::default()
+                };
+                put(&s.commits, COMMITS, &u64_key(3), &c.encode_to_vec());
+            }),
+            "commits/00000003",
+        );
+        assert_corrupt(
+            damaged(|s| {
+                let c = CommitCertificate {
+                    height: 1,
+                    block_hash: vec![7; 32],
+                    ..Default::default()
+                };
+                put(&s.commits, COMMITS, &u64_key(1), &c.encode_to_vec());
+            }),
+            "commits/00000001",
+        );
+    }
+
+    #[test]
+    fn broken_parent_link() {
+        // Replace block 2 by a well-formed block whose hash differs: the head's
+        // parent link no longer matches.
+        assert_corrupt(
+            damaged(|s| {
+                let (mut b, _) = block(2, Some([8; 32]));
+                b.header.as_mut().unwrap().time_ms = 1;
+                let hash = codec::header_hash(b.header.as_ref().unwrap());
+                put(&s.blocks, BLOCKS, &u64_key(2), &codec::encode_block(&hash, &b));
+            }),
+            "blocks/00000002",
+        );
+    }
+
+    #[test]
+    fn unsupported_format_version() {
+        assert_corrupt(
+            damaged(|s| put(&s.meta, META, FORMAT_KEY, &7u32.to_be_bytes())),
+            "version 7",
+        );
+    }
+
+    #[test]
+    fn sled_identity_disagrees_with_identity_file() {
+        assert_corrupt(
+            damaged(|s| {
+                let mut other = id();
+                other.validator = "w".into();
+                put(&s.meta, META, IDENTITY_KEY, &codec::encode_identity(&other));
+            }),
+            "meta/identity",
+        );
+    }
+
+    #[test]
+    fn attestation_index_pointing_at_nothing() {
+        assert_corrupt(
+            damaged(|s| put(&s.att_index, ATT_INDEX, &[3; 32], &codec::encode_att(2, 5))),
+            "att_index/0303",
+        );
+    }
+}
