@@ -1,0 +1,19 @@
+//! `bizra keygen --out FILE`
+
+use super::{usage, CliResult};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Where to write the key file (mode 0600). Refuses to overwrite.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(a: KeygenArgs) -> CliResult {
+    let signer = crate::keys::generate();
+    crate::keys::write(&a.out, &signer).map_err(usage)?;
+    println!("{}", signer.id());
+    Ok(())
+}

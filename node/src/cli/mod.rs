@@ -1,0 +1,117 @@
+//! The `bizra` command line (CONTRACT section 2).
+//!
+//! Exit codes everywhere: 0 success; 1 a check failed (disagreement, bad
+//! signature, timeout); 2 bad usage or bad input, with a one-line reason and
+//! nothing written.
+
+pub mod attest;
+pub mod devnet;
+pub mod head;
+pub mod keygen;
+pub mod run;
+pub mod testnet;
+pub mod verify;
+pub mod wq_proof;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit 1: a check failed.
+    Check(String),
+    /// Exit 2: bad usage or bad input.
+    Usage(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Check(s) | Failure::Usage(s) => f.write_str(s),
+        }
+    }
+}
+
+pub type CliResult = Result<(), Failure>;
+
+pub fn usage(msg: impl std::fmt::Display) -> Failure {
+    Failure::Usage(msg.to_string())
+}
+pub fn check(msg: impl std::fmt::Display) -> Failure {
+    Failure::Check(msg.to_string())
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bizra",
+    version,
+    about = "bizra validator node: weighted-quorum BFT with Proof-of-Impact attestations",
+    long_about = "bizra validator node: weighted-quorum BFT consensus (Tendermint over wq_weight) with signed \
+Proof-of-Impact attestations.\n\nStart here: `bizra devnet` runs a local 4-validator testnet and shows every node's \
+finalized head."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a local testnet: one `bizra run` process per validator on loopback, with a live table.
+    Devnet(devnet::DevnetArgs),
+    /// Create a new Ed25519 validator key (file mode 0600) and print its public key.
+    Keygen(keygen::KeygenArgs),
+    /// Generate testnet layouts (genesis, per-node config and keys, docker-compose).
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
+    /// Run one validator until SIGINT/SIGTERM.
+    Run(run::RunArgs),
+    /// Print one node's finalized head.
+    Head(head::HeadArgs),
+    /// Prove head agreement of validators over gRPC and write wq_proof.json.
+    WqProof(wq_proof::WqProofArgs),
+    /// Sign a PoI attestation and submit it; prints its id.
+    Attest(attest::AttestArgs),
+    /// Check a wq_proof.json or attestation.json offline against the genesis file.
+    Verify(verify::VerifyArgs),
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Devnet(a) => devnet::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Testnet(c) => testnet::run(c),
+        Command::Run(a) => run::run(a),
+        Command::Head(a) => head::run(a),
+        Command::WqProof(a) => wq_proof::run(a),
+        Command::Attest(a) => attest::run(a),
+        Command::Verify(a) => verify::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Check(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A multi-thread tokio runtime for commands that need one.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}
+
+/// Resolves a path relative to a home directory.
+pub fn resolve(home: &std::path::Path, p: &std::path::Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        home.join(p)
+    }
+}

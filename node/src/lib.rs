@@ -1,0 +1,11 @@
+//! The bizra validator node: a thin tokio shell around the pure consensus
+//! core (`bizra-consensus`), with libp2p networking (`bizra-p2p`), sled
+//! storage (`bizra-storage`), a tonic gRPC API and Prometheus metrics.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod keys;
+pub mod metrics;
+pub mod rpc;
+pub mod state;

@@ -1,0 +1,17 @@
+//! `bizra`: the validator node and its tools. See `bizra --help`.
+
+use bizra_node::cli;
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    cli::main(args)
+}

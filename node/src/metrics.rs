@@ -1,0 +1,171 @@
+//! Prometheus metrics (CONTRACT section 8), one registry per node.
+//!
+//! Histograms use explicit buckets fitted to their range: finality and block
+//! intervals from 1 ms to 30 s, gRPC requests from 50 us to 5 s.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VoteLabels {
+    pub kind: String,
+    pub result: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValidatorLabel {
+    pub validator: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    pub validator: String,
+    pub component: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    pub method: String,
+}
+
+/// Seconds buckets from 1 ms to 30 s.
+pub const CONSENSUS_BUCKETS: [f64; 16] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0];
+/// Seconds buckets from 50 us to 5 s.
+pub const GRPC_BUCKETS: [f64; 14] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub consensus_height: Gauge,
+    pub consensus_round: Gauge,
+    pub finality_latency: Histogram,
+    pub block_interval: Histogram,
+    pub votes: Family<VoteLabels, Counter>,
+    pub peers: Gauge,
+    pub sync_blocks: Counter,
+    pub equivocations: Counter,
+    pub wq_weight: Family<ValidatorLabel, Gauge<f64, AtomicU64>>,
+    pub wq_weight_component: Family<ComponentLabels, Gauge<f64, AtomicU64>>,
+    pub commit_weight_share_bps: Gauge,
+    pub attestations: Family<ResultLabel, Counter>,
+    pub grpc_duration: Family<MethodLabel, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            consensus_height: Gauge::default(),
+            consensus_round: Gauge::default(),
+            finality_latency: Histogram::new(CONSENSUS_BUCKETS),
+            block_interval: Histogram::new(CONSENSUS_BUCKETS),
+            votes: Family::default(),
+            peers: Gauge::default(),
+            sync_blocks: Counter::default(),
+            equivocations: Counter::default(),
+            wq_weight: Family::default(),
+            wq_weight_component: Family::default(),
+            commit_weight_share_bps: Gauge::default(),
+            attestations: Family::default(),
+            grpc_duration: Family::new_with_constructor(|| Histogram::new(GRPC_BUCKETS)),
+            registry: Registry::default(),
+        };
+        registry.register("bizra_consensus_height", "Last finalized height", m.consensus_height.clone());
+        registry.register("bizra_consensus_round", "Current consensus round", m.consensus_round.clone());
+        registry.register(
+            "bizra_finality_latency_seconds",
+            "Time from the start of a height to its finalization",
+            m.finality_latency.clone(),
+        );
+        registry.register(
+            "bizra_block_interval_seconds",
+            "Time between consecutive finalized blocks",
+            m.block_interval.clone(),
+        );
+        registry.register("bizra_votes", "Votes received, by kind and validation result", m.votes.clone());
+        registry.register("bizra_peers", "Connected peers", m.peers.clone());
+        registry.register("bizra_sync_blocks", "Blocks applied through sync", m.sync_blocks.clone());
+        registry.register("bizra_equivocations", "Equivocation evidence observed", m.equivocations.clone());
+        registry.register("bizra_wq_weight", "wq_weight per validator, current epoch", m.wq_weight.clone());
+        registry.register(
+            "bizra_wq_weight_component",
+            "wq_weight components (stake, poi, rep) per validator, current epoch",
+            m.wq_weight_component.clone(),
+        );
+        registry.register(
+            "bizra_commit_weight_share_bps",
+            "Signed weight share of the last commit certificate, in basis points",
+            m.commit_weight_share_bps.clone(),
+        );
+        registry.register("bizra_attestations", "PoI attestations, by result", m.attestations.clone());
+        registry.register(
+            "bizra_grpc_request_duration_seconds",
+            "gRPC request duration by method",
+            m.grpc_duration.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition (OpenMetrics text, which Prometheus scrapes).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encode metrics");
+        out
+    }
+
+    pub fn vote(&self, kind: &str, result: &str) {
+        self.votes.get_or_create(&VoteLabels { kind: kind.into(), result: result.into() }).inc();
+    }
+
+    pub fn attestation(&self, result: &str) {
+        self.attestations.get_or_create(&ResultLabel { result: result.into() }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_metric_is_exported() {
+        let m = Metrics::new();
+        m.vote("prevote", "accepted");
+        m.attestation("accepted");
+        m.wq_weight.get_or_create(&ValidatorLabel { validator: "ab".into() }).set(1.0);
+        m.wq_weight_component
+            .get_or_create(&ComponentLabels { validator: "ab".into(), component: "poi".into() })
+            .set(2.0);
+        m.grpc_duration.get_or_create(&MethodLabel { method: "GetHead".into() }).observe(0.001);
+        let text = m.encode();
+        for name in [
+            "bizra_consensus_height",
+            "bizra_consensus_round",
+            "bizra_finality_latency_seconds_bucket",
+            "bizra_block_interval_seconds_bucket",
+            "bizra_votes_total{kind=\"prevote\",result=\"accepted\"}",
+            "bizra_peers",
+            "bizra_sync_blocks_total",
+            "bizra_equivocations_total",
+            "bizra_wq_weight{validator=\"ab\"}",
+            "bizra_wq_weight_component{validator=\"ab\",component=\"poi\"}",
+            "bizra_commit_weight_share_bps",
+            "bizra_attestations_total{result=\"accepted\"}",
+            "bizra_grpc_request_duration_seconds_bucket{le=\"0.001\",method=\"GetHead\"}",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The gRPC API (CONTRACT section 5).

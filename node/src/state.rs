@@ -1,0 +1,91 @@
+//! What the engine shares with the gRPC server, the metrics endpoint and the
+//! CLI: the store, the genesis, this validator's key, a status snapshot, the
+//! epoch weights and a stream of finalized heads.
+
+use crate::metrics::Metrics;
+use bizra_consensus::genesis::Genesis;
+use bizra_consensus::signing::Signer;
+use bizra_consensus::types::Hash;
+use bizra_consensus::validators::EpochWeights;
+use bizra_proto::{BlockHeader, Envelope};
+use bizra_storage::Store;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// A snapshot of the node's position, updated by the engine.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub finalized_height: u64,
+    pub finalized_hash: Hash,
+    pub consensus_height: u64,
+    pub consensus_round: u32,
+    /// True while a peer reports a height above ours. A lagging node never
+    /// reports that it is caught up.
+    pub catching_up: bool,
+    pub best_peer_height: u64,
+    pub peers: u32,
+    pub epoch: u64,
+    /// Set once the WAL is replayed and consensus runs (gRPC health SERVING).
+    pub serving: bool,
+}
+
+/// A newly finalized head, as streamed by `SubscribeHeads`.
+#[derive(Clone, Debug)]
+pub struct HeadEvent {
+    pub height: u64,
+    pub hash: Hash,
+    pub header: BlockHeader,
+}
+
+/// Why an attestation was refused. Each maps to one gRPC status code.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// INVALID_ARGUMENT: malformed, bad signature, rules violated.
+    #[error("{0}")]
+    Invalid(String),
+    /// FAILED_PRECONDITION: wrong chain, attester not a validator.
+    #[error("{0}")]
+    Precondition(String),
+    /// ALREADY_EXISTS: duplicate id or nonce.
+    #[error("{0}")]
+    Duplicate(String),
+    /// RESOURCE_EXHAUSTED: pool full or message too large.
+    #[error("{0}")]
+    Exhausted(String),
+}
+
+/// Requests from the API to the engine.
+pub enum EngineRequest {
+    /// A validated attestation to pool and gossip; replies with its id (hex).
+    SubmitAttestation { envelope: Envelope, reply: oneshot::Sender<Result<String, SubmitError>> },
+}
+
+pub struct Shared {
+    pub genesis: Arc<Genesis>,
+    pub signer: Signer,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub status: RwLock<Status>,
+    /// Weights per epoch seen by this node (rebuilt from the chain at start).
+    pub epochs: RwLock<BTreeMap<u64, EpochWeights>>,
+    pub heads: broadcast::Sender<HeadEvent>,
+    pub requests: mpsc::Sender<EngineRequest>,
+    pub version: &'static str,
+}
+
+impl Shared {
+    pub fn status(&self) -> Status {
+        self.status.read().expect("status lock").clone()
+    }
+    pub fn current_weights(&self) -> Option<EpochWeights> {
+        self.epochs.read().expect("epochs lock").values().next_back().cloned()
+    }
+    pub fn weights_for_epoch(&self, epoch: u64) -> Option<EpochWeights> {
+        self.epochs.read().expect("epochs lock").get(&epoch).cloned()
+    }
+    /// Weights that certify blocks at `height`.
+    pub fn weights_for_height(&self, height: u64) -> Option<EpochWeights> {
+        self.weights_for_epoch(bizra_consensus::types::epoch_of(height, self.genesis.params().epoch_length))
+    }
+}
