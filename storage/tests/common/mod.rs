@@ -112,6 +112,7 @@ pub fn wal_vote(height: u64, round: u32, kind: WalKind, who: u8) -> WalEntry {
         height,
         kind,
         msg: ConsensusMessage {
+            attempt: 0,
             msg: Some(consensus_message::Msg::Vote(precommit(height, round, &[who; 32], who))),
         },
     }
@@ -123,6 +124,7 @@ pub fn wal_proposal(height: u64, round: u32) -> WalEntry {
         height,
         kind: WalKind::Own,
         msg: ConsensusMessage {
+            attempt: 0,
             msg: Some(consensus_message::Msg::Proposal(bizra_proto::SignedProposal {
                 proposal: Some(bizra_proto::Proposal {
                     chain_id: CHAIN.into(),
