@@ -1,7 +1,674 @@
 //! The consensus engine: the tokio shell around the pure driver.
+//!
+//! One task owns the [`Driver`] and executes its effects in order:
+//! `PersistOwn` is written to the WAL and the sign guard *and synced* before
+//! the next effect (usually the `Broadcast` of the same message) runs, so a
+//! signature never leaves the node before it is durable. On start the node
+//! rebuilds the chain state from its blocks, replays the WAL into the driver,
+//! and only then opens the network.
 
-use crate::cli::{usage, CliResult};
+mod servers;
+pub mod sync;
 
-pub fn run_node(_home: &std::path::Path) -> CliResult {
-    Err(usage("run: not available yet"))
+use crate::cli::{resolve, usage, CliResult};
+use crate::config::{parse_peer, NodeConfig};
+use crate::metrics::{ComponentLabels, Metrics, ValidatorLabel};
+use crate::state::{EngineRequest, HeadEvent, Shared, Status};
+use anyhow::Context as _;
+use bizra_consensus::chain::ChainState;
+use bizra_consensus::driver::{Driver, Effect, Input, Timeout, Timeouts, FUTURE_HEIGHTS};
+use bizra_consensus::genesis::Genesis;
+use bizra_consensus::messages::block_hash;
+use bizra_consensus::signing::Signer;
+use bizra_consensus::types::{hash_bytes, SignPosition, SignStep};
+use bizra_consensus::{certificate, quorum};
+use bizra_p2p::{P2pConfig, P2pEvent, P2pHandle, PeerId, Topic, Validation};
+use bizra_proto::{
+    consensus_message::Msg, sync_request::Req, sync_response::Resp, BlockRange, ChainStatus, ConsensusMessage,
+    FinalizedBlock, StatusRequest, SyncRequest, SyncResponse,
+};
+use bizra_storage::{DataDirIdentity, SledStore, Store, WalEntry, WalKind};
+use prost::Message;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use sync::SyncState;
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+/// How often peers are asked for their status.
+const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Sets up `tracing` from the config (`log.format`, `log.level`; `RUST_LOG`
+/// overrides the level).
+pub fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Everything `bizra run` needs, loaded and checked before anything starts.
+pub struct NodeSetup {
+    pub cfg: NodeConfig,
+    pub genesis: Arc<Genesis>,
+    pub signer: Signer,
+    pub store: Arc<dyn Store>,
+}
+
+/// Loads config, genesis, key and data dir; any problem is a one-line error.
+pub fn load(home: &Path) -> Result<NodeSetup, String> {
+    let cfg = NodeConfig::load(home).map_err(|e| e.to_string())?;
+    let gpath = resolve(home, &cfg.genesis);
+    let bytes = std::fs::read(&gpath).map_err(|e| format!("cannot read genesis {}: {e}", gpath.display()))?;
+    let genesis = Genesis::from_bytes(&bytes).map_err(|e| format!("genesis {}: {e}", gpath.display()))?;
+    let signer = crate::keys::read(&resolve(home, &cfg.key)).map_err(|e| e.to_string())?;
+    if genesis.members.index_of(signer.id()).is_none() {
+        return Err(format!("validator key {} is not in the genesis validator set", signer.id()));
+    }
+    let identity = DataDirIdentity {
+        chain_id: genesis.chain_id().to_string(),
+        genesis_hash: genesis.hash,
+        validator: signer.id().to_string(),
+    };
+    let data = resolve(home, &cfg.data_dir);
+    let store = SledStore::open(&data, &identity).map_err(|e| format!("data dir {}: {e}", data.display()))?;
+    Ok(NodeSetup { cfg, genesis: Arc::new(genesis), signer, store: Arc::new(store) })
+}
+
+pub fn run_node(home: &Path) -> CliResult {
+    let setup = load(home).map_err(usage)?;
+    init_logging(&setup.cfg.log.format, &setup.cfg.log.level);
+    let rt = crate::cli::runtime();
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        run_engine(setup, stop_rx).await
+    })
+    .map_err(|e| {
+        error!("node stopped: {e:#}");
+        crate::cli::check(format!("{e:#}"))
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn to_store_pos(p: SignPosition) -> bizra_storage::SignPosition {
+    bizra_storage::SignPosition { height: p.height, round: p.round, step: p.step as u8 }
+}
+
+fn from_store_pos(p: bizra_storage::SignPosition) -> SignPosition {
+    let step = match p.step {
+        0 => SignStep::Proposal,
+        1 => SignStep::Prevote,
+        _ => SignStep::Precommit,
+    };
+    SignPosition { height: p.height, round: p.round, step }
+}
+
+fn peer_multiaddr(spec: &str) -> anyhow::Result<bizra_p2p::Multiaddr> {
+    let p = parse_peer(spec).map_err(anyhow::Error::msg)?;
+    let pk: [u8; 32] = hex::decode(&p.validator)?.try_into().map_err(|_| anyhow::anyhow!("bad key"))?;
+    let peer = bizra_p2p::peer_id_from_ed25519_public(pk);
+    let proto = if p.host.parse::<std::net::Ipv4Addr>().is_ok() { "ip4" } else { "dns4" };
+    Ok(format!("/{proto}/{}/tcp/{}/p2p/{peer}", p.host, p.port).parse()?)
+}
+
+/// Rebuilds the chain state by applying every stored block from genesis, and
+/// checks it against the state stored with the head.
+fn rebuild_chain(
+    g: &Genesis,
+    store: &dyn Store,
+) -> anyhow::Result<(ChainState, BTreeMap<u64, bizra_consensus::validators::EpochWeights>)> {
+    let mut state = ChainState::genesis(g);
+    let mut epochs = BTreeMap::new();
+    epochs.insert(0, state.weights.clone());
+    if let Some((head, _)) = store.head()? {
+        for h in 1..=head {
+            let b = store.block(h)?.with_context(|| format!("data dir is corrupt: block {h} is missing"))?;
+            let hash = block_hash(&b).with_context(|| format!("data dir is corrupt: block {h} has no header"))?;
+            state.apply(g, &b, hash);
+            epochs.entry(state.weights.epoch).or_insert_with(|| state.weights.clone());
+        }
+        let blob = store.chain_state()?.context("data dir is corrupt: no chain state stored with the head")?;
+        let stored = ChainState::from_bytes(&blob).map_err(anyhow::Error::msg)?;
+        if stored != state {
+            anyhow::bail!("data dir is corrupt: the stored chain state does not match its blocks at height {head}");
+        }
+    }
+    Ok((state, epochs))
+}
+
+pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let NodeSetup { cfg, genesis, signer, store } = setup;
+    let (state, epochs) = rebuild_chain(&genesis, store.as_ref())?;
+    let last_commit = if state.height > 0 { store.commit(state.height)? } else { None };
+    let guard = store.guard_position()?.map(from_store_pos);
+    let c = &cfg.consensus;
+    let timeouts = Timeouts {
+        propose_ms: c.propose_timeout_ms,
+        prevote_ms: c.prevote_timeout_ms,
+        precommit_ms: c.precommit_timeout_ms,
+        delta_ms: c.timeout_delta_ms,
+        commit_ms: c.block_interval_ms,
+    };
+    let mut driver = Driver::new(genesis.clone(), state.clone(), last_commit, Some(signer.clone()), guard, timeouts);
+
+    // Replay the WAL before taking any network input.
+    let mut pending = Vec::new();
+    let (mut own, mut received) = (0, 0);
+    for entry in store.wal_entries_from(driver.height())? {
+        match entry.kind {
+            WalKind::Own => {
+                pending.extend(driver.handle(now_ms(), Input::RestoreOwn(entry.msg))?);
+                own += 1;
+            }
+            WalKind::Received => {
+                if let Some(input) = check_message(&driver, &entry.msg) {
+                    if let Ok(fx) = driver.handle(now_ms(), input) {
+                        pending.extend(fx);
+                    }
+                    received += 1;
+                }
+            }
+        }
+    }
+    info!(height = state.height, own, received, "chain state rebuilt and WAL replayed");
+
+    let (heads, _) = broadcast::channel(256);
+    let (req_tx, mut req_rx) = mpsc::channel(1024);
+    let metrics = Arc::new(Metrics::new());
+    let shared = Arc::new(Shared {
+        genesis: genesis.clone(),
+        signer: signer.clone(),
+        store: store.clone(),
+        metrics: metrics.clone(),
+        status: RwLock::new(Status {
+            finalized_height: state.height,
+            finalized_hash: state.last_hash,
+            consensus_height: driver.height(),
+            epoch: state.weights.epoch,
+            ..Default::default()
+        }),
+        epochs: RwLock::new(epochs),
+        heads,
+        requests: req_tx,
+        version: env!("CARGO_PKG_VERSION"),
+    });
+
+    // Network, API and metrics.
+    let listen = cfg.p2p.listen.parse().with_context(|| format!("p2p.listen {:?} is not host:port", cfg.p2p.listen))?;
+    let peers = cfg.p2p.peers.iter().map(|p| peer_multiaddr(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut p2p_cfg =
+        P2pConfig::new(bizra_p2p::keypair_from_ed25519_secret(signer.secret_bytes()), listen, genesis.chain_id());
+    p2p_cfg.peers = peers;
+    p2p_cfg.max_message_bytes = cfg.p2p.max_message_bytes;
+    p2p_cfg.validator_count = genesis.members.len();
+    let (p2p, mut events) = bizra_p2p::start(p2p_cfg).await.with_context(|| format!("p2p listen {listen}"))?;
+    let servers = servers::start(shared.clone(), &cfg, stop.clone()).await?;
+    info!(validator = %signer.id(), p2p = %listen, grpc = %cfg.grpc.listen, metrics = %cfg.metrics.listen, "node started");
+
+    let mut engine = Engine {
+        shared: shared.clone(),
+        driver,
+        store,
+        p2p: p2p.clone(),
+        sync: SyncState::default(),
+        timers: BTreeMap::new(),
+        timer_seq: 0,
+        published: HashSet::new(),
+        attempt: 0,
+        height_started: Instant::now(),
+        last_block_at: None,
+        max_block_attestations: cfg.consensus.max_block_attestations,
+        max_message_bytes: cfg.p2p.max_message_bytes,
+    };
+    engine.set_weight_metrics();
+    engine.execute(pending).await?;
+    let fx = engine.driver.start(now_ms());
+    engine.execute(fx).await?;
+    engine.shared.status.write().expect("status").serving = true;
+
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+    let result = loop {
+        engine.refresh_status();
+        let next = engine.timers.keys().next().map(|(t, _)| *t);
+        let sleep = tokio::time::sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)).into());
+        let step: anyhow::Result<()> = tokio::select! {
+            _ = stop.wait_for(|v| *v) => break Ok(()),
+            ev = events.recv() => match ev {
+                Some(ev) => engine.on_p2p(ev).await,
+                None => break Err(anyhow::anyhow!("the p2p service stopped")),
+            },
+            Some(req) = req_rx.recv() => engine.on_request(req).await,
+            _ = sleep => engine.fire_timers().await,
+            _ = status_tick.tick() => { engine.ask_status().await; Ok(()) }
+        };
+        if let Err(e) = step {
+            break Err(e);
+        }
+    };
+    info!("shutting down");
+    engine.shared.status.write().expect("status").serving = false;
+    p2p.shutdown();
+    let flushed = engine.store.flush();
+    servers.join(Duration::from_secs(3)).await;
+    flushed?;
+    result
+}
+
+/// Checks a consensus message (signature, chain, membership) into a driver input.
+fn check_message(driver: &Driver, msg: &ConsensusMessage) -> Option<Input> {
+    match &msg.msg {
+        Some(Msg::Vote(sv)) => driver.check_vote(sv).ok().map(Input::Vote),
+        Some(Msg::Proposal(sp)) => driver.check_proposal(sp).ok().map(Input::Proposal),
+        None => None,
+    }
+}
+
+struct Engine {
+    shared: Arc<Shared>,
+    driver: Driver,
+    store: Arc<dyn Store>,
+    p2p: P2pHandle,
+    sync: SyncState,
+    timers: BTreeMap<(Instant, u64), Timeout>,
+    timer_seq: u64,
+    /// Content hashes of messages published at this height (rebroadcasts get
+    /// a fresh `attempt` so gossip does not drop them as duplicates).
+    published: HashSet<[u8; 32]>,
+    attempt: u64,
+    height_started: Instant,
+    last_block_at: Option<Instant>,
+    max_block_attestations: usize,
+    max_message_bytes: usize,
+}
+
+impl Engine {
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    fn refresh_status(&self) {
+        let mut s = self.shared.status.write().expect("status");
+        s.consensus_height = self.driver.height();
+        s.consensus_round = self.driver.round();
+        s.peers = self.p2p.connected_peers() as u32;
+        s.best_peer_height = self.sync.best_height();
+        s.catching_up = s.best_peer_height > s.finalized_height;
+        self.metrics().consensus_round.set(self.driver.round() as i64);
+        self.metrics().peers.set(s.peers as i64);
+    }
+
+    async fn execute(&mut self, fx: Vec<Effect>) -> anyhow::Result<()> {
+        let mut queue: VecDeque<Effect> = fx.into();
+        while let Some(e) = queue.pop_front() {
+            match e {
+                Effect::PersistOwn { position, msg } => {
+                    // Durable before anything else happens: guard, then WAL, both synced.
+                    self.store.guard_advance(to_store_pos(position)).context("sign guard")?;
+                    let entry = WalEntry { height: position.height, kind: WalKind::Own, msg };
+                    self.store.wal_append(&entry, true).context("WAL append")?;
+                }
+                Effect::Broadcast(msg) => self.publish(msg).await,
+                Effect::ScheduleTimeout { timeout, after_ms } => {
+                    self.timer_seq += 1;
+                    self.timers.insert((Instant::now() + Duration::from_millis(after_ms), self.timer_seq), timeout);
+                }
+                Effect::RequestValue { height, round } => {
+                    let attestations = self.payload_for_block();
+                    let fx = self.driver.handle(now_ms(), Input::ProposeValue { height, round, attestations })?;
+                    queue.extend(fx);
+                }
+                Effect::Decided { block, hash, commit, round, state } => {
+                    self.on_decided(block, hash, commit, round, *state)?;
+                }
+                Effect::CommitUpdated(c) => {
+                    if let Err(e) = self.store.update_commit(&c) {
+                        warn!("late precommits not stored: {e}");
+                    }
+                }
+                Effect::Evidence(ev) => {
+                    self.metrics().equivocations.inc();
+                    let who = ev.first.as_ref().and_then(|v| v.vote.as_ref()).map(|v| v.validator.clone());
+                    warn!(validator = ?who, "equivocation evidence");
+                }
+                Effect::SyncNeeded { from, seen } => {
+                    debug!(from, seen, "messages from a higher height: asking peers");
+                    self.ask_status().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn payload_for_block(&mut self) -> Vec<bizra_proto::Envelope> {
+        let _ = self.max_block_attestations;
+        Vec::new()
+    }
+
+    fn on_decided(
+        &mut self,
+        block: bizra_proto::Block,
+        hash: [u8; 32],
+        commit: bizra_proto::CommitCertificate,
+        round: u32,
+        state: ChainState,
+    ) -> anyhow::Result<()> {
+        let height = state.height;
+        self.store.put_finalized(&block, &commit, &state.to_bytes()).context("store finalized block")?;
+        if let Err(e) = self.store.wal_prune_below(height + 1) {
+            warn!("WAL prune: {e}");
+        }
+        let now = Instant::now();
+        self.metrics().finality_latency.observe(now.duration_since(self.height_started).as_secs_f64());
+        if let Some(prev) = self.last_block_at {
+            self.metrics().block_interval.observe(now.duration_since(prev).as_secs_f64());
+        }
+        self.last_block_at = Some(now);
+        self.height_started = now;
+        self.metrics().consensus_height.set(height as i64);
+        let tally = certificate::tally_trusted(&self.shared.genesis.members, &state.last_weights, &commit);
+        self.metrics().commit_weight_share_bps.set(quorum::share_bps(tally.signed_weight, tally.total_weight) as i64);
+        self.published.clear();
+        let new_epoch = {
+            let mut epochs = self.shared.epochs.write().expect("epochs");
+            let fresh = !epochs.contains_key(&state.weights.epoch);
+            epochs.entry(state.weights.epoch).or_insert_with(|| state.weights.clone());
+            fresh
+        };
+        {
+            let mut s = self.shared.status.write().expect("status");
+            s.finalized_height = height;
+            s.finalized_hash = hash;
+            s.epoch = state.weights.epoch;
+        }
+        if new_epoch {
+            info!(epoch = state.weights.epoch, "new epoch: weights recomputed");
+            self.set_weight_metrics();
+        }
+        let header = block.header.clone().unwrap_or_default();
+        debug!(height, round, hash = %hex::encode(&hash[..4]), "finalized");
+        let _ = self.shared.heads.send(HeadEvent { height, hash, header });
+        Ok(())
+    }
+
+    fn set_weight_metrics(&self) {
+        let Some(w) = self.shared.current_weights() else { return };
+        for (i, m) in self.shared.genesis.members.iter().enumerate() {
+            let v = m.id.clone();
+            self.metrics().wq_weight.get_or_create(&ValidatorLabel { validator: v.clone() }).set(w.weights[i] as f64);
+            let c = &w.components[i];
+            for (name, val) in [("stake", c.stake), ("poi", c.poi), ("rep", c.rep)] {
+                self.metrics()
+                    .wq_weight_component
+                    .get_or_create(&ComponentLabels { validator: v.clone(), component: name.into() })
+                    .set(val as f64);
+            }
+        }
+    }
+
+    async fn publish(&mut self, mut msg: ConsensusMessage) {
+        msg.attempt = 0;
+        let content = hash_bytes(&msg.encode_to_vec());
+        if !self.published.insert(content) {
+            self.attempt += 1;
+            msg.attempt = self.attempt;
+        }
+        let topic = match msg.msg {
+            Some(Msg::Proposal(_)) => Topic::Proposals,
+            _ => Topic::Votes,
+        };
+        if let Err(e) = self.p2p.publish(topic, msg.encode_to_vec()).await {
+            if e.is_benign() {
+                debug!("publish: {e}");
+            } else {
+                warn!("publish: {e}");
+            }
+        }
+    }
+
+    async fn fire_timers(&mut self) -> anyhow::Result<()> {
+        let now = Instant::now();
+        while let Some((&(at, seq), _)) = self.timers.iter().next() {
+            if at > now {
+                break;
+            }
+            let t = self.timers.remove(&(at, seq)).expect("present");
+            if t.height != self.driver.height() {
+                continue;
+            }
+            let fx = self.driver.handle(now_ms(), Input::Timeout(t))?;
+            self.execute(fx).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_request(&mut self, req: EngineRequest) -> anyhow::Result<()> {
+        match req {
+            EngineRequest::SubmitAttestation { reply, .. } => {
+                let _ = reply.send(Err(crate::state::SubmitError::Precondition(
+                    "attestations are not accepted by this node yet".into(),
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_p2p(&mut self, ev: P2pEvent) -> anyhow::Result<()> {
+        match ev {
+            P2pEvent::Gossip { topic, data, source, id } => {
+                let (verdict, input) = self.check_gossip(topic, &data);
+                self.p2p.report_validation(id, source, verdict);
+                if let Some((input, msg)) = input {
+                    if let Some(h) = input_height(&input) {
+                        if h >= self.driver.height() {
+                            let entry = WalEntry { height: h, kind: WalKind::Received, msg };
+                            if let Err(e) = self.store.wal_append(&entry, false) {
+                                warn!("WAL append (received): {e}");
+                            }
+                        }
+                    }
+                    let fx = self.driver.handle(now_ms(), input)?;
+                    self.execute(fx).await?;
+                }
+            }
+            P2pEvent::SyncRequest { peer, request, channel } => {
+                let resp = self.serve_sync(&request);
+                debug!(%peer, "served sync request");
+                self.p2p.respond(channel, resp);
+            }
+            P2pEvent::SyncResponse { peer, request_id, response } => self.on_sync_response(peer, request_id, response).await?,
+            P2pEvent::SyncFailure { peer, request_id, error } => {
+                debug!(%peer, request_id, "sync request failed: {error}");
+                if self.sync.inflight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
+                    self.sync.inflight = None;
+                }
+            }
+            P2pEvent::PeerConnected(peer) => {
+                info!(%peer, "peer connected");
+                self.request(peer, Req::Status(StatusRequest {})).await;
+            }
+            P2pEvent::PeerDisconnected(peer) => {
+                info!(%peer, "peer disconnected");
+                self.sync.forget(&peer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates a gossip message before it may be forwarded: decoding, topic,
+    /// signature, chain and membership (Reject, which penalizes the sender),
+    /// then the height window (Ignore: not forwarded, no penalty).
+    fn check_gossip(&self, topic: Topic, data: &[u8]) -> (Validation, Option<(Input, ConsensusMessage)>) {
+        if topic == Topic::Attestations {
+            return (Validation::Ignore, None);
+        }
+        let Ok(msg) = ConsensusMessage::decode(data) else {
+            self.metrics().vote("unknown", "malformed");
+            return (Validation::Reject, None);
+        };
+        let kind = match (&msg.msg, topic) {
+            (Some(Msg::Vote(_)), Topic::Votes) => "vote",
+            (Some(Msg::Proposal(_)), Topic::Proposals) => "proposal",
+            _ => {
+                self.metrics().vote("unknown", "wrong_topic");
+                return (Validation::Reject, None);
+            }
+        };
+        let Some(input) = check_message(&self.driver, &msg) else {
+            self.metrics().vote(kind, "invalid");
+            return (Validation::Reject, None);
+        };
+        let kind = match &input {
+            Input::Vote(v) if v.kind == bizra_proto::VoteKind::Precommit => "precommit",
+            Input::Vote(_) => "prevote",
+            _ => "proposal",
+        };
+        let h = input_height(&input).unwrap_or(0);
+        let ours = self.driver.height();
+        if h + 1 < ours || h > ours + FUTURE_HEIGHTS {
+            self.metrics().vote(kind, "out_of_window");
+            // Still show it to the driver: a far-future height means we are behind.
+            return (Validation::Ignore, Some((input, msg)));
+        }
+        self.metrics().vote(kind, "accepted");
+        (Validation::Accept, Some((input, msg)))
+    }
+
+    fn serve_sync(&self, req: &SyncRequest) -> SyncResponse {
+        let resp = match &req.req {
+            Some(Req::Status(_)) => {
+                let s = self.shared.status();
+                Resp::Status(ChainStatus {
+                    chain_id: self.shared.genesis.chain_id().to_string(),
+                    genesis_hash: self.shared.genesis.hash.to_vec(),
+                    height: s.finalized_height,
+                    head_hash: s.finalized_hash.to_vec(),
+                })
+            }
+            Some(Req::Blocks(r)) => {
+                let max = r.max_blocks.clamp(1, sync::BATCH) as usize;
+                match self.store.blocks_range(r.from_height.max(1), max, self.max_message_bytes * 3 / 4) {
+                    Ok(blocks) => Resp::Blocks(BlockRange {
+                        blocks: blocks.into_iter().map(|(b, c)| FinalizedBlock { block: Some(b), commit: Some(c) }).collect(),
+                    }),
+                    Err(e) => Resp::Error(format!("store: {e}")),
+                }
+            }
+            None => Resp::Error("empty request".into()),
+        };
+        SyncResponse { resp: Some(resp) }
+    }
+
+    async fn request(&mut self, peer: PeerId, req: Req) -> Option<u64> {
+        match self.p2p.request(peer, SyncRequest { req: Some(req) }).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                debug!(%peer, "sync request: {e}");
+                None
+            }
+        }
+    }
+
+    async fn ask_status(&mut self) {
+        for peer in self.p2p.peers() {
+            self.request(peer, Req::Status(StatusRequest {})).await;
+        }
+        self.maybe_fetch_blocks().await;
+    }
+
+    async fn maybe_fetch_blocks(&mut self) {
+        let ours = self.shared.status().finalized_height;
+        if let Some(peer) = self.sync.next_request(ours) {
+            let req = bizra_proto::BlockRangeRequest { from_height: ours + 1, max_blocks: sync::BATCH };
+            if let Some(id) = self.request(peer, Req::Blocks(req)).await {
+                self.sync.inflight = Some((peer, id, Instant::now()));
+            }
+        }
+    }
+
+    async fn on_sync_response(&mut self, peer: PeerId, request_id: u64, response: SyncResponse) -> anyhow::Result<()> {
+        match response.resp {
+            Some(Resp::Status(s)) => {
+                if s.chain_id != self.shared.genesis.chain_id() || s.genesis_hash != self.shared.genesis.hash {
+                    warn!(%peer, chain = %s.chain_id, "peer is on another chain or genesis");
+                    self.p2p.penalize(peer, "foreign chain status");
+                    return Ok(());
+                }
+                self.sync.note_status(peer, &s);
+                self.maybe_fetch_blocks().await;
+            }
+            Some(Resp::Blocks(range)) => {
+                if self.sync.inflight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
+                    self.sync.inflight = None;
+                }
+                let mut applied = 0u64;
+                for fb in range.blocks {
+                    let (Some(block), Some(commit)) = (fb.block, fb.commit) else {
+                        self.p2p.penalize(peer, "sync block without commit");
+                        break;
+                    };
+                    let h = block.header.as_ref().map(|h| h.height).unwrap_or(0);
+                    if h < self.driver.height() {
+                        continue;
+                    }
+                    match self.driver.handle(now_ms(), Input::SyncedBlock { block, commit }) {
+                        Ok(fx) => {
+                            applied += 1;
+                            self.execute(fx).await?;
+                        }
+                        Err(e) => {
+                            warn!(%peer, height = h, "invalid synced block: {e}");
+                            self.p2p.penalize(peer, "invalid synced block");
+                            self.sync.peer_heights.remove(&peer);
+                            break;
+                        }
+                    }
+                }
+                if applied > 0 {
+                    self.metrics().sync_blocks.inc_by(applied);
+                    self.sync.blocks_applied += applied;
+                    info!(%peer, applied, height = self.shared.status().finalized_height, "synced blocks");
+                }
+                self.maybe_fetch_blocks().await;
+            }
+            Some(Resp::Error(e)) => {
+                debug!(%peer, "sync error response: {e}");
+                if self.sync.inflight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
+                    self.sync.inflight = None;
+                }
+            }
+            None => self.p2p.penalize(peer, "empty sync response"),
+        }
+        Ok(())
+    }
+}
+
+fn input_height(i: &Input) -> Option<u64> {
+    match i {
+        Input::Vote(v) => Some(v.height()),
+        Input::Proposal(p) => Some(p.proposal().height),
+        _ => None,
+    }
 }

@@ -1,0 +1,224 @@
+//! Harness for end-to-end tests: builds (or finds) the `bizra` binary, lays
+//! out a testnet with `bizra testnet init`, runs one process per validator on
+//! loopback and talks to them over gRPC. Every process started here is
+//! stopped by its PID when the [`Testnet`] is dropped.
+
+use bizra_proto::node_client::NodeClient;
+use bizra_proto::{get_block_request::Selector, GetBlockRequest, GetStatusRequest, GetStatusResponse};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The `bizra` binary: `$BIZRA_BIN`, or built once with cargo.
+pub fn bizra_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("BIZRA_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+        let st = Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "-q", "-p", "bizra-node", "--bin", "bizra"])
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "cargo build of bizra failed");
+        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+        target.join("debug").join("bizra")
+    })
+    .clone()
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bizra-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+pub struct NodeProc {
+    pub home: PathBuf,
+    pub grpc: String,
+    pub child: Option<Child>,
+}
+
+pub struct Testnet {
+    pub dir: PathBuf,
+    pub base_port: u16,
+    pub nodes: Vec<NodeProc>,
+}
+
+impl Testnet {
+    /// `bizra testnet init` with N validators; nothing started yet.
+    pub fn init(name: &str, n: usize, base_port: u16, extra: &[&str]) -> Testnet {
+        let dir = temp_dir(name);
+        let out = Command::new(bizra_bin())
+            .args(["testnet", "init", "--validators", &n.to_string(), "--base-port", &base_port.to_string(), "--out"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .expect("run bizra testnet init");
+        assert!(out.status.success(), "testnet init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let nodes = (0..n)
+            .map(|k| NodeProc {
+                home: dir.join(format!("node{k}")),
+                grpc: format!("http://127.0.0.1:{}", base_port as usize + 100 + k),
+                child: None,
+            })
+            .collect();
+        Testnet { dir, base_port, nodes }
+    }
+
+    pub fn start(&mut self, k: usize) {
+        let n = &mut self.nodes[k];
+        assert!(n.child.is_none(), "node{k} already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.home.join("node.log")).expect("log");
+        let child = Command::new(bizra_bin())
+            .args(["run", "--home"])
+            .arg(&n.home)
+            .env("BIZRA_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn bizra run");
+        n.child = Some(child);
+    }
+
+    pub fn start_all(&mut self) {
+        for k in 0..self.nodes.len() {
+            self.start(k);
+        }
+    }
+
+    fn signal(&self, k: usize, sig: i32) {
+        if let Some(c) = &self.nodes[k].child {
+            // SAFETY: kill(2) on a child we spawned and have not reaped.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    /// SIGKILL, no chance to flush anything.
+    pub fn kill9(&mut self, k: usize) {
+        self.signal(k, libc::SIGKILL);
+        if let Some(mut c) = self.nodes[k].child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn stop(&mut self, k: usize) -> Option<i32> {
+        self.signal(k, libc::SIGCONT);
+        self.signal(k, libc::SIGTERM);
+        let mut c = self.nodes[k].child.take()?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pause(&self, k: usize) {
+        self.signal(k, libc::SIGSTOP);
+    }
+    pub fn resume(&self, k: usize) {
+        self.signal(k, libc::SIGCONT);
+    }
+
+    pub fn log(&self, k: usize) -> String {
+        std::fs::read_to_string(self.nodes[k].home.join("node.log")).unwrap_or_default()
+    }
+
+    pub async fn status(&self, k: usize) -> Option<GetStatusResponse> {
+        let mut c = connect(&self.nodes[k].grpc).await?;
+        tokio::time::timeout(Duration::from_secs(2), c.get_status(GetStatusRequest {}))
+            .await
+            .ok()?
+            .ok()
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn height(&self, k: usize) -> u64 {
+        self.status(k).await.map(|s| s.finalized_height).unwrap_or(0)
+    }
+
+    pub async fn block_hash(&self, k: usize, h: u64) -> Option<Vec<u8>> {
+        let mut c = connect(&self.nodes[k].grpc).await?;
+        let r = c.get_block(GetBlockRequest { selector: Some(Selector::Height(h)) }).await.ok()?;
+        Some(r.into_inner().block_hash)
+    }
+
+    /// Waits until every listed node has finalized `h`; panics with the logs on timeout.
+    pub async fn wait_height(&self, nodes: &[usize], h: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut all = true;
+            for &k in nodes {
+                if self.height(k).await < h {
+                    all = false;
+                }
+            }
+            if all {
+                return;
+            }
+            if Instant::now() > deadline {
+                let mut heights = Vec::new();
+                for &k in nodes {
+                    heights.push(self.height(k).await);
+                }
+                let tail: String = nodes.iter().map(|&k| {
+                    let l = self.log(k);
+                    let start = l.len().saturating_sub(3000);
+                    format!("--- node{k} log tail ---\n{}\n", &l[start..])
+                }).collect();
+                panic!("timeout waiting for height {h}: heights {heights:?}\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Asserts every listed node has the same hash at every height 1..=h.
+    pub async fn assert_agreement(&self, nodes: &[usize], h: u64) {
+        for height in 1..=h {
+            let mut first: Option<Vec<u8>> = None;
+            for &k in nodes {
+                let got = self.block_hash(k, height).await.unwrap_or_else(|| panic!("node{k} lacks block {height}"));
+                match &first {
+                    None => first = Some(got),
+                    Some(f) => assert_eq!(f, &got, "node{k} disagrees at height {height}"),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for k in 0..self.nodes.len() {
+            self.signal(k, libc::SIGCONT);
+            self.signal(k, libc::SIGKILL);
+            if let Some(mut c) = self.nodes[k].child.take() {
+                let _ = c.wait();
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub async fn connect(url: &str) -> Option<NodeClient<tonic::transport::Channel>> {
+    let ep = tonic::transport::Channel::from_shared(url.to_string()).ok()?;
+    let ch = ep.connect_timeout(Duration::from_millis(500)).timeout(Duration::from_secs(3)).connect().await.ok()?;
+    Some(NodeClient::new(ch))
+}
