@@ -7,5 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod keys;
 pub mod metrics;
+pub mod metrics_http;
+pub mod pool;
 pub mod rpc;
 pub mod state;

@@ -8,6 +8,7 @@ pub mod attest;
 pub mod devnet;
 pub mod head;
 pub mod keygen;
+pub mod proof;
 pub mod run;
 pub mod testnet;
 pub mod verify;

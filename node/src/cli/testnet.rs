@@ -1,8 +1,29 @@
 //! `bizra testnet init|compose`
+//!
+//! The layout (genesis, ports, hosts, peer graph, docker assets) is computed
+//! by the `bizra-testnet` crate; this module generates the keys, turns each
+//! node of the layout into a [`NodeConfig`] and writes everything:
+//!
+//! ```text
+//! DIR/genesis.json            the genesis (validators node0..nodeN-1)
+//! DIR/testnet.json            ids and endpoints of every node, for scripts
+//! DIR/nodeK/config.toml       NodeConfig of node K
+//! DIR/nodeK/validator.key     its Ed25519 key (mode 0600)
+//! DIR/nodeK/genesis.json      a byte-identical copy: each node dir is self-contained
+//! compose only:
+//! DIR/docker-compose.yml, DIR/Dockerfile, DIR/.dockerignore, DIR/build-image.sh
+//! ```
+//!
+//! Every input is checked before anything is written; if writing fails half
+//! way, what was written is removed again (exit 2, nothing written).
 
 use super::{usage, CliResult};
+use crate::config::{ConsensusSection, GrpcSection, MetricsSection, NodeConfig, P2pSection};
+use bizra_consensus::signing::Signer;
+use bizra_testnet::docker::{self, ComposeOptions, Timeouts};
+use bizra_testnet::{Addressing, Ipv4Net, NodePlan, Plan, Spec};
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
 pub enum TestnetCommand {
@@ -13,6 +34,15 @@ pub enum TestnetCommand {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(
+    long_about = "Writes DIR/genesis.json, DIR/testnet.json and DIR/nodeK/{config.toml, validator.key, \
+genesis.json} for K = 0..N-1 (validators named node0..nodeN-1, equal stake).\n\n\
+Ports: node K listens for peers on P+K, serves gRPC on P+100+K and metrics on P+200+K. With the default host \
+(127.0.0.1) everything listens on loopback; with any other host template the sockets bind to 0.0.0.0.\n\n\
+Peers: up to 16 validators every node peers with every other one; above that each node gets 8 peers (node K \
+peers with K +- o mod N for four fixed offsets, the first being 1), a connected graph with a small diameter.\n\n\
+Refuses (exit 2, nothing written) a non-empty DIR, ports beyond 65535, an invalid chain id or host template."
+)]
 pub struct InitArgs {
     /// Number of validators.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -38,19 +68,467 @@ pub struct InitArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(
+    long_about = "As `testnet init`, plus DIR/docker-compose.yml, DIR/Dockerfile, DIR/.dockerignore and \
+DIR/build-image.sh. No registry is used: the image is FROM scratch plus a statically linked bizra binary that \
+build-image.sh compiles from this source tree.\n\n\
+Containers are named and have hostname nodeK and a fixed IPv4 address on a private bridge network (--subnet; \
+node K = base + 10 + K). Peers are given by those addresses, because a static binary cannot resolve names \
+through NSS, so --host-template is not used. Ports follow the init layout inside each container; the gRPC \
+ports of the first --publish-grpc validators are published on the host's 127.0.0.1.\n\n\
+alpha-100: bizra testnet compose --validators 100 --out /tmp/alpha100 && cd /tmp/alpha100 && ./build-image.sh \
+&& docker compose up -d"
+)]
 pub struct ComposeArgs {
     #[command(flatten)]
     pub init: InitArgs,
+    /// Private docker network for the containers (node K gets base + 10 + K).
+    #[arg(long, default_value = bizra_testnet::DEFAULT_SUBNET)]
+    pub subnet: String,
+    /// Publish the gRPC ports of node0..node{N-1} on the host's 127.0.0.1.
+    #[arg(long, default_value_t = docker::DEFAULT_PUBLISH_GRPC)]
+    pub publish_grpc: usize,
+    /// Image tag built by build-image.sh and used by every service.
+    #[arg(long, default_value = docker::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Memory limit per container (mem_limit).
+    #[arg(long, default_value = docker::DEFAULT_MEM_LIMIT)]
+    pub mem_limit: String,
+    /// CPU limit per container (cpus).
+    #[arg(long, default_value = docker::DEFAULT_CPUS)]
+    pub cpus: String,
 }
 
 pub fn run(c: TestnetCommand) -> CliResult {
     match c {
-        TestnetCommand::Init(a) => init(&a).map(|_| ()),
-        TestnetCommand::Compose(_a) => Err(usage("testnet compose: not available yet")),
+        TestnetCommand::Init(a) => {
+            let w = write_testnet(&a, None)?;
+            print_summary(&w, &a.out);
+            println!("start a validator: bizra run --home {}", w.homes[0].display());
+            Ok(())
+        }
+        TestnetCommand::Compose(a) => {
+            let w = write_testnet(&a.init, Some(&a))?;
+            print_summary(&w, &a.init.out);
+            println!(
+                "build and start: cd {} && ./build-image.sh && docker compose up -d   (or docker-compose up -d)",
+                a.init.out.display()
+            );
+            Ok(())
+        }
     }
 }
 
 /// Writes the layout; returns each node's home directory.
-pub fn init(_a: &InitArgs) -> Result<Vec<PathBuf>, super::Failure> {
-    Err(usage("testnet init: not available yet"))
+pub fn init(a: &InitArgs) -> Result<Vec<PathBuf>, super::Failure> {
+    write_testnet(a, None).map(|w| w.homes)
+}
+
+/// What was written.
+struct Written {
+    plan: Plan,
+    /// Absolute home directory of each node.
+    homes: Vec<PathBuf>,
+    /// gRPC URL of each node as reachable from this host.
+    grpc: Vec<String>,
+}
+
+fn print_summary(w: &Written, out: &Path) {
+    println!(
+        "wrote {} validators to {} (chain {}, genesis {})",
+        w.plan.nodes.len(),
+        out.display(),
+        w.plan.genesis.chain_id(),
+        w.plan.genesis_hash_hex()
+    );
+    for (n, g) in w.plan.nodes.iter().zip(&w.grpc) {
+        println!(
+            "  {:<7} {}  p2p {}:{}  grpc {g}  peers {}",
+            n.name,
+            n.id,
+            n.host,
+            n.ports.p2p,
+            n.peers.len()
+        );
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Checks that `out` is absent or an empty directory.
+fn check_out_dir(out: &Path) -> Result<(), super::Failure> {
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(usage(format!("--out {}: {e}", out.display()))),
+        Ok(m) if !m.is_dir() => Err(usage(format!("--out {} exists and is not a directory", out.display()))),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(out).map_err(|e| usage(format!("--out {}: {e}", out.display())))?;
+            if entries.next().is_some() {
+                Err(usage(format!(
+                    "--out {} exists and is not empty; refusing to overwrite",
+                    out.display()
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn write_testnet(a: &InitArgs, compose: Option<&ComposeArgs>) -> Result<Written, super::Failure> {
+    let addressing = match compose {
+        None => Addressing::Template(a.host_template.clone()),
+        Some(c) => {
+            if a.host_template != bizra_testnet::DEFAULT_HOST_TEMPLATE {
+                return Err(usage(
+                    "testnet compose: --host-template is not used: containers are nodeK on fixed IPs (see --subnet)",
+                ));
+            }
+            Addressing::FixedIps(Ipv4Net::parse(&c.subnet).map_err(|e| usage(format!("--subnet: {e:#}")))?)
+        }
+    };
+    let spec = Spec {
+        validators: a.validators as usize,
+        chain_id: a.chain_id.clone(),
+        base_port: a.base_port,
+        addressing,
+        epoch_length: a.epoch_length,
+        genesis_time_ms: now_ms(),
+        stake: bizra_testnet::DEFAULT_STAKE,
+    };
+    let opts = match (compose, &spec.addressing) {
+        (Some(c), Addressing::FixedIps(net)) => {
+            let mut o = ComposeOptions::new(*net);
+            o.image = c.image.clone();
+            o.publish_grpc = c.publish_grpc;
+            o.mem_limit = c.mem_limit.clone();
+            o.cpus = c.cpus.clone();
+            o.check().map_err(|e| usage(format!("{e:#}")))?;
+            Some(o)
+        }
+        _ => None,
+    };
+    bizra_testnet::check_spec(&spec).map_err(|e| usage(format!("{e:#}")))?;
+    check_out_dir(&a.out)?;
+
+    let signers: Vec<Signer> = (0..spec.validators).map(|_| crate::keys::generate()).collect();
+    let ids: Vec<String> = signers.iter().map(|s| s.id().to_string()).collect();
+    let plan = bizra_testnet::plan(&spec, &ids).map_err(|e| usage(format!("{e:#}")))?;
+    let timeouts = opts.as_ref().map(|_| Timeouts::for_compose(spec.validators));
+    let configs: Vec<String> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let cfg = node_config(n, a.block_interval_ms, timeouts);
+            cfg.validate()
+                .map_err(|e| usage(format!("{}: generated config is invalid: {e}", n.name)))?;
+            Ok(config_text(n, &cfg, compose.is_some(), spec.validators))
+        })
+        .collect::<Result<_, super::Failure>>()?;
+    let grpc: Vec<String> = match &opts {
+        None => plan.nodes.iter().map(NodePlan::grpc_url).collect(),
+        Some(o) => (0..plan.nodes.len())
+            .map(|k| docker::host_grpc_url(&plan, o, k))
+            .collect(),
+    };
+
+    let created = Created::start(&a.out)?;
+    let result = (|| -> anyhow::Result<()> {
+        let dir = &a.out;
+        write_file(&dir.join("genesis.json"), &plan.genesis_bytes, 0o644)?;
+        write_file(
+            &dir.join("testnet.json"),
+            bizra_testnet::manifest_json(&plan, &grpc).as_bytes(),
+            0o644,
+        )?;
+        for ((n, cfg), signer) in plan.nodes.iter().zip(&configs).zip(&signers) {
+            let home = dir.join(&n.name);
+            std::fs::create_dir(&home).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", home.display()))?;
+            write_file(&home.join(crate::config::CONFIG_FILE), cfg.as_bytes(), 0o644)?;
+            write_file(&home.join("genesis.json"), &plan.genesis_bytes, 0o644)?;
+            crate::keys::write(&home.join("validator.key"), signer)?;
+        }
+        if let Some(o) = &opts {
+            let mut o = o.clone();
+            o.user = owner(dir);
+            write_file(
+                &dir.join("docker-compose.yml"),
+                docker::compose_yaml(&plan, &o).as_bytes(),
+                0o644,
+            )?;
+            write_file(&dir.join("Dockerfile"), docker::DOCKERFILE.as_bytes(), 0o644)?;
+            write_file(&dir.join(".dockerignore"), docker::DOCKERIGNORE.as_bytes(), 0o644)?;
+            let src = source_dir();
+            write_file(
+                &dir.join("build-image.sh"),
+                docker::build_image_sh(&o.image, &src).as_bytes(),
+                0o755,
+            )?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        created.undo();
+        return Err(usage(format!("writing {}: {e:#}", a.out.display())));
+    }
+    let root = std::fs::canonicalize(&a.out).unwrap_or_else(|_| a.out.clone());
+    let homes = plan.nodes.iter().map(|n| root.join(&n.name)).collect();
+    Ok(Written { plan, homes, grpc })
+}
+
+/// The node config of one planned node.
+fn node_config(n: &NodePlan, block_interval_ms: u64, timeouts: Option<Timeouts>) -> NodeConfig {
+    let d = NodeConfig::default();
+    let mut consensus = ConsensusSection {
+        block_interval_ms,
+        ..d.consensus.clone()
+    };
+    if let Some(t) = timeouts {
+        consensus.propose_timeout_ms = t.propose_ms;
+        consensus.prevote_timeout_ms = t.prevote_ms;
+        consensus.precommit_timeout_ms = t.precommit_ms;
+        consensus.timeout_delta_ms = t.delta_ms;
+    }
+    NodeConfig {
+        moniker: n.name.clone(),
+        genesis: "genesis.json".into(),
+        key: "validator.key".into(),
+        data_dir: "data".into(),
+        p2p: P2pSection {
+            listen: n.p2p_listen(),
+            peers: n.peers.clone(),
+            ..d.p2p
+        },
+        grpc: GrpcSection {
+            listen: n.grpc_listen(),
+            ..d.grpc
+        },
+        metrics: MetricsSection {
+            enabled: true,
+            listen: n.metrics_listen(),
+        },
+        consensus,
+        log: d.log,
+    }
+}
+
+fn config_text(n: &NodePlan, cfg: &NodeConfig, compose: bool, validators: usize) -> String {
+    let peers_note = if validators <= bizra_testnet::FULL_MESH_MAX {
+        "every other validator".to_string()
+    } else {
+        format!("{} validators of a bounded, connected peer graph", n.peers.len())
+    };
+    let timeouts_note = if compose {
+        "# Consensus timeouts are raised for CPU-capped containers (see docker-compose.yml).\n"
+    } else {
+        ""
+    };
+    format!(
+        "# bizra node config for {name} ({id}), generated by `bizra testnet {cmd}`.\n\
+# Paths are relative to this directory. Any key can be overridden by an environment\n\
+# variable BIZRA_<SECTION>_<KEY> (e.g. BIZRA_LOG_FORMAT=json). Peers: {peers_note}.\n{timeouts_note}\n{body}",
+        name = n.name,
+        id = n.id,
+        cmd = if compose { "compose" } else { "init" },
+        body = cfg.to_toml()
+    )
+}
+
+/// The bizra workspace this binary was built from (for build-image.sh).
+fn source_dir() -> String {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ws = here.parent().unwrap_or(here);
+    std::fs::canonicalize(ws)
+        .unwrap_or_else(|_| ws.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// (uid, gid) owning `dir`: the compose services run as that user, so they
+/// can read the 0600 keys and write the data directories.
+fn owner(dir: &Path) -> Option<(u32, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| (m.uid(), m.gid()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Directories created for the output, so a failed write can be undone.
+struct Created {
+    out: PathBuf,
+    /// `out` and any missing ancestors we created, innermost first.
+    dirs: Vec<PathBuf>,
+}
+
+impl Created {
+    /// Creates `out` (and missing parents) if absent. `out` was checked to
+    /// be absent or empty.
+    fn start(out: &Path) -> Result<Created, super::Failure> {
+        let mut dirs = Vec::new();
+        let mut p = Some(out);
+        while let Some(d) = p {
+            if d.as_os_str().is_empty() || d.exists() {
+                break;
+            }
+            dirs.push(d.to_path_buf());
+            p = d.parent();
+        }
+        let c = Created {
+            out: out.to_path_buf(),
+            dirs,
+        };
+        if let Err(e) = std::fs::create_dir_all(out) {
+            c.undo();
+            return Err(usage(format!("cannot create {}: {e}", out.display())));
+        }
+        Ok(c)
+    }
+
+    /// Removes everything written: the contents of `out` (empty before),
+    /// then the directories we created.
+    fn undo(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.out) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() && !p.is_symlink() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(out: PathBuf, n: u32) -> InitArgs {
+        InitArgs {
+            validators: n,
+            out,
+            chain_id: "bizra-unit".into(),
+            base_port: 7400,
+            host_template: "127.0.0.1".into(),
+            epoch_length: 10,
+            block_interval_ms: 50,
+        }
+    }
+
+    fn tmp(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("bizra-testnet-unit-{tag}-{}-{}", std::process::id(), now_ms()))
+    }
+
+    #[test]
+    fn testnet_init_writes_loadable_homes() {
+        let out = tmp("init");
+        let homes = init(&args(out.join("a/b"), 3)).unwrap();
+        assert_eq!(homes.len(), 3);
+        for (k, h) in homes.iter().enumerate() {
+            assert!(h.is_absolute());
+            let cfg = NodeConfig::load(h).unwrap();
+            assert_eq!(cfg.moniker, format!("node{k}"));
+            assert_eq!(cfg.consensus.block_interval_ms, 50);
+            assert_eq!(cfg.p2p.peers.len(), 2);
+            let key = crate::keys::read(&h.join(&cfg.key)).unwrap();
+            let g =
+                bizra_consensus::genesis::Genesis::from_bytes(&std::fs::read(h.join(&cfg.genesis)).unwrap()).unwrap();
+            assert_eq!(g.doc.validators[k].id, key.id());
+            assert_eq!(g.params().epoch_length, 10);
+        }
+        // A second init into the same (non-empty) directory is refused.
+        assert!(matches!(
+            init(&args(out.join("a/b"), 3)),
+            Err(super::super::Failure::Usage(_))
+        ));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn testnet_refusals_write_nothing() {
+        let out = tmp("refuse");
+        let mut a = args(out.clone(), 3);
+        a.chain_id = "no spaces".into();
+        let e = init(&a).unwrap_err().to_string();
+        assert!(e.contains("chain_id"), "{e}");
+        a = args(out.clone(), 3);
+        a.base_port = 65400;
+        assert!(init(&a).unwrap_err().to_string().contains("65535"));
+        a = args(out.clone(), 0);
+        assert!(init(&a).is_err());
+        a = args(out.clone(), 3);
+        a.host_template = "bad host{k}".into();
+        assert!(init(&a).is_err());
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn testnet_compose_writes_docker_assets() {
+        let out = tmp("compose");
+        let c = ComposeArgs {
+            init: args(out.clone(), 4),
+            subnet: bizra_testnet::DEFAULT_SUBNET.into(),
+            publish_grpc: 3,
+            image: docker::DEFAULT_IMAGE.into(),
+            mem_limit: "128m".into(),
+            cpus: "0.1".into(),
+        };
+        let w = write_testnet(&c.init, Some(&c)).unwrap();
+        for f in [
+            "docker-compose.yml",
+            "Dockerfile",
+            ".dockerignore",
+            "build-image.sh",
+            "testnet.json",
+        ] {
+            assert!(out.join(f).is_file(), "{f}");
+        }
+        let cfg = NodeConfig::load(&w.homes[2]).unwrap();
+        assert_eq!(cfg.grpc.listen, "0.0.0.0:7502");
+        assert!(cfg.p2p.peers.iter().all(|p| p.contains("@172.28.0.")));
+        assert_eq!(cfg.consensus.propose_timeout_ms, Timeouts::for_compose(4).propose_ms);
+        assert_eq!(w.grpc[3], "http://172.28.0.13:7503");
+        std::fs::remove_dir_all(&out).unwrap();
+        let mut bad = c.clone();
+        bad.init.host_template = "node{k}".into();
+        assert!(write_testnet(&bad.init, Some(&bad)).is_err());
+        bad = c.clone();
+        bad.subnet = "300.1.1.0/24".into();
+        assert!(write_testnet(&bad.init, Some(&bad)).is_err());
+        assert!(!out.exists());
+    }
 }
