@@ -13,7 +13,8 @@ pub mod sync;
 use crate::cli::{resolve, usage, CliResult};
 use crate::config::{parse_peer, NodeConfig};
 use crate::metrics::{ComponentLabels, Metrics, ValidatorLabel};
-use crate::state::{EngineRequest, HeadEvent, Shared, Status};
+use crate::pool::{AttestationPool, FinalizedKey, PoolError};
+use crate::state::{EngineRequest, HeadEvent, Shared, Status, SubmitError};
 use anyhow::Context as _;
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Driver, Effect, Input, Timeout, Timeouts, FUTURE_HEIGHTS};
@@ -21,6 +22,7 @@ use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::block_hash;
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{hash_bytes, SignPosition, SignStep};
+use bizra_consensus::poi::{self, ErrorKind};
 use bizra_consensus::{certificate, quorum};
 use bizra_p2p::{P2pConfig, P2pEvent, P2pHandle, PeerId, Topic, Validation};
 use bizra_proto::{
@@ -139,7 +141,8 @@ fn peer_multiaddr(spec: &str) -> anyhow::Result<bizra_p2p::Multiaddr> {
 fn rebuild_chain(
     g: &Genesis,
     store: &dyn Store,
-) -> anyhow::Result<(ChainState, BTreeMap<u64, bizra_consensus::validators::EpochWeights>)> {
+) -> anyhow::Result<(ChainState, BTreeMap<u64, bizra_consensus::validators::EpochWeights>, Vec<FinalizedKey>)> {
+    let mut finalized = Vec::new();
     let mut state = ChainState::genesis(g);
     let mut epochs = BTreeMap::new();
     epochs.insert(0, state.weights.clone());
@@ -147,6 +150,7 @@ fn rebuild_chain(
         for h in 1..=head {
             let b = store.block(h)?.with_context(|| format!("data dir is corrupt: block {h} is missing"))?;
             let hash = block_hash(&b).with_context(|| format!("data dir is corrupt: block {h} has no header"))?;
+            finalized.extend(b.attestations.iter().map(|e| FinalizedKey::from_envelope(e, &g.members)));
             state.apply(g, &b, hash);
             epochs.entry(state.weights.epoch).or_insert_with(|| state.weights.clone());
         }
@@ -156,12 +160,14 @@ fn rebuild_chain(
             anyhow::bail!("data dir is corrupt: the stored chain state does not match its blocks at height {head}");
         }
     }
-    Ok((state, epochs))
+    Ok((state, epochs, finalized))
 }
 
 pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let NodeSetup { cfg, genesis, signer, store } = setup;
-    let (state, epochs) = rebuild_chain(&genesis, store.as_ref())?;
+    let (state, epochs, finalized) = rebuild_chain(&genesis, store.as_ref())?;
+    let mut pool = AttestationPool::new(crate::pool::DEFAULT_CAPACITY);
+    pool.remove_finalized(finalized);
     let last_commit = if state.height > 0 { store.commit(state.height)? } else { None };
     let guard = store.guard_position()?.map(from_store_pos);
     let c = &cfg.consensus;
@@ -241,6 +247,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         height_started: Instant::now(),
         last_block_at: None,
         max_block_attestations: cfg.consensus.max_block_attestations,
+        pool,
         max_message_bytes: cfg.p2p.max_message_bytes,
     };
     engine.set_weight_metrics();
@@ -301,6 +308,7 @@ struct Engine {
     height_started: Instant,
     last_block_at: Option<Instant>,
     max_block_attestations: usize,
+    pool: AttestationPool,
     max_message_bytes: usize,
 }
 
@@ -363,8 +371,56 @@ impl Engine {
     }
 
     fn payload_for_block(&mut self) -> Vec<bizra_proto::Envelope> {
-        let _ = self.max_block_attestations;
-        Vec::new()
+        self.pool.take_for_block(self.max_block_attestations)
+    }
+
+    /// Checks an attestation for the pool: every rule of CONTRACT section 7,
+    /// then duplicates against the finalized chain and the pool.
+    fn admit_attestation(&mut self, envelope: &bizra_proto::Envelope) -> Result<String, SubmitError> {
+        let g = &self.shared.genesis;
+        let checked = poi::check(envelope, g.chain_id(), &g.members, now_ms()).map_err(|e| match e.kind() {
+            ErrorKind::FailedPrecondition => SubmitError::Precondition(e.to_string()),
+            ErrorKind::TooLarge => SubmitError::Exhausted(e.to_string()),
+            ErrorKind::InvalidArgument => SubmitError::Invalid(e.to_string()),
+        })?;
+        let id = hex::encode(checked.id);
+        let finalized = self.store.attestation_location(&checked.id).map_err(|e| SubmitError::Exhausted(e.to_string()))?;
+        if finalized.is_some() || self.pool.is_known(&checked.id, checked.attester, &checked.att.nonce) {
+            return Err(SubmitError::Duplicate(format!("attestation {id} (or its nonce) is already finalized")));
+        }
+        self.pool.insert(checked, envelope.clone()).map_err(|e| match e {
+            PoolError::Full(_) => SubmitError::Exhausted(e.to_string()),
+            _ => SubmitError::Duplicate(e.to_string()),
+        })?;
+        Ok(id)
+    }
+
+    /// Payload rules a proposal's attestations must meet (checked at the edge,
+    /// before the proposal reaches the driver): each valid as of the block's
+    /// time, none finalized before, no duplicate id or nonce in the block.
+    fn check_payload(&self, block: &bizra_proto::Block) -> Result<(), String> {
+        let g = &self.shared.genesis;
+        let time = block.header.as_ref().map(|h| h.time_ms).unwrap_or(0);
+        let mut ids = HashSet::new();
+        let mut nonces = HashSet::new();
+        for (i, env) in block.attestations.iter().enumerate() {
+            let id = poi::attestation_id(&env.payload);
+            let pooled = self.pool.get(&id).is_some_and(|p| p == env);
+            let (attester, nonce) = if pooled {
+                let att = <bizra_proto::PoiAttestation as Message>::decode(env.payload.as_slice()).map_err(|e| e.to_string())?;
+                (g.members.index_of(&att.attester).unwrap_or(usize::MAX), att.nonce)
+            } else {
+                let c = poi::check(env, g.chain_id(), &g.members, time).map_err(|e| format!("attestation #{i}: {e}"))?;
+                (c.attester, c.att.nonce)
+            };
+            if !ids.insert(id) || !nonces.insert((attester, nonce.clone())) {
+                return Err(format!("attestation #{i}: duplicate id or nonce in the block"));
+            }
+            if self.pool.is_known(&id, attester, &nonce) || self.store.attestation_location(&id).ok().flatten().is_some() {
+                return Err(format!("attestation #{i}: already finalized"));
+            }
+        }
+        Ok(())
     }
 
     fn on_decided(
@@ -391,6 +447,12 @@ impl Engine {
         let tally = certificate::tally_trusted(&self.shared.genesis.members, &state.last_weights, &commit);
         self.metrics().commit_weight_share_bps.set(quorum::share_bps(tally.signed_weight, tally.total_weight) as i64);
         self.published.clear();
+        let members = &self.shared.genesis.members;
+        self.pool.remove_finalized(block.attestations.iter().map(|e| FinalizedKey::from_envelope(e, members)));
+        if !block.attestations.is_empty() {
+            let finalized = crate::metrics::ResultLabel { result: "finalized".into() };
+            self.metrics().attestations.get_or_create(&finalized).inc_by(block.attestations.len() as u64);
+        }
         let new_epoch = {
             let mut epochs = self.shared.epochs.write().expect("epochs");
             let fresh = !epochs.contains_key(&state.weights.epoch);
@@ -466,10 +528,22 @@ impl Engine {
 
     async fn on_request(&mut self, req: EngineRequest) -> anyhow::Result<()> {
         match req {
-            EngineRequest::SubmitAttestation { reply, .. } => {
-                let _ = reply.send(Err(crate::state::SubmitError::Precondition(
-                    "attestations are not accepted by this node yet".into(),
-                )));
+            EngineRequest::SubmitAttestation { envelope, reply } => {
+                let result = self.admit_attestation(&envelope);
+                match &result {
+                    Ok(id) => {
+                        self.metrics().attestation("accepted");
+                        info!(%id, "attestation accepted");
+                        if let Err(e) = self.p2p.publish(Topic::Attestations, envelope.encode_to_vec()).await {
+                            debug!("publish attestation: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics().attestation("rejected");
+                        debug!("attestation refused: {e}");
+                    }
+                }
+                let _ = reply.send(result);
             }
         }
         Ok(())
@@ -477,6 +551,24 @@ impl Engine {
 
     async fn on_p2p(&mut self, ev: P2pEvent) -> anyhow::Result<()> {
         match ev {
+            P2pEvent::Gossip { topic: Topic::Attestations, data, source, id } => {
+                let verdict = match bizra_proto::Envelope::decode(data.as_slice()) {
+                    Err(_) => Validation::Reject,
+                    Ok(env) => match self.admit_attestation(&env) {
+                        Ok(_) => {
+                            self.metrics().attestation("gossip_accepted");
+                            Validation::Accept
+                        }
+                        Err(SubmitError::Duplicate(_)) => Validation::Ignore,
+                        Err(SubmitError::Exhausted(_)) => Validation::Ignore,
+                        Err(_) => {
+                            self.metrics().attestation("gossip_rejected");
+                            Validation::Reject
+                        }
+                    },
+                };
+                self.p2p.report_validation(id, source, verdict);
+            }
             P2pEvent::Gossip { topic, data, source, id } => {
                 let (verdict, input) = self.check_gossip(topic, &data);
                 self.p2p.report_validation(id, source, verdict);
@@ -545,6 +637,13 @@ impl Engine {
             Input::Vote(_) => "prevote",
             _ => "proposal",
         };
+        if let Input::Proposal(p) = &input {
+            if let Err(e) = self.check_payload(p.block()) {
+                warn!(proposer = %p.proposal().proposer, "proposal refused: {e}");
+                self.metrics().vote(kind, "invalid_payload");
+                return (Validation::Ignore, None);
+            }
+        }
         let h = input_height(&input).unwrap_or(0);
         let ours = self.driver.height();
         if h + 1 < ours || h > ours + FUTURE_HEIGHTS {
