@@ -5,6 +5,7 @@
 //! nothing written.
 
 pub mod attest;
+pub mod bench;
 pub mod devnet;
 pub mod head;
 pub mod keygen;
@@ -77,6 +78,9 @@ pub enum Command {
     Attest(attest::AttestArgs),
     /// Check a wq_proof.json or attestation.json offline against the genesis file.
     Verify(verify::VerifyArgs),
+    /// Measure consensus, gRPC, attestation and sync throughput; prints a table, writes JSON with --json.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -89,6 +93,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::WqProof(a) => wq_proof::run(a),
         Command::Attest(a) => attest::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Bench(c) => bench::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
