@@ -172,6 +172,44 @@ mod tests {
         .expect("test timed out");
     }
 
+    /// docs/grafana/bizra-dashboard.json charts every metric the registry
+    /// exports (so a new metric without a panel fails here).
+    #[test]
+    fn grafana_dashboard_covers_every_metric() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/bizra-dashboard.json");
+        let text = std::fs::read_to_string(&path).expect("dashboard file");
+        let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
+        let exprs: Vec<String> = dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t["expr"].as_str().map(str::to_string))
+            .collect();
+        let vars = dash["templating"]["list"].as_array().expect("variables");
+        assert!(vars
+            .iter()
+            .any(|v| v["type"] == "datasource" && v["query"] == "prometheus"));
+        let families: Vec<String> = Metrics::new()
+            .encode()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| {
+                let mut it = l.split(' ');
+                let (name, kind) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+                if kind == "counter" {
+                    format!("{name}_total")
+                } else {
+                    name.to_string()
+                }
+            })
+            .collect();
+        assert!(families.len() >= 13, "{families:?}");
+        for f in &families {
+            assert!(exprs.iter().any(|e| e.contains(f.as_str())), "no panel queries {f}");
+        }
+    }
+
     #[tokio::test]
     async fn bind_failure_names_the_address() {
         let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,8 +1,42 @@
 //! `bizra attest`: sign and submit a PoI attestation (CONTRACT section 7).
+//!
+//! 1. Local input, all exit 2 with nothing sent: the key file, the evidence
+//!    file (its BLAKE3 digest and length are attested), every `--dim
+//!    NAME=VALUE:WEIGHT` (names `[a-z0-9_.-]`, 1 to 64 bytes; value and weight
+//!    in basis points, 0 to 10000; weights summing to 10000), the subject and
+//!    the window (default: the hour ending now; `--window-start` alone ends
+//!    now, `--window-end` alone starts an hour earlier).
+//! 2. `GetStatus` gives the chain id; the attestation is built with a random
+//!    16-byte nonce, signed, checked locally with the node's own rules
+//!    ([`poi::check`]) and sent with `SubmitAttestation`. Its id (hex BLAKE3 of
+//!    the payload) is printed on stdout. A refusal or an unreachable node is
+//!    exit 1, with the server's message.
+//! 3. With `--wait`, `GetAttestation(id)` is polled (NOT_FOUND while pending)
+//!    until it is finalized or `--timeout` passes (exit 1). The answer is
+//!    checked (same envelope, header hash, Merkle path to the payload root,
+//!    commit for that block) and written to `--out` as `attestation.json`
+//!    (CONTRACT section 6), with the commit tally of `GetCommit(height)` and
+//!    the epoch's weights from `GetValidators`.
 
-use super::{usage, CliResult};
+use super::proof::{self, AttestationDoc, CommitPart, ComponentsJson, Telemetry, Weight};
+use super::{check, usage, CliResult, Failure};
+use bizra_consensus::merkle;
+use bizra_consensus::poi::{self, Draft};
+use bizra_consensus::signing::Signer;
+use bizra_consensus::types::{hash_bytes, Hash};
+use bizra_consensus::validators::{Member, Membership};
+use bizra_proto::node_client::NodeClient;
+use bizra_proto::{
+    Envelope, GetAttestationRequest, GetAttestationResponse, GetCommitRequest, GetCommitResponse, GetStatusRequest,
+    GetValidatorsRequest, GetValidatorsResponse, SubmitAttestationRequest,
+};
 use clap::Args;
-use std::path::PathBuf;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tonic::transport::Channel;
+use tonic::Code;
 
 #[derive(Args, Debug)]
 pub struct AttestArgs {
@@ -21,7 +55,7 @@ pub struct AttestArgs {
     /// A dimension: NAME=VALUE:WEIGHT, value and weight in basis points. Repeat; weights sum to 10000.
     #[arg(long = "dim", required = true)]
     pub dims: Vec<String>,
-    /// Start of the observation window, ms since the epoch (default: now - 1h).
+    /// Start of the observation window, ms since the epoch (default: one hour before the window end).
     #[arg(long)]
     pub window_start: Option<u64>,
     /// End of the observation window, ms since the epoch (default: now).
@@ -38,6 +72,997 @@ pub struct AttestArgs {
     pub timeout: u64,
 }
 
-pub fn run(_a: AttestArgs) -> CliResult {
-    Err(usage("attest: not available yet"))
+/// Default window length: one hour.
+pub const DEFAULT_WINDOW_MS: u64 = 3_600_000;
+/// Nonce length in bytes (the rule's minimum; 128 random bits).
+pub const NONCE_BYTES: usize = 16;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RPC_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+pub fn run(a: AttestArgs) -> CliResult {
+    let signer = crate::keys::read(&a.key).map_err(usage)?;
+    let (evidence_digest, evidence_len) = hash_evidence(&a.evidence)?;
+    let (dimensions, weights) = parse_dims(&a.dims)?;
+    if a.subject.is_empty() || a.subject.len() > poi::MAX_SUBJECT_BYTES {
+        return Err(usage(format!(
+            "--subject must be 1 to {} bytes, got {}",
+            poi::MAX_SUBJECT_BYTES,
+            a.subject.len()
+        )));
+    }
+    let now = now_ms();
+    let (window_start_ms, window_end_ms) = window(a.window_start, a.window_end, now)?;
+    let endpoint = endpoint_url(&a.grpc)?;
+    let mut nonce = vec![0u8; NONCE_BYTES];
+    rand::Rng::fill(&mut rand::rng(), nonce.as_mut_slice());
+    let draft = Draft {
+        chain_id: String::new(),
+        subject: a.subject.clone(),
+        evidence_digest,
+        evidence_len,
+        dimensions,
+        weights,
+        window_start_ms,
+        window_end_ms,
+        nonce,
+    };
+    super::runtime().block_on(submit_and_wait(&a, &endpoint, &signer, draft))
+}
+
+async fn submit_and_wait(a: &AttestArgs, endpoint: &str, signer: &Signer, mut draft: Draft) -> CliResult {
+    let mut client = connect(endpoint).await?;
+    let status = client
+        .get_status(GetStatusRequest {})
+        .await
+        .map_err(|s| rpc_failure("GetStatus", endpoint, &s))?
+        .into_inner();
+    draft.chain_id = status.chain_id.clone();
+    let envelope = poi::build(signer, draft).map_err(usage)?;
+    let id = poi::attestation_id(&envelope.payload);
+    let id_hex = hex::encode(id);
+    precheck(&envelope, signer, &status.chain_id)?;
+
+    let reply = client
+        .submit_attestation(SubmitAttestationRequest {
+            envelope: Some(envelope.clone()),
+        })
+        .await
+        .map_err(|s| {
+            check(format!(
+                "attestation refused by {endpoint} ({:?}): {}",
+                s.code(),
+                s.message()
+            ))
+        })?
+        .into_inner();
+    if reply.id != id_hex {
+        return Err(check(format!(
+            "{endpoint} answered id {:?}, but the attestation's id is {id_hex}",
+            reply.id
+        )));
+    }
+    println!("{id_hex}");
+    if !a.wait {
+        return Ok(());
+    }
+
+    let included = wait_finalized(&mut client, endpoint, &id_hex, Duration::from_secs(a.timeout)).await?;
+    check_inclusion(&envelope, &included).map_err(|e| check(format!("{endpoint}: inclusion of {id_hex}: {e}")))?;
+    let commit = client
+        .get_commit(GetCommitRequest {
+            height: included.height,
+        })
+        .await
+        .map_err(|s| rpc_failure("GetCommit", endpoint, &s))?
+        .into_inner();
+    let epoch = included.header.as_ref().map(|h| h.epoch).unwrap_or_default();
+    let validators = match client.get_validators(GetValidatorsRequest { epoch: Some(epoch) }).await {
+        Ok(r) => Some(r.into_inner()),
+        // Epoch 0 weights follow from genesis alone; later ones must be recorded.
+        Err(_) if epoch == 0 => None,
+        Err(s) => return Err(rpc_failure("GetValidators", endpoint, &s)),
+    };
+    let doc = attestation_json(&envelope, &included, &commit, validators.as_ref())
+        .map_err(|e| check(format!("{endpoint}: {e}")))?;
+    write_atomically(&a.out, doc.to_json_pretty().as_bytes())?;
+    eprintln!(
+        "attestation {id_hex} finalized at height {} (block {}); wrote {}",
+        included.height,
+        hex::encode(&included.block_hash),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Runs the node's rules locally (membership aside, which only the node
+/// knows), so a bad attestation is reported as bad input before it is sent.
+fn precheck(envelope: &Envelope, signer: &Signer, chain_id: &str) -> CliResult {
+    let me = Membership::new(vec![Member {
+        id: signer.id().to_string(),
+        name: String::new(),
+        stake: 0,
+        key: signer.public_key(),
+    }]);
+    poi::check(envelope, chain_id, &me, now_ms())
+        .map(|_| ())
+        .map_err(|e| usage(format!("attestation would be refused: {e}")))
+}
+
+async fn connect(endpoint: &str) -> Result<NodeClient<Channel>, Failure> {
+    let ep = Channel::from_shared(endpoint.to_string())
+        .map_err(|e| usage(format!("--grpc {endpoint:?} is not a valid URL: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(RPC_TIMEOUT);
+    let channel = ep
+        .connect()
+        .await
+        .map_err(|e| check(format!("cannot reach {endpoint}: {}", error_chain(&e))))?;
+    Ok(NodeClient::new(channel))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn rpc_failure(method: &str, endpoint: &str, s: &tonic::Status) -> Failure {
+    check(format!(
+        "{method} on {endpoint} failed ({:?}): {}",
+        s.code(),
+        s.message()
+    ))
+}
+
+/// Polls `GetAttestation(id)` until it is finalized or `timeout` passes.
+/// NOT_FOUND (still pending) and transient errors (UNAVAILABLE,
+/// DEADLINE_EXCEEDED) are retried; any other error fails at once.
+async fn wait_finalized(
+    client: &mut NodeClient<Channel>,
+    endpoint: &str,
+    id_hex: &str,
+    timeout: Duration,
+) -> Result<GetAttestationResponse, Failure> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("not yet finalized");
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let call = client.get_attestation(GetAttestationRequest { id: id_hex.to_string() });
+        match tokio::time::timeout(left.max(Duration::from_millis(1)), call).await {
+            Ok(Ok(r)) => {
+                let r = r.into_inner();
+                if r.finalized {
+                    return Ok(r);
+                }
+                last = "pending in the pool".into();
+            }
+            Ok(Err(s)) if matches!(s.code(), Code::NotFound | Code::Unavailable | Code::DeadlineExceeded) => {
+                last = format!("{:?}: {}", s.code(), s.message());
+            }
+            Ok(Err(s)) => return Err(rpc_failure("GetAttestation", endpoint, &s)),
+            Err(_) => {}
+        }
+        if Instant::now() + POLL_INTERVAL > deadline {
+            return Err(check(format!(
+                "timed out after {}s waiting for attestation {id_hex} to be finalized ({last})",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Checks what `GetAttestation` answered before anything is written: our
+/// envelope, a header that hashes to `block_hash` at `height`, a Merkle path
+/// from our leaf to the header's payload root, and (if present) a commit
+/// certificate for that block.
+pub fn check_inclusion(ours: &Envelope, r: &GetAttestationResponse) -> Result<(), String> {
+    if r.envelope.as_ref() != Some(ours) {
+        return Err("the node returned a different envelope".into());
+    }
+    let header = r.header.as_ref().ok_or("the answer has no block header")?;
+    let block_hash = hash_bytes(&header.encode_to_vec());
+    if r.block_hash != block_hash {
+        return Err(format!(
+            "block_hash {} is not the hash of the header ({})",
+            hex::encode(&r.block_hash),
+            hex::encode(block_hash)
+        ));
+    }
+    if header.height != r.height {
+        return Err(format!("header height {} is not {}", header.height, r.height));
+    }
+    let proof = r.proof.as_ref().ok_or("the answer has no inclusion proof")?;
+    let root: Hash = header
+        .payload_root
+        .as_slice()
+        .try_into()
+        .map_err(|_| "the header's payload_root is not 32 bytes".to_string())?;
+    let siblings = proof
+        .siblings
+        .iter()
+        .map(|s| {
+            s.as_slice()
+                .try_into()
+                .map_err(|_| "a proof sibling is not 32 bytes".to_string())
+        })
+        .collect::<Result<Vec<Hash>, String>>()?;
+    let sig = ours.signatures.first().map(|s| s.sig.as_slice()).unwrap_or_default();
+    let leaf = merkle::leaf_hash(&poi::attestation_id(&ours.payload), sig);
+    if !merkle::verify(&root, &leaf, proof.leaf_index, proof.leaf_count, &siblings) {
+        return Err(format!(
+            "the Merkle proof (leaf {} of {}) does not lead to the payload root",
+            proof.leaf_index, proof.leaf_count
+        ));
+    }
+    if let Some(c) = &r.commit {
+        if c.height != r.height || c.block_hash != block_hash {
+            return Err("the commit certificate is not for this block".into());
+        }
+    }
+    Ok(())
+}
+
+/// Assembles `attestation.json` from the node's answers: the inclusion from
+/// `GetAttestation`, the commit tally and precommit envelopes from
+/// `GetCommit(height)`, and the epoch's weights from `GetValidators` (optional
+/// at epoch 0, where they follow from genesis).
+pub fn attestation_json(
+    envelope: &Envelope,
+    included: &GetAttestationResponse,
+    commit: &GetCommitResponse,
+    validators: Option<&GetValidatorsResponse>,
+) -> Result<AttestationDoc, String> {
+    let header = included.header.as_ref().ok_or("GetAttestation: no block header")?;
+    let proof = included.proof.as_ref().ok_or("GetAttestation: no inclusion proof")?;
+    if let Some(c) = &commit.commit {
+        if c.height != included.height {
+            return Err(format!(
+                "GetCommit answered height {}, expected {}",
+                c.height, included.height
+            ));
+        }
+    }
+    let weight = |what: &str, s: &str| {
+        proof::parse_u128(s).ok_or_else(|| format!("GetCommit: {what} {s:?} is not a decimal u128"))
+    };
+    let part = CommitPart {
+        signers: commit.signers.clone(),
+        signatures: commit.signatures.clone(),
+        signed_weight: weight("signed_weight", &commit.signed_weight)?,
+        total_weight: weight("total_weight", &commit.total_weight)?,
+        share_bps: commit.share_bps,
+        fast_final: commit.fast_final,
+        economic_final: commit.economic_final,
+    };
+    let telemetry = validators.map(telemetry_of).transpose()?;
+    proof::build_attestation_doc(envelope, included.height, header, proof, &part, telemetry)
+}
+
+fn telemetry_of(v: &GetValidatorsResponse) -> Result<Telemetry, String> {
+    let mut t = Telemetry::default();
+    for i in &v.validators {
+        let w = proof::parse_u128(&i.wq_weight).ok_or_else(|| {
+            format!(
+                "GetValidators: wq_weight {:?} of {} is not a decimal u128",
+                i.wq_weight, i.id
+            )
+        })?;
+        t.wq_weight.insert(i.id.clone(), Weight(w));
+        t.components.insert(
+            i.id.clone(),
+            ComponentsJson {
+                stake: i.stake,
+                poi: i.poi,
+                rep: i.rep,
+            },
+        );
+    }
+    Ok(t)
+}
+
+/// Parses one `--dim NAME=VALUE:WEIGHT`.
+pub fn parse_dim(s: &str) -> Result<(String, u32, u32), String> {
+    let bad = |why: &str| format!("--dim {s:?}: {why} (expected NAME=VALUE:WEIGHT, e.g. uptime=9500:4000)");
+    let (name, rest) = s.split_once('=').ok_or_else(|| bad("missing '='"))?;
+    let (value, weight) = rest.split_once(':').ok_or_else(|| bad("missing ':'"))?;
+    if !poi::valid_name(name) {
+        return Err(bad(&format!(
+            "name must be 1 to {} bytes of [a-z0-9_.-]",
+            poi::MAX_NAME_BYTES
+        )));
+    }
+    let bps = |what: &str, t: &str| -> Result<u32, String> {
+        match t.parse::<u32>() {
+            Ok(n) if n <= poi::BPS && t.bytes().all(|c| c.is_ascii_digit()) => Ok(n),
+            _ => Err(bad(&format!("{what} {t:?} is not an integer from 0 to 10000"))),
+        }
+    };
+    Ok((name.to_string(), bps("value", value)?, bps("weight", weight)?))
+}
+
+/// Parses every `--dim` into the dimension and weight maps. Exit 2 on a
+/// malformed flag, a repeated name, too many dimensions, or weights that do
+/// not sum to 10000.
+#[allow(clippy::type_complexity)]
+pub fn parse_dims(flags: &[String]) -> Result<(BTreeMap<String, u32>, BTreeMap<String, u32>), Failure> {
+    if flags.is_empty() {
+        return Err(usage("at least one --dim NAME=VALUE:WEIGHT is required"));
+    }
+    if flags.len() > poi::MAX_DIMENSIONS {
+        return Err(usage(format!(
+            "{} --dim flags, above the limit of {}",
+            flags.len(),
+            poi::MAX_DIMENSIONS
+        )));
+    }
+    let (mut dims, mut weights) = (BTreeMap::new(), BTreeMap::new());
+    for f in flags {
+        let (name, value, weight) = parse_dim(f).map_err(usage)?;
+        if dims.insert(name.clone(), value).is_some() {
+            return Err(usage(format!(
+                "--dim {f:?}: dimension {name:?} is given more than once"
+            )));
+        }
+        weights.insert(name, weight);
+    }
+    let sum: u64 = weights.values().map(|&w| w as u64).sum();
+    if sum != poi::BPS as u64 {
+        return Err(usage(format!("--dim weights sum to {sum}, they must sum to 10000")));
+    }
+    poi::impact_bps(&dims, &weights).map_err(usage)?;
+    Ok((dims, weights))
+}
+
+/// BLAKE3 digest and length of the evidence file (exit 2 if it cannot be read).
+pub fn hash_evidence(path: &Path) -> Result<(Hash, u64), Failure> {
+    let unreadable = |e: std::io::Error| usage(format!("cannot read evidence file {}: {e}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(unreadable)?;
+    let mut h = blake3::Hasher::new();
+    let len = std::io::copy(&mut f, &mut h).map_err(unreadable)?;
+    Ok((*h.finalize().as_bytes(), len))
+}
+
+/// The observation window: the hour ending now unless given; a lone
+/// `--window-end` starts an hour before it. Reversed or future windows are
+/// refused here with the node's rule (end at most now + the allowed skew).
+pub fn window(start: Option<u64>, end: Option<u64>, now: u64) -> Result<(u64, u64), Failure> {
+    let end = end.unwrap_or(now);
+    let start = start.unwrap_or(end.saturating_sub(DEFAULT_WINDOW_MS));
+    if start > end {
+        return Err(usage(format!("--window-start {start} is after the window end {end}")));
+    }
+    if end > now.saturating_add(poi::MAX_CLOCK_SKEW_MS) {
+        return Err(usage(format!(
+            "--window-end {end} is in the future (now is {now} ms; at most {} ms ahead is allowed)",
+            poi::MAX_CLOCK_SKEW_MS
+        )));
+    }
+    Ok((start, end))
+}
+
+/// `http://` is assumed when the endpoint has no scheme.
+pub fn endpoint_url(grpc: &str) -> Result<String, Failure> {
+    let g = grpc.trim();
+    if g.is_empty() {
+        return Err(usage("--grpc is empty"));
+    }
+    let url = if g.contains("://") {
+        g.to_string()
+    } else {
+        format!("http://{g}")
+    };
+    url.parse::<tonic::transport::Uri>()
+        .map_err(|e| usage(format!("--grpc {grpc:?} is not a valid URL: {e}")))?;
+    Ok(url)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Writes via a temporary file and a rename, so a reader never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> CliResult {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            check(format!("cannot write {}: {e}", path.display()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bizra_consensus::chain;
+    use bizra_consensus::messages::{new_vote, sign_vote};
+    use bizra_proto::{BlockHeader, CommitCertificate, InclusionProof, PoiAttestation, ValidatorInfo, VoteKind};
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("bizra-attest-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn usage_msg(r: Result<impl std::fmt::Debug, Failure>) -> String {
+        match r {
+            Err(Failure::Usage(m)) => m,
+            other => panic!("expected a usage failure, got {other:?}"),
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_dims() {
+        assert_eq!(parse_dim("uptime=9500:4000"), Ok(("uptime".into(), 9500, 4000)));
+        assert_eq!(parse_dim("a.b-c_9=0:10000"), Ok(("a.b-c_9".into(), 0, 10000)));
+        let (d, w) = parse_dims(&strings(&["uptime=9500:4000", "accuracy=8000:6000"])).unwrap();
+        assert_eq!(d["uptime"], 9500);
+        assert_eq!(w["accuracy"], 6000);
+        assert_eq!(poi::impact_bps(&d, &w), Ok(8600));
+    }
+
+    #[test]
+    fn malformed_dims_name_the_flag() {
+        for bad in [
+            "uptime",
+            "uptime=9500",
+            "=1:10000",
+            "Up=1:10000",
+            "up time=1:10000",
+            "uptime=10001:10000",
+            "uptime=1:10001",
+            "uptime=-1:10000",
+            "uptime=+1:10000",
+            "uptime=1.5:10000",
+            "uptime=1:",
+            "uptime=:1",
+        ] {
+            let m = usage_msg(parse_dims(&strings(&[bad])));
+            assert!(m.contains(&format!("--dim {bad:?}")), "{bad}: {m}");
+        }
+        let m = usage_msg(parse_dims(&strings(&["a=1:5000", "a=2:5000"])));
+        assert!(m.contains("more than once"), "{m}");
+        let m = usage_msg(parse_dims(&strings(&["a=1:5000", "b=2:4999"])));
+        assert!(m.contains("sum to 9999"), "{m}");
+        let many: Vec<String> = (0..=poi::MAX_DIMENSIONS).map(|i| format!("d{i}=1:0")).collect();
+        assert!(usage_msg(parse_dims(&many)).contains("limit"));
+        assert!(usage_msg(parse_dims(&[])).contains("--dim"));
+    }
+
+    #[test]
+    fn evidence_digest_and_missing_file() {
+        let d = tmpdir("evidence");
+        let p = d.join("ev.bin");
+        std::fs::write(&p, b"some evidence").unwrap();
+        let (h, n) = hash_evidence(&p).unwrap();
+        assert_eq!(h, *blake3::hash(b"some evidence").as_bytes());
+        assert_eq!(n, 13);
+        let m = usage_msg(hash_evidence(&d.join("missing.bin")));
+        assert!(m.contains("evidence file"), "{m}");
+        assert!(usage_msg(hash_evidence(&d)).contains("evidence file"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn window_defaults_and_refusals() {
+        let now = 10_000_000;
+        assert_eq!(window(None, None, now).unwrap(), (now - DEFAULT_WINDOW_MS, now));
+        assert_eq!(
+            window(None, Some(5_000_000), now).unwrap(),
+            (5_000_000 - DEFAULT_WINDOW_MS, 5_000_000)
+        );
+        assert_eq!(window(Some(42), None, now).unwrap(), (42, now));
+        assert_eq!(window(None, None, 5).unwrap(), (0, 5));
+        assert!(usage_msg(window(Some(now + 1), None, now)).contains("after the window end"));
+        assert!(usage_msg(window(None, Some(now + poi::MAX_CLOCK_SKEW_MS + 1), now)).contains("future"));
+        assert!(window(None, Some(now + poi::MAX_CLOCK_SKEW_MS), now).is_ok());
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        assert_eq!(endpoint_url("127.0.0.1:7500").unwrap(), "http://127.0.0.1:7500");
+        assert_eq!(endpoint_url("http://127.0.0.1:7500").unwrap(), "http://127.0.0.1:7500");
+        assert!(matches!(endpoint_url(""), Err(Failure::Usage(_))));
+        assert!(matches!(endpoint_url("http://exa mple:1"), Err(Failure::Usage(_))));
+    }
+
+    /// A finalized block carrying `env` (and two other attestations), its
+    /// commit by 3 of 4 validators, and the node's answers about it.
+    struct World {
+        signers: Vec<Signer>,
+        chain_id: String,
+        envelope: Envelope,
+        included: GetAttestationResponse,
+        commit: GetCommitResponse,
+        validators: GetValidatorsResponse,
+    }
+
+    fn world(epoch: u64) -> World {
+        let signers: Vec<Signer> = (0..4u8).map(|i| Signer::from_secret([i + 11; 32])).collect();
+        let chain_id = "bizra-attest-test".to_string();
+        let now = now_ms();
+        let mk = |who: usize, nonce: u8| {
+            poi::build(
+                &signers[who],
+                Draft {
+                    chain_id: chain_id.clone(),
+                    subject: signers[1].id().to_string(),
+                    evidence_digest: *blake3::hash(b"ev").as_bytes(),
+                    evidence_len: 2,
+                    dimensions: [("uptime".to_string(), 9500), ("accuracy".to_string(), 8000)].into(),
+                    weights: [("uptime".to_string(), 4000), ("accuracy".to_string(), 6000)].into(),
+                    window_start_ms: now - DEFAULT_WINDOW_MS,
+                    window_end_ms: now,
+                    nonce: vec![nonce; 16],
+                },
+            )
+            .unwrap()
+        };
+        let atts = vec![mk(2, 1), mk(0, 2), mk(3, 3)];
+        let leaves = chain::attestation_leaves(&atts).unwrap();
+        let header = BlockHeader {
+            chain_id: chain_id.clone(),
+            height: 7,
+            parent_hash: vec![1; 32],
+            proposer: signers[0].id().to_string(),
+            time_ms: now,
+            payload_root: merkle::root(&leaves).to_vec(),
+            last_commit_hash: vec![2; 32],
+            epoch,
+        };
+        let block_hash = hash_bytes(&header.encode_to_vec());
+        let precommits: Vec<_> = (0..3)
+            .map(|i| {
+                let v = new_vote(&chain_id, 7, 0, VoteKind::Precommit, Some(block_hash), signers[i].id());
+                sign_vote(&signers[i], v)
+            })
+            .collect();
+        let cert = CommitCertificate {
+            height: 7,
+            round: 0,
+            block_hash: block_hash.to_vec(),
+            precommits: precommits.clone(),
+        };
+        let included = GetAttestationResponse {
+            envelope: Some(atts[1].clone()),
+            finalized: true,
+            height: 7,
+            block_hash: block_hash.to_vec(),
+            proof: Some(InclusionProof {
+                leaf_index: 1,
+                leaf_count: 3,
+                siblings: merkle::proof(&leaves, 1).unwrap().iter().map(|s| s.to_vec()).collect(),
+            }),
+            commit: Some(cert.clone()),
+            header: Some(header),
+        };
+        let commit = GetCommitResponse {
+            commit: Some(cert),
+            signatures: precommits.iter().map(proof::signed_vote_envelope).collect(),
+            signers: (0..3).map(|i| signers[i].id().to_string()).collect(),
+            signed_weight: "340282366920938463463374607431768211455".into(),
+            total_weight: "340282366920938463463374607431768211455".into(),
+            share_bps: 10_000,
+            fast_final: true,
+            economic_final: true,
+        };
+        let validators = GetValidatorsResponse {
+            epoch,
+            total_weight: "4000".into(),
+            validators: signers
+                .iter()
+                .map(|s| ValidatorInfo {
+                    id: s.id().to_string(),
+                    name: "v".into(),
+                    stake: 1000,
+                    poi: 7,
+                    rep: 10_000,
+                    wq_weight: "1000".into(),
+                    weight_share_bps: 2500,
+                })
+                .collect(),
+        };
+        World {
+            envelope: atts[1].clone(),
+            signers,
+            chain_id,
+            included,
+            commit,
+            validators,
+        }
+    }
+
+    #[test]
+    fn attestation_json_has_the_contract_shape() {
+        let w = world(1);
+        check_inclusion(&w.envelope, &w.included).unwrap();
+        let doc = attestation_json(&w.envelope, &w.included, &w.commit, Some(&w.validators)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&doc.to_json_pretty()).unwrap();
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+
+        assert_eq!(v["version"], "poi-attestation/1");
+        let env = &v["envelope"];
+        assert_eq!(env["payloadType"], "application/vnd.bizra.poi+protobuf");
+        assert_eq!(
+            b64.decode(env["payload"].as_str().unwrap()).unwrap(),
+            w.envelope.payload
+        );
+        assert_eq!(env["signatures"].as_array().unwrap().len(), 1);
+        assert_eq!(env["signatures"][0]["keyid"], w.signers[0].id());
+        assert_eq!(
+            b64.decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap(),
+            w.envelope.signatures[0].sig
+        );
+
+        let att = PoiAttestation::decode(w.envelope.payload.as_slice()).unwrap();
+        let a = &v["attestation"];
+        assert_eq!(a["version"], "poi/1");
+        assert_eq!(a["chain_id"], w.chain_id.as_str());
+        assert_eq!(a["attester"], w.signers[0].id());
+        assert_eq!(a["subject"], w.signers[1].id());
+        assert_eq!(a["evidence_digest"], hex::encode(blake3::hash(b"ev").as_bytes()));
+        assert_eq!(a["evidence_len"], 2);
+        assert_eq!(a["dimensions"]["uptime"], 9500);
+        assert_eq!(a["weights"]["accuracy"], 6000);
+        assert_eq!(a["impact_bps"], 8600);
+        assert_eq!(a["window_start_ms"], att.window_start_ms);
+        assert_eq!(a["window_end_ms"], att.window_end_ms);
+        assert_eq!(a["nonce"], hex::encode([2u8; 16]));
+
+        let inc = &v["inclusion"];
+        assert_eq!(inc["height"], 7);
+        assert_eq!(inc["block_hash"], hex::encode(&w.included.block_hash));
+        assert_eq!(inc["proof"]["leaf_index"], 1);
+        assert_eq!(inc["proof"]["leaf_count"], 3);
+        let sibs = inc["proof"]["siblings"].as_array().unwrap();
+        assert_eq!(sibs.len(), w.included.proof.as_ref().unwrap().siblings.len());
+        assert!(sibs.iter().all(|s| s.as_str().unwrap().len() == 64));
+        let header = b64.decode(inc["header"].as_str().unwrap()).unwrap();
+        assert_eq!(hex::encode(hash_bytes(&header)), inc["block_hash"].as_str().unwrap());
+        let c = &inc["commit"];
+        assert_eq!(c["signers"].as_array().unwrap().len(), 3);
+        assert_eq!(c["signers"][2], w.signers[2].id());
+        assert_eq!(c["signatures"].as_array().unwrap().len(), 3);
+        assert_eq!(c["signatures"][0]["payloadType"], "application/vnd.bizra.vote+protobuf");
+        assert_eq!(c["signed_weight"], "340282366920938463463374607431768211455");
+        assert_eq!(c["total_weight"], "340282366920938463463374607431768211455");
+        assert_eq!(c["share_bps"], 10_000);
+        assert_eq!(c["fast_final"], true);
+        assert_eq!(c["economic_final"], true);
+        assert_eq!(inc["telemetry"]["wq_weight"][w.signers[3].id()], "1000");
+        assert_eq!(inc["telemetry"]["components"][w.signers[3].id()]["poi"], 7);
+
+        // Weights that are not decimal strings are refused.
+        let mut bad = w.commit.clone();
+        bad.signed_weight = "12.5".into();
+        assert!(attestation_json(&w.envelope, &w.included, &bad, None)
+            .unwrap_err()
+            .contains("signed_weight"));
+    }
+
+    #[test]
+    fn inclusion_checks_catch_a_lying_node() {
+        let w = world(0);
+        let mut r = w.included.clone();
+        r.block_hash[0] ^= 1;
+        assert!(check_inclusion(&w.envelope, &r)
+            .unwrap_err()
+            .contains("hash of the header"));
+        let mut r = w.included.clone();
+        r.proof.as_mut().unwrap().leaf_index = 0;
+        assert!(check_inclusion(&w.envelope, &r).unwrap_err().contains("Merkle"));
+        let mut r = w.included.clone();
+        r.proof.as_mut().unwrap().siblings.pop();
+        assert!(check_inclusion(&w.envelope, &r).unwrap_err().contains("Merkle"));
+        let mut r = w.included.clone();
+        r.envelope.as_mut().unwrap().signatures[0].sig[0] ^= 1;
+        assert!(check_inclusion(&w.envelope, &r)
+            .unwrap_err()
+            .contains("different envelope"));
+        let mut r = w.included.clone();
+        r.commit.as_mut().unwrap().block_hash = vec![9; 32];
+        assert!(check_inclusion(&w.envelope, &r).unwrap_err().contains("commit"));
+        let mut r = w.included.clone();
+        r.header = None;
+        assert!(check_inclusion(&w.envelope, &r).is_err());
+    }
+
+    // ---- end to end against an in-process gRPC node on 127.0.0.1 ----
+
+    mod fake {
+        use super::*;
+        use bizra_proto::node_server::{Node, NodeServer};
+        use bizra_proto::*;
+        use std::pin::Pin;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Mutex;
+        use tonic::{Request, Response, Status};
+
+        /// Accepts attestations (by the node's rules) and reports one finalized
+        /// after `pending_polls` NOT_FOUND answers, inside the world's block.
+        pub struct FakeNode {
+            pub world: World,
+            pub members: Membership,
+            pub pending_polls: u32,
+            pub polls: AtomicU32,
+            pub submitted: Mutex<Option<Envelope>>,
+        }
+
+        type HeadStream = Pin<Box<dyn futures::Stream<Item = Result<GetHeadResponse, Status>> + Send>>;
+
+        #[tonic::async_trait]
+        impl Node for FakeNode {
+            async fn get_status(&self, _: Request<GetStatusRequest>) -> Result<Response<GetStatusResponse>, Status> {
+                Ok(Response::new(GetStatusResponse {
+                    chain_id: self.world.chain_id.clone(),
+                    ..Default::default()
+                }))
+            }
+            async fn get_head(&self, _: Request<GetHeadRequest>) -> Result<Response<GetHeadResponse>, Status> {
+                Err(Status::unimplemented("fake"))
+            }
+            async fn get_block(&self, _: Request<GetBlockRequest>) -> Result<Response<GetBlockResponse>, Status> {
+                Err(Status::unimplemented("fake"))
+            }
+            async fn get_commit(&self, r: Request<GetCommitRequest>) -> Result<Response<GetCommitResponse>, Status> {
+                if r.into_inner().height != 7 {
+                    return Err(Status::not_found("no such height"));
+                }
+                Ok(Response::new(self.world.commit.clone()))
+            }
+            async fn get_validators(
+                &self,
+                _: Request<GetValidatorsRequest>,
+            ) -> Result<Response<GetValidatorsResponse>, Status> {
+                Ok(Response::new(self.world.validators.clone()))
+            }
+            async fn get_head_report(
+                &self,
+                _: Request<GetHeadReportRequest>,
+            ) -> Result<Response<GetHeadReportResponse>, Status> {
+                Err(Status::unimplemented("fake"))
+            }
+            type SubscribeHeadsStream = HeadStream;
+            async fn subscribe_heads(&self, _: Request<SubscribeHeadsRequest>) -> Result<Response<HeadStream>, Status> {
+                Err(Status::unimplemented("fake"))
+            }
+            async fn submit_attestation(
+                &self,
+                r: Request<SubmitAttestationRequest>,
+            ) -> Result<Response<SubmitAttestationResponse>, Status> {
+                let env = r
+                    .into_inner()
+                    .envelope
+                    .ok_or_else(|| Status::invalid_argument("no envelope"))?;
+                let c =
+                    poi::check(&env, &self.world.chain_id, &self.members, now_ms()).map_err(|e| match e.kind() {
+                        poi::ErrorKind::FailedPrecondition => Status::failed_precondition(e.to_string()),
+                        poi::ErrorKind::TooLarge => Status::resource_exhausted(e.to_string()),
+                        poi::ErrorKind::InvalidArgument => Status::invalid_argument(e.to_string()),
+                    })?;
+                *self.submitted.lock().unwrap() = Some(env);
+                Ok(Response::new(SubmitAttestationResponse { id: hex::encode(c.id) }))
+            }
+            async fn get_attestation(
+                &self,
+                r: Request<GetAttestationRequest>,
+            ) -> Result<Response<GetAttestationResponse>, Status> {
+                let id = r.into_inner().id;
+                let Some(env) = self.submitted.lock().unwrap().clone() else {
+                    return Err(Status::not_found("unknown"));
+                };
+                if id != hex::encode(poi::attestation_id(&env.payload)) {
+                    return Err(Status::not_found("unknown"));
+                }
+                if self.polls.fetch_add(1, Ordering::SeqCst) < self.pending_polls {
+                    return Err(Status::not_found("not finalized yet"));
+                }
+                // Finalize it: rebuild the world's block around the submitted envelope.
+                let w = &self.world;
+                let atts = vec![w.envelope.clone(), env.clone()];
+                let leaves = chain::attestation_leaves(&atts).unwrap();
+                let mut header = w.included.header.clone().unwrap();
+                header.payload_root = merkle::root(&leaves).to_vec();
+                let hash = hash_bytes(&header.encode_to_vec());
+                Ok(Response::new(GetAttestationResponse {
+                    envelope: Some(env),
+                    finalized: true,
+                    height: 7,
+                    block_hash: hash.to_vec(),
+                    proof: Some(InclusionProof {
+                        leaf_index: 1,
+                        leaf_count: 2,
+                        siblings: merkle::proof(&leaves, 1).unwrap().iter().map(|s| s.to_vec()).collect(),
+                    }),
+                    commit: None,
+                    header: Some(header),
+                }))
+            }
+        }
+
+        /// Serves `node` on 127.0.0.1 in a background runtime; returns the endpoint.
+        pub fn serve(node: FakeNode) -> (String, std::thread::JoinHandle<()>, tokio::sync::oneshot::Sender<()>) {
+            let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = std_listener.local_addr().unwrap();
+            std_listener.set_nonblocking(true).unwrap();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let handle = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                    let incoming = futures::stream::unfold(listener, |l| async move {
+                        let r = l.accept().await.map(|(s, _)| s);
+                        Some((r, l))
+                    });
+                    tonic::transport::Server::builder()
+                        .add_service(NodeServer::new(node))
+                        .serve_with_incoming_shutdown(incoming, async {
+                            let _ = stop_rx.await;
+                        })
+                        .await
+                        .unwrap();
+                });
+            });
+            (format!("http://{addr}"), handle, stop_tx)
+        }
+    }
+
+    fn args(dir: &Path, grpc: &str, wait: bool, dims: &[&str]) -> AttestArgs {
+        AttestArgs {
+            grpc: grpc.to_string(),
+            key: dir.join("key.json"),
+            subject: "subject-1".into(),
+            evidence: dir.join("evidence.txt"),
+            dims: strings(dims),
+            window_start: None,
+            window_end: None,
+            wait,
+            out: dir.join("attestation.json"),
+            timeout: 20,
+        }
+    }
+
+    fn setup(tag: &str, signer: &Signer) -> PathBuf {
+        let d = tmpdir(tag);
+        crate::keys::write(&d.join("key.json"), signer).unwrap();
+        std::fs::write(d.join("evidence.txt"), b"benchmark results").unwrap();
+        d
+    }
+
+    fn fake_node(pending_polls: u32) -> fake::FakeNode {
+        let w = world(1);
+        let members = Membership::new(
+            w.signers
+                .iter()
+                .map(|s| Member {
+                    id: s.id().to_string(),
+                    name: String::new(),
+                    stake: 1,
+                    key: s.public_key(),
+                })
+                .collect(),
+        );
+        fake::FakeNode {
+            world: w,
+            members,
+            pending_polls,
+            polls: Default::default(),
+            submitted: Default::default(),
+        }
+    }
+
+    #[test]
+    fn submit_wait_and_write_against_a_fake_node() {
+        let node = fake_node(2);
+        let signer = node.world.signers[2].clone();
+        let (url, handle, stop) = fake::serve(node);
+        let d = setup("e2e", &signer);
+        run(args(&d, &url, true, &["uptime=9500:4000", "accuracy=8000:6000"])).unwrap();
+        let text = std::fs::read_to_string(d.join("attestation.json")).unwrap();
+        let doc: proof::AttestationDoc = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc.version, "poi-attestation/1");
+        assert_eq!(doc.attestation.attester, signer.id());
+        assert_eq!(doc.attestation.subject, "subject-1");
+        assert_eq!(doc.attestation.impact_bps, 8600);
+        assert_eq!(
+            doc.attestation.evidence_digest,
+            hex::encode(blake3::hash(b"benchmark results").as_bytes())
+        );
+        assert_eq!(doc.attestation.evidence_len, 17);
+        assert_eq!(doc.attestation.nonce.len(), 2 * NONCE_BYTES);
+        assert_eq!(doc.inclusion.height, 7);
+        assert_eq!(doc.inclusion.proof.leaf_count, 2);
+        assert!(doc.inclusion.telemetry.is_some());
+        assert!(!d.join("attestation.json.tmp").exists());
+
+        // Without --wait, nothing is written.
+        let d2 = setup("e2e-nowait", &signer);
+        run(args(&d2, &url, false, &["q=1:10000"])).unwrap();
+        assert!(!d2.join("attestation.json").exists());
+
+        // A refusal (attester outside the validator set) is exit 1 with the server's message.
+        let outsider = Signer::from_secret([99; 32]);
+        let d3 = setup("e2e-refused", &outsider);
+        match run(args(&d3, &url, false, &["q=1:10000"])) {
+            Err(Failure::Check(m)) => assert!(m.contains("not in the validator set"), "{m}"),
+            other => panic!("expected exit 1, got {other:?}"),
+        }
+
+        let _ = stop.send(());
+        handle.join().unwrap();
+        for p in [d, d2, d3] {
+            std::fs::remove_dir_all(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn wait_times_out_with_exit_1() {
+        let node = fake_node(u32::MAX);
+        let signer = node.world.signers[0].clone();
+        let (url, handle, stop) = fake::serve(node);
+        let d = setup("timeout", &signer);
+        let mut a = args(&d, &url, true, &["q=1:10000"]);
+        a.timeout = 1;
+        match run(a) {
+            Err(Failure::Check(m)) => assert!(m.contains("timed out"), "{m}"),
+            other => panic!("expected exit 1, got {other:?}"),
+        }
+        assert!(!d.join("attestation.json").exists());
+        let _ = stop.send(());
+        handle.join().unwrap();
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn bad_input_is_exit_2_and_dead_endpoint_is_exit_1() {
+        let signer = Signer::from_secret([5; 32]);
+        let d = setup("inputs", &signer);
+        // A closed port on loopback: bind, note the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dead = format!("http://127.0.0.1:{port}");
+        match run(args(&d, &dead, false, &["q=1:10000"])) {
+            Err(Failure::Check(m)) => assert!(m.contains("cannot reach"), "{m}"),
+            other => panic!("expected exit 1, got {other:?}"),
+        }
+        let mut a = args(&d, &dead, false, &["q=1:10000"]);
+        a.evidence = d.join("nope.bin");
+        assert!(usage_msg(run(a)).contains("evidence file"));
+        let mut a = args(&d, &dead, false, &["q=1:10000"]);
+        a.key = d.join("nokey.json");
+        assert!(usage_msg(run(a)).contains("key file"));
+        assert!(usage_msg(run(args(&d, &dead, false, &["q=1:9000"]))).contains("sum to 9000"));
+        assert!(usage_msg(run(args(&d, &dead, false, &["q=1"]))).contains("--dim \"q=1\""));
+        let mut a = args(&d, &dead, false, &["q=1:10000"]);
+        a.window_start = Some(u64::MAX);
+        assert!(usage_msg(run(a)).contains("--window-start"));
+        let mut a = args(&d, &dead, false, &["q=1:10000"]);
+        a.subject = String::new();
+        assert!(usage_msg(run(a)).contains("--subject"));
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }

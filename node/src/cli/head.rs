@@ -10,11 +10,10 @@ use tonic::transport::{Channel, Endpoint};
 /// Connect and call timeout.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Prints `B{height} <block hash> height=H time_ms=T proposer=ID`. Exit 1 if
+/// the node cannot be reached, fails or has no finalized block; 2 for a
+/// malformed URL.
 #[derive(Args, Debug)]
-#[command(long_about = "Prints one node's finalized head as one line:\n\n  \
-B12 <block hash> height=12 time_ms=<block time> proposer=<validator id>\n\n\
-Exit codes: 0 printed; 1 the node cannot be reached, answers with an error or has no finalized block yet; \
-2 the URL is malformed.")]
 pub struct HeadArgs {
     /// gRPC endpoint, e.g. http://127.0.0.1:7500 (a bare host:port means http://host:port)
     #[arg(long)]

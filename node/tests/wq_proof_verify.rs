@@ -1,0 +1,1077 @@
+//! `wq_proof.json` and `attestation.json`: built offline from signed fixtures,
+//! checked by `bizra verify`'s functions and by the independent Python spec
+//! verifier (tests/spec_verifier/verify_wq_proof.py), and `bizra wq-proof` run
+//! against fake nodes on loopback.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bizra_consensus::chain;
+use bizra_consensus::merkle;
+use bizra_consensus::signing::Signer;
+use bizra_consensus::types::{hash_bytes, Hash};
+use bizra_node::cli::proof::{
+    self, agreement, build_proof, fixture::Fixture, sign_envelope, AttestationDoc, EnvelopeJson, WqProof,
+};
+use bizra_node::cli::verify::{check_wq_proof, verify_attestation, verify_document};
+use bizra_node::cli::wq_proof::{run_wq_proof, WqProofArgs};
+use bizra_node::cli::Failure;
+use bizra_proto::{payload_type, BlockHeader, HeadReport, InclusionProof, PoiAttestation, Vote, VoteKind};
+use prost::Message;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+// ---------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------
+
+fn json(p: &WqProof) -> Vec<u8> {
+    p.to_json_pretty().into_bytes()
+}
+
+fn expect_invalid(r: Result<String, Failure>, field: &str) -> String {
+    match r {
+        Err(Failure::Check(m)) => {
+            assert!(m.contains(field), "reason {m:?} does not name {field:?}");
+            m
+        }
+        Err(Failure::Usage(m)) => panic!("expected an invalid proof (exit 1), got bad input (exit 2): {m}"),
+        Ok(s) => panic!("expected an invalid proof naming {field:?}, got valid: {s}"),
+    }
+}
+
+fn expect_usage(r: Result<String, Failure>) -> String {
+    match r {
+        Err(Failure::Usage(m)) => m,
+        other => panic!("expected bad input (exit 2), got {other:?}"),
+    }
+}
+
+fn flip_b64(s: &str, byte: usize) -> String {
+    let mut b = STANDARD.decode(s).unwrap();
+    b[byte] ^= 0x01;
+    STANDARD.encode(b)
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bizra-wqproof-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Re-signs a modified HeadReport of validators[i] with its own key.
+fn resign_head(f: &Fixture, p: &mut WqProof, i: usize, edit: impl FnOnce(&mut HeadReport)) {
+    let env = p.validators[i].envelope.to_proto().unwrap();
+    let mut r = HeadReport::decode(env.payload.as_slice()).unwrap();
+    edit(&mut r);
+    let signer = f.signers.iter().find(|s| s.id() == p.validators[i].id).unwrap();
+    p.validators[i].envelope =
+        EnvelopeJson::from_proto(&sign_envelope(signer, payload_type::HEAD_REPORT, r.encode_to_vec()));
+}
+
+/// Re-signs a modified precommit of commit.signatures[i] with its signer's key.
+fn resign_vote(f: &Fixture, p: &mut WqProof, i: usize, edit: impl FnOnce(&mut Vote)) {
+    let env = p.commit.signatures[i].to_proto().unwrap();
+    let mut v = Vote::decode(env.payload.as_slice()).unwrap();
+    edit(&mut v);
+    let signer = f.signers.iter().find(|s| s.id() == env.signatures[0].keyid).unwrap();
+    p.commit.signatures[i] = EnvelopeJson::from_proto(&sign_envelope(signer, payload_type::VOTE, v.encode_to_vec()));
+}
+
+// ---------------------------------------------------------------------------
+// The Python spec verifier
+// ---------------------------------------------------------------------------
+
+fn spec_verifier() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/spec_verifier/verify_wq_proof.py")
+}
+
+/// True when python3 with `cryptography` is available; prints a notice otherwise.
+fn python_ready() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("NOTICE: skipping the Python spec verifier: `python3 -c 'import cryptography'` fails");
+    }
+    ok
+}
+
+/// Exit code of the spec verifier on (proof, genesis).
+fn python_verdict(tag: &str, proof: &[u8], genesis: &[u8]) -> i32 {
+    let d = tmpdir(&format!("py-{tag}"));
+    std::fs::write(d.join("wq_proof.json"), proof).unwrap();
+    std::fs::write(d.join("genesis.json"), genesis).unwrap();
+    let out = Command::new("python3")
+        .arg(spec_verifier())
+        .arg(d.join("wq_proof.json"))
+        .arg("--genesis")
+        .arg(d.join("genesis.json"))
+        .output()
+        .expect("run python3");
+    let _ = std::fs::remove_dir_all(&d);
+    eprintln!(
+        "spec verifier [{tag}]: exit {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    out.status.code().unwrap_or(-1)
+}
+
+fn rust_verdict(r: &Result<String, Failure>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(Failure::Check(_)) => 1,
+        Err(Failure::Usage(_)) => 2,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// wq_proof.json: valid and tampered
+// ---------------------------------------------------------------------------
+
+#[test]
+fn valid_proof_verifies() {
+    let f = Fixture::new(4, 3, 1);
+    let p = f.valid_proof();
+    assert_eq!(p.agreement, "B3/B3/B3");
+    assert!(p.wq_head_agreement);
+    let s = check_wq_proof(&json(&p), &f.genesis_bytes).unwrap();
+    assert!(s.starts_with("valid: B3/B3/B3 agreement at height 3"), "{s}");
+    assert!(s.contains("100.00% weight"), "{s}");
+    // The dispatcher picks the same checker.
+    assert_eq!(verify_document(&json(&p), &f.genesis_bytes).unwrap(), s);
+    // A quorum that is not unanimous is still valid: 3 of 4.
+    let p3 = build_proof(&f.parts(&[(0, None), (1, None), (2, None)], &[0, 1, 3]));
+    check_wq_proof(&json(&p3), &f.genesis_bytes).unwrap();
+    // Weights written as JSON integers are accepted too.
+    let mut v: serde_json::Value = serde_json::from_slice(&json(&p)).unwrap();
+    let sw: u64 = v["commit"]["signed_weight"].as_str().unwrap().parse().unwrap();
+    v["commit"]["signed_weight"] = serde_json::json!(sw);
+    check_wq_proof(&serde_json::to_vec(&v).unwrap(), &f.genesis_bytes).unwrap();
+}
+
+/// (name, tampered proof, field the reason must name). Each must fail with exit 1.
+fn tampered_proofs(f: &Fixture) -> Vec<(&'static str, WqProof, &'static str)> {
+    let valid = f.valid_proof();
+    let mut out = Vec::new();
+
+    let mut p = valid.clone();
+    let s = &mut p.validators[1].envelope.signatures[0].sig;
+    *s = flip_b64(s, 10);
+    out.push((
+        "flipped head report signature byte",
+        p,
+        "validators[1].envelope.signatures[0].sig",
+    ));
+
+    let mut p = valid.clone();
+    let s = &mut p.commit.signatures[2].signatures[0].sig;
+    *s = flip_b64(s, 40);
+    out.push((
+        "flipped precommit signature byte",
+        p,
+        "commit.signatures[2].signatures[0].sig",
+    ));
+
+    // The payload's height changed, the signature kept.
+    let mut p = valid.clone();
+    let env = p.validators[0].envelope.to_proto().unwrap();
+    let mut r = HeadReport::decode(env.payload.as_slice()).unwrap();
+    r.height += 1;
+    p.validators[0].envelope.payload = STANDARD.encode(r.encode_to_vec());
+    out.push((
+        "head report height changed",
+        p,
+        "validators[0].envelope.signatures[0].sig",
+    ));
+
+    // A correctly signed head report, but for another height.
+    let mut p = valid.clone();
+    resign_head(f, &mut p, 2, |r| r.height = 2);
+    out.push(("head report for another height", p, "validators[2].envelope.payload"));
+
+    // A precommit's payload height changed, the signature kept.
+    let mut p = valid.clone();
+    let env = p.commit.signatures[0].to_proto().unwrap();
+    let mut v = Vote::decode(env.payload.as_slice()).unwrap();
+    v.height = 4;
+    p.commit.signatures[0].payload = STANDARD.encode(v.encode_to_vec());
+    out.push(("precommit height changed", p, "commit.signatures[0].signatures[0].sig"));
+
+    let mut p = valid.clone();
+    p.height = 4;
+    out.push(("proof height changed", p, "deterministic_head"));
+
+    let mut p = valid.clone();
+    p.commit.signed_weight.0 += 1;
+    out.push(("signed_weight changed", p, "commit.signed_weight"));
+
+    let mut p = valid.clone();
+    p.commit.total_weight.0 -= 1;
+    out.push(("total_weight changed", p, "commit.total_weight"));
+
+    // 3 of 4 signed (75%); drop one more and fix the tally: 2 of 4 < 66.67%.
+    let mut p = build_proof(&f.parts(&[(0, None), (1, None), (2, None)], &[0, 1, 2]));
+    p.commit.signatures.remove(2);
+    p.commit.signers.remove(2);
+    let w: std::collections::BTreeMap<_, _> = f.weights().into_iter().map(|(id, w, _)| (id, w)).collect();
+    p.commit.signed_weight.0 = p.commit.signers.iter().map(|s| w[s]).sum();
+    p.commit.share_bps = bizra_consensus::quorum::share_bps(p.commit.signed_weight.0, p.commit.total_weight.0);
+    out.push(("signer removed below quorum", p, "below the fast quorum"));
+
+    let mut p = valid.clone();
+    p.commit.signers.pop();
+    out.push(("signer missing from the signers list", p, "commit.signers"));
+
+    let mut p = valid.clone();
+    let dup = p.commit.signatures[0].clone();
+    p.commit.signatures.push(dup);
+    out.push(("duplicate precommit", p, "signed twice"));
+
+    // A foreign key signs a head report under its own keyid.
+    let stranger = Signer::from_secret([0xEE; 32]);
+    let mut p = valid.clone();
+    let env = p.validators[0].envelope.to_proto().unwrap();
+    p.validators[0].envelope =
+        EnvelopeJson::from_proto(&sign_envelope(&stranger, payload_type::HEAD_REPORT, env.payload));
+    out.push((
+        "foreign keyid on a head report",
+        p,
+        "validators[0].envelope.signatures[0].keyid",
+    ));
+
+    // ... or poses as a queried validator.
+    let mut p = valid.clone();
+    p.validators[0].id = stranger.id().to_string();
+    out.push(("foreign validator id", p, "validators[0].id"));
+
+    // A foreign key's precommit.
+    let mut p = valid.clone();
+    let env = p.commit.signatures[3].to_proto().unwrap();
+    let mut v = Vote::decode(env.payload.as_slice()).unwrap();
+    v.validator = stranger.id().to_string();
+    p.commit.signatures[3] = EnvelopeJson::from_proto(&sign_envelope(&stranger, payload_type::VOTE, v.encode_to_vec()));
+    p.commit.signers[3] = stranger.id().to_string();
+    out.push((
+        "foreign keyid on a precommit",
+        p,
+        "commit.signatures[3].signatures[0].keyid",
+    ));
+
+    // A validator signs under another's keyid.
+    let mut p = valid.clone();
+    let env = p.validators[1].envelope.to_proto().unwrap();
+    let mut e = sign_envelope(&f.signers[0], payload_type::HEAD_REPORT, env.payload);
+    e.signatures[0].keyid = f.signers[1].id().to_string();
+    p.validators[1].envelope = EnvelopeJson::from_proto(&e);
+    out.push((
+        "signature by another validator",
+        p,
+        "validators[1].envelope.signatures[0].sig",
+    ));
+
+    let mut p = valid.clone();
+    resign_vote(f, &mut p, 1, |v| v.kind = VoteKind::Prevote as i32);
+    out.push(("prevote instead of precommit", p, "not PRECOMMIT"));
+
+    let mut p = valid.clone();
+    resign_vote(f, &mut p, 1, |v| v.block_hash = vec![7; 32]);
+    out.push(("precommit for another block", p, "commit.signatures[1].payload"));
+
+    let mut p = valid.clone();
+    resign_vote(f, &mut p, 2, |v| v.round = 1);
+    out.push(("precommit of another round", p, "round"));
+
+    let mut p = valid.clone();
+    p.validators[0].envelope.payload_type = payload_type::VOTE.into();
+    out.push(("wrong payload type", p, "validators[0].envelope.payloadType"));
+
+    // A payload with an unknown field: signed, but not the canonical encoding.
+    let mut p = valid.clone();
+    let env = p.validators[0].envelope.to_proto().unwrap();
+    let mut payload = env.payload.clone();
+    payload.extend_from_slice(&[15 << 3, 1]);
+    p.validators[0].envelope =
+        EnvelopeJson::from_proto(&sign_envelope(&f.signers[0], payload_type::HEAD_REPORT, payload));
+    out.push(("non-canonical head report", p, "not canonically encoded"));
+
+    let mut p = valid.clone();
+    let env = p.commit.signatures[0].to_proto().unwrap();
+    let mut payload = env.payload.clone();
+    payload.extend_from_slice(&[2 << 3, 3]); // the height again: last one wins
+    let signer = f.signers.iter().find(|s| s.id() == env.signatures[0].keyid).unwrap();
+    p.commit.signatures[0] = EnvelopeJson::from_proto(&sign_envelope(signer, payload_type::VOTE, payload));
+    out.push(("non-canonical precommit", p, "commit.signatures[0].payload"));
+
+    // Two signatures on one envelope.
+    let mut p = valid.clone();
+    let extra = p.validators[0].envelope.signatures[0].clone();
+    p.validators[0].envelope.signatures.push(extra);
+    out.push((
+        "two signatures on a head report",
+        p,
+        "validators[0].envelope.signatures",
+    ));
+
+    // economic_final claimed without the weight for it: 3 of 4 is 75% < 80%.
+    let mut p = build_proof(&f.parts(&[(0, None), (1, None), (2, None)], &[0, 1, 2]));
+    assert!(!p.commit.economic_final);
+    p.commit.economic_final = true;
+    out.push(("economic_final unbacked", p, "commit.economic_final"));
+
+    let mut p = valid.clone();
+    p.agreement = "B3/B3".into();
+    out.push(("agreement string", p, "agreement"));
+
+    let mut p = valid.clone();
+    p.commit.fast_final = false;
+    out.push(("fast_final false", p, "commit.fast_final"));
+
+    // Heads that disagree, each correctly signed.
+    let other = hash_bytes(b"another block");
+    let p = build_proof(&f.parts(&[(0, None), (1, Some(other)), (2, None)], &[0, 1, 2, 3]));
+    assert!(!p.wq_head_agreement);
+    out.push(("heads disagree", p, "validators[1].block_hash"));
+
+    // Epoch-0 telemetry that is not genesis's, with a consistent tally.
+    let mut p = valid.clone();
+    let id0 = f.signers[0].id().to_string();
+    p.telemetry.wq_weight.get_mut(&id0).unwrap().0 += 1_000_000;
+    p.commit.signed_weight.0 += 1_000_000;
+    p.commit.total_weight.0 += 1_000_000;
+    p.commit.share_bps = bizra_consensus::quorum::share_bps(p.commit.signed_weight.0, p.commit.total_weight.0);
+    out.push(("telemetry weight inflated", p, "telemetry.wq_weight"));
+
+    let mut p = valid.clone();
+    p.telemetry.wq_weight.remove(&id0);
+    out.push(("telemetry weight missing", p, "telemetry.wq_weight"));
+
+    out
+}
+
+#[test]
+fn tampered_proofs_fail_with_a_reason_naming_the_field() {
+    let f = Fixture::new(4, 3, 1);
+    for (name, p, field) in tampered_proofs(&f) {
+        let m = expect_invalid(check_wq_proof(&json(&p), &f.genesis_bytes), field);
+        eprintln!("{name}: {m}");
+    }
+}
+
+#[test]
+fn different_genesis_fails() {
+    let f = Fixture::new(4, 3, 1);
+    let p = f.valid_proof();
+    // Another chain.
+    let other = Fixture::new(4, 3, 2);
+    expect_invalid(check_wq_proof(&json(&p), &other.genesis_bytes), "chain_id");
+    // The same chain id and validators, but other bytes: another genesis hash.
+    let mut g = f.genesis_bytes.clone();
+    g.extend_from_slice(b"\n");
+    expect_invalid(check_wq_proof(&json(&p), &g), "genesis_hash");
+    // Same chain id, other validators and bytes.
+    let mut doc: serde_json::Value = serde_json::from_slice(&other.genesis_bytes).unwrap();
+    doc["chain_id"] = serde_json::json!(f.chain_id());
+    let g = serde_json::to_vec_pretty(&doc).unwrap();
+    expect_invalid(check_wq_proof(&json(&p), &g), "genesis_hash");
+}
+
+#[test]
+fn malformed_input_is_exit_2() {
+    let f = Fixture::new(4, 3, 1);
+    let p = json(&f.valid_proof());
+    expect_usage(check_wq_proof(b"{not json", &f.genesis_bytes));
+    expect_usage(check_wq_proof(b"{\"version\":\"wq-proof/1\"}", &f.genesis_bytes));
+    expect_usage(check_wq_proof(&p, b"{}"));
+    expect_usage(verify_document(b"{\"version\":\"wq-proof/9\"}", &f.genesis_bytes));
+    expect_usage(verify_document(b"[]", &f.genesis_bytes));
+    let mut v: serde_json::Value = serde_json::from_slice(&p).unwrap();
+    v["commit"]["signed_weight"] = serde_json::json!("12x");
+    expect_usage(check_wq_proof(&serde_json::to_vec(&v).unwrap(), &f.genesis_bytes));
+    v["commit"]["signed_weight"] = serde_json::json!(-1);
+    expect_usage(check_wq_proof(&serde_json::to_vec(&v).unwrap(), &f.genesis_bytes));
+}
+
+#[test]
+fn agreement_string_marks_differing_hashes() {
+    let h = |prefix: &str| -> Hash { proof::unhex_hash(&format!("{prefix}{}", "ab".repeat(28))).unwrap() };
+    let (s, all) = agreement(3, &[h("9f2c1a3b"), h("0badf00d"), h("9f2c1a3b")]);
+    assert_eq!(s, "B3:9f2c1a3b/B3:0badf00d/B3:9f2c1a3b");
+    assert!(!all);
+    assert_eq!(agreement(3, &[h("9f2c1a3b"); 3]), ("B3/B3/B3".to_string(), true));
+    // A built proof with a disagreeing head carries it, and prints it.
+    let f = Fixture::new(3, 3, 1);
+    let other = h("0badf00d");
+    let p = build_proof(&f.parts(&[(0, None), (1, Some(other)), (2, None)], &[0, 1, 2]));
+    let mine = &p.block_hash[..8];
+    assert_eq!(p.agreement, format!("B3:{mine}/B3:0badf00d/B3:{mine}"));
+    assert!(proof::agreement_line(&p).contains("disagreement at height 3"));
+}
+
+#[test]
+fn later_epochs_use_checked_telemetry() {
+    // epoch_length is 100 by default: height 150 is in epoch 1.
+    let f = Fixture::new(4, 150, 1);
+    let p = f.valid_proof();
+    let s = check_wq_proof(&json(&p), &f.genesis_bytes).unwrap();
+    assert!(s.contains("epoch 1"), "{s}");
+    let id = f.signers[1].id().to_string();
+
+    // A weight that does not follow its components.
+    let mut q = p.clone();
+    q.telemetry.wq_weight.get_mut(&id).unwrap().0 += 5;
+    expect_invalid(check_wq_proof(&json(&q), &f.genesis_bytes), "formula");
+
+    // Components that follow the formula but lie about the stake.
+    let mut q = p.clone();
+    q.telemetry.components.get_mut(&id).unwrap().stake = 1_000_000;
+    expect_invalid(check_wq_proof(&json(&q), &f.genesis_bytes), "stake");
+
+    // rep out of range.
+    let mut q = p.clone();
+    q.telemetry.components.get_mut(&id).unwrap().rep = 10_001;
+    expect_invalid(check_wq_proof(&json(&q), &f.genesis_bytes), "rep");
+
+    // Telemetry of the wrong epoch.
+    let mut q = p.clone();
+    q.telemetry_epoch = Some(0);
+    expect_invalid(check_wq_proof(&json(&q), &f.genesis_bytes), "telemetry_epoch");
+
+    // A non-genesis validator in telemetry.
+    let mut q = p;
+    let stranger = Signer::from_secret([0xEE; 32]).id().to_string();
+    let w = q.telemetry.wq_weight[&id];
+    let c = q.telemetry.components[&id];
+    q.telemetry.wq_weight.insert(stranger.clone(), w);
+    q.telemetry.components.insert(stranger, c);
+    expect_invalid(check_wq_proof(&json(&q), &f.genesis_bytes), "not a genesis validator");
+}
+
+#[test]
+fn python_spec_verifier_agrees() {
+    if !python_ready() {
+        return;
+    }
+    let f = Fixture::new(4, 3, 1);
+    let valid = json(&f.valid_proof());
+    assert_eq!(python_verdict("valid", &valid, &f.genesis_bytes), 0);
+    let f150 = Fixture::new(4, 150, 1);
+    assert_eq!(
+        python_verdict("valid-epoch1", &json(&f150.valid_proof()), &f150.genesis_bytes),
+        0
+    );
+
+    // Every tampering the Rust checker catches, the spec verifier catches too
+    // (the inflated epoch-0 weight through the wq_weight formula and genesis params).
+    let mut cases: Vec<(String, Vec<u8>, Vec<u8>)> = tampered_proofs(&f)
+        .into_iter()
+        .map(|(name, p, _)| (name.to_string(), json(&p), f.genesis_bytes.clone()))
+        .collect();
+    cases.push((
+        "other genesis".into(),
+        valid.clone(),
+        Fixture::new(4, 3, 2).genesis_bytes,
+    ));
+    let mut g = f.genesis_bytes.clone();
+    g.push(b'\n');
+    cases.push(("genesis bytes differ".into(), valid.clone(), g));
+    for (name, proof, genesis) in cases {
+        let rust = rust_verdict(&check_wq_proof(&proof, &genesis));
+        assert_eq!(rust, 1, "{name}: Rust verdict");
+        assert_eq!(
+            python_verdict(&name, &proof, &genesis),
+            rust,
+            "{name}: the spec verifier disagrees"
+        );
+    }
+    assert_eq!(python_verdict("not json", b"{", &f.genesis_bytes), 2);
+}
+
+#[test]
+fn python_blake3_matches() {
+    if !python_ready() {
+        return;
+    }
+    let d = tmpdir("blake3");
+    for len in [
+        0usize, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 3072, 3073, 4096, 5000, 8193, 31_745,
+    ] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let path = d.join(format!("in-{len}"));
+        std::fs::write(&path, &data).unwrap();
+        let out = Command::new("python3")
+            .arg(spec_verifier())
+            .arg("--blake3")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            hex::encode(hash_bytes(&data)),
+            "BLAKE3 of {len} bytes"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+// ---------------------------------------------------------------------------
+// attestation.json
+// ---------------------------------------------------------------------------
+
+struct AttWorld {
+    f: Fixture,
+    doc: AttestationDoc,
+    att: PoiAttestation,
+}
+
+fn poi(f: &Fixture, attester: usize) -> PoiAttestation {
+    let mut dims = std::collections::BTreeMap::new();
+    dims.insert("accuracy".to_string(), 9000u32);
+    dims.insert("latency".to_string(), 7001u32);
+    let mut weights = std::collections::BTreeMap::new();
+    weights.insert("accuracy".to_string(), 6000u32);
+    weights.insert("latency".to_string(), 4000u32);
+    PoiAttestation {
+        version: "poi/1".into(),
+        chain_id: f.chain_id().to_string(),
+        attester: f.signers[attester].id().to_string(),
+        subject: f.signers[3].id().to_string(),
+        evidence_digest: hash_bytes(b"evidence").to_vec(),
+        evidence_len: 8,
+        dimensions: dims,
+        weights,
+        // (9000*6000 + 7001*4000) / 10000 = 8200.4 -> 8200
+        impact_bps: 8200,
+        window_start_ms: 1_700_000_000_000,
+        window_end_ms: 1_700_000_360_000,
+        nonce: vec![5; 16],
+    }
+}
+
+/// An attestation by validator 0, the second of two in block 3, committed by all.
+fn att_world(signers: &[usize], edit: impl FnOnce(&mut PoiAttestation)) -> AttWorld {
+    let mut f = Fixture::new(4, 3, 1);
+    let mut att = poi(&f, 0);
+    edit(&mut att);
+    let env = sign_envelope(&f.signers[0], payload_type::POI, att.encode_to_vec());
+    let other = sign_envelope(&f.signers[1], payload_type::POI, poi(&f, 1).encode_to_vec());
+    let atts = vec![other, env.clone()];
+    let leaves = chain::attestation_leaves(&atts).unwrap();
+    let header = BlockHeader {
+        chain_id: f.chain_id().to_string(),
+        height: 3,
+        parent_hash: vec![2; 32],
+        proposer: f.signers[2].id().to_string(),
+        time_ms: 1_700_000_400_000,
+        payload_root: merkle::root(&leaves).to_vec(),
+        last_commit_hash: vec![1; 32],
+        epoch: 0,
+    };
+    f.block_hash = hash_bytes(&header.encode_to_vec());
+    let proof = InclusionProof {
+        leaf_index: 1,
+        leaf_count: 2,
+        siblings: merkle::proof(&leaves, 1).unwrap().iter().map(|s| s.to_vec()).collect(),
+    };
+    let commit = f.commit_part(signers, f.block_hash);
+    let doc = proof::build_attestation_doc(&env, 3, &header, &proof, &commit, None).unwrap();
+    AttWorld { f, doc, att }
+}
+
+fn att_json(d: &AttestationDoc) -> Vec<u8> {
+    d.to_json_pretty().into_bytes()
+}
+
+#[test]
+fn valid_attestation_verifies() {
+    let w = att_world(&[0, 1, 2, 3], |_| {});
+    let s = verify_attestation(&att_json(&w.doc), &w.f.genesis_bytes).unwrap();
+    assert!(s.starts_with("valid: attestation"), "{s}");
+    assert!(s.contains("impact 8200 bps"), "{s}");
+    assert_eq!(verify_document(&att_json(&w.doc), &w.f.genesis_bytes).unwrap(), s);
+    // With epoch-0 telemetry that matches genesis, too.
+    let mut d = w.doc.clone();
+    d.inclusion.telemetry = Some(w.f.valid_proof().telemetry);
+    verify_attestation(&att_json(&d), &w.f.genesis_bytes).unwrap();
+}
+
+#[test]
+fn bad_attestations_fail_naming_the_field() {
+    let genesis = Fixture::new(4, 3, 1).genesis_bytes;
+    let check = |d: &AttestationDoc, field: &str| {
+        let m = expect_invalid(verify_attestation(&att_json(d), &genesis), field);
+        eprintln!("{field}: {m}");
+    };
+    // Field rules, each signed correctly by the attester.
+    check(&att_world(&[0, 1, 2, 3], |a| a.impact_bps = 8201).doc, "impact_bps");
+    check(
+        &att_world(&[0, 1, 2, 3], |a| {
+            a.weights.insert("accuracy".into(), 6001);
+        })
+        .doc,
+        "weights",
+    );
+    check(
+        &att_world(&[0, 1, 2, 3], |a| {
+            a.weights.remove("latency");
+            a.weights.insert("speed".into(), 4000);
+        })
+        .doc,
+        "weights",
+    );
+    check(
+        &att_world(&[0, 1, 2, 3], |a| {
+            a.dimensions.insert("accuracy".into(), 10_001);
+        })
+        .doc,
+        "dimensions",
+    );
+    check(
+        &att_world(&[0, 1, 2, 3], |a| a.window_start_ms = a.window_end_ms + 1).doc,
+        "window_start_ms",
+    );
+    check(&att_world(&[0, 1, 2, 3], |a| a.nonce = vec![1; 15]).doc, "nonce");
+    check(&att_world(&[0, 1, 2, 3], |a| a.version = "poi/2".into()).doc, "version");
+    check(
+        &att_world(&[0, 1, 2, 3], |a| a.chain_id = "elsewhere".into()).doc,
+        "chain_id",
+    );
+    check(
+        &att_world(&[0, 1, 2, 3], |a| a.attester = Signer::from_secret([9; 32]).id().into()).doc,
+        "attester",
+    );
+
+    let w = att_world(&[0, 1, 2, 3], |_| {});
+    // Signature.
+    let mut d = w.doc.clone();
+    d.envelope.signatures[0].sig = flip_b64(&d.envelope.signatures[0].sig, 3);
+    check(&d, "envelope.signatures[0].sig");
+    // The JSON view differs from the signed payload.
+    let mut d = w.doc.clone();
+    d.attestation.subject = "someone else".into();
+    check(&d, "attestation.subject");
+    let mut d = w.doc.clone();
+    d.attestation.id = Some(hex::encode([0u8; 32]));
+    check(&d, "attestation.id");
+    // Merkle proof.
+    let mut d = w.doc.clone();
+    d.inclusion.proof.siblings[0] = hex::encode([3u8; 32]);
+    check(&d, "inclusion.proof");
+    let mut d = w.doc.clone();
+    d.inclusion.proof.leaf_index = 0;
+    check(&d, "inclusion.proof");
+    // Header vs block hash.
+    let mut d = w.doc.clone();
+    let mut h = BlockHeader::decode(STANDARD.decode(&d.inclusion.header).unwrap().as_slice()).unwrap();
+    h.time_ms += 1;
+    d.inclusion.header = STANDARD.encode(h.encode_to_vec());
+    check(&d, "inclusion.header");
+    let mut d = w.doc.clone();
+    d.inclusion.height = 4;
+    check(&d, "inclusion.height");
+    // Commit.
+    let mut d = w.doc.clone();
+    let s = &mut d.inclusion.commit.signatures[0].signatures[0].sig;
+    *s = flip_b64(s, 0);
+    check(&d, "inclusion.commit.signatures[0]");
+    let below = att_world(&[0, 1], |_| {});
+    check(&below.doc, "below the fast quorum");
+    assert_eq!(w.att.impact_bps, 8200);
+}
+
+// ---------------------------------------------------------------------------
+// bizra wq-proof against fake nodes
+// ---------------------------------------------------------------------------
+
+mod fake {
+    use super::*;
+    use bizra_consensus::weights::Components;
+    use bizra_proto::node_server::{Node, NodeServer};
+    use bizra_proto::*;
+    use std::pin::Pin;
+    use tonic::{Request, Response, Status};
+
+    /// One validator's node, serving block `height` of a fixture world.
+    pub struct FakeNode {
+        pub chain_id: String,
+        pub genesis_hash: Vec<u8>,
+        pub signer: Signer,
+        pub finalized: u64,
+        pub height: u64,
+        pub header: BlockHeader,
+        pub head_report: Envelope,
+        pub commit: GetCommitResponse,
+        pub telemetry: Vec<(String, u128, Components)>,
+    }
+
+    type HeadStream = Pin<Box<dyn futures::Stream<Item = Result<GetHeadResponse, Status>> + Send>>;
+
+    impl FakeNode {
+        fn hash(&self) -> Vec<u8> {
+            hash_bytes(&self.header.encode_to_vec()).to_vec()
+        }
+        fn at(&self, h: u64) -> Result<(), Status> {
+            if h == self.height && h <= self.finalized {
+                Ok(())
+            } else {
+                Err(Status::not_found(format!("height {h} is not served by this fake")))
+            }
+        }
+    }
+
+    #[tonic::async_trait]
+    impl Node for FakeNode {
+        async fn get_status(&self, _: Request<GetStatusRequest>) -> Result<Response<GetStatusResponse>, Status> {
+            Ok(Response::new(GetStatusResponse {
+                chain_id: self.chain_id.clone(),
+                genesis_hash: self.genesis_hash.clone(),
+                validator: self.signer.id().to_string(),
+                finalized_height: self.finalized,
+                ..Default::default()
+            }))
+        }
+        async fn get_head(&self, _: Request<GetHeadRequest>) -> Result<Response<GetHeadResponse>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn get_block(&self, r: Request<GetBlockRequest>) -> Result<Response<GetBlockResponse>, Status> {
+            let Some(get_block_request::Selector::Height(h)) = r.into_inner().selector else {
+                return Err(Status::invalid_argument("by height only"));
+            };
+            self.at(h)?;
+            Ok(Response::new(GetBlockResponse {
+                block: Some(Block {
+                    header: Some(self.header.clone()),
+                    last_commit: None,
+                    attestations: vec![],
+                }),
+                block_hash: self.hash(),
+            }))
+        }
+        async fn get_commit(&self, r: Request<GetCommitRequest>) -> Result<Response<GetCommitResponse>, Status> {
+            self.at(r.into_inner().height)?;
+            Ok(Response::new(self.commit.clone()))
+        }
+        async fn get_validators(
+            &self,
+            r: Request<GetValidatorsRequest>,
+        ) -> Result<Response<GetValidatorsResponse>, Status> {
+            let epoch = r.into_inner().epoch.unwrap_or(0);
+            if epoch != 0 {
+                return Err(Status::not_found("unknown epoch"));
+            }
+            let total: u128 = self.telemetry.iter().map(|t| t.1).sum();
+            Ok(Response::new(GetValidatorsResponse {
+                epoch: 0,
+                total_weight: total.to_string(),
+                validators: self
+                    .telemetry
+                    .iter()
+                    .map(|(id, w, c)| ValidatorInfo {
+                        id: id.clone(),
+                        name: String::new(),
+                        stake: c.stake,
+                        poi: c.poi,
+                        rep: c.rep,
+                        wq_weight: w.to_string(),
+                        weight_share_bps: 0,
+                    })
+                    .collect(),
+            }))
+        }
+        async fn get_head_report(
+            &self,
+            r: Request<GetHeadReportRequest>,
+        ) -> Result<Response<GetHeadReportResponse>, Status> {
+            self.at(r.into_inner().height)?;
+            Ok(Response::new(GetHeadReportResponse {
+                envelope: Some(self.head_report.clone()),
+                report: None,
+            }))
+        }
+        type SubscribeHeadsStream = HeadStream;
+        async fn subscribe_heads(&self, _: Request<SubscribeHeadsRequest>) -> Result<Response<HeadStream>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn submit_attestation(
+            &self,
+            _: Request<SubmitAttestationRequest>,
+        ) -> Result<Response<SubmitAttestationResponse>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn get_attestation(
+            &self,
+            _: Request<GetAttestationRequest>,
+        ) -> Result<Response<GetAttestationResponse>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+    }
+
+    pub struct Served {
+        pub url: String,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        handle: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Drop for Served {
+        fn drop(&mut self) {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Serves `node` on 127.0.0.1 in a background thread until dropped.
+    pub fn serve(node: FakeNode) -> Served {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                let incoming = futures::stream::unfold(listener, |l| async move {
+                    let r = l.accept().await.map(|(s, _)| s);
+                    Some((r, l))
+                });
+                tonic::transport::Server::builder()
+                    .add_service(NodeServer::new(node))
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        Served {
+            url: format!("http://{addr}"),
+            stop: Some(stop_tx),
+            handle: Some(handle),
+        }
+    }
+}
+
+/// How a fake node deviates from the honest world.
+#[derive(Clone, Copy, Default)]
+struct Deviation {
+    other_block: bool,
+    other_genesis: bool,
+    bad_head_signature: bool,
+    finalized: Option<u64>,
+}
+
+/// A world at height 3 whose block hash is the BLAKE3 of a real header.
+fn honest_world() -> (Fixture, BlockHeader) {
+    let mut f = Fixture::new(4, 3, 1);
+    let header = BlockHeader {
+        chain_id: f.chain_id().to_string(),
+        height: 3,
+        parent_hash: vec![2; 32],
+        proposer: f.signers[0].id().to_string(),
+        time_ms: 1_700_000_003_000,
+        payload_root: merkle::root(&[]).to_vec(),
+        last_commit_hash: vec![1; 32],
+        epoch: 0,
+    };
+    f.block_hash = hash_bytes(&header.encode_to_vec());
+    (f, header)
+}
+
+fn fake_node(f: &Fixture, header: &BlockHeader, i: usize, d: Deviation) -> fake::FakeNode {
+    let mut header = header.clone();
+    if d.other_block {
+        header.time_ms += 1;
+    }
+    let hash = hash_bytes(&header.encode_to_vec());
+    let mut head_report = f.head_report(i, 3, hash);
+    if d.bad_head_signature {
+        head_report.signatures[0].sig[7] ^= 1;
+    }
+    let c = f.commit_part(&[0, 1, 2, 3], f.block_hash);
+    let commit = bizra_proto::GetCommitResponse {
+        commit: None,
+        signatures: c.signatures,
+        signers: c.signers,
+        signed_weight: c.signed_weight.to_string(),
+        total_weight: c.total_weight.to_string(),
+        share_bps: c.share_bps,
+        fast_final: c.fast_final,
+        economic_final: c.economic_final,
+    };
+    fake::FakeNode {
+        chain_id: f.chain_id().to_string(),
+        genesis_hash: if d.other_genesis {
+            vec![9; 32]
+        } else {
+            f.genesis.hash.to_vec()
+        },
+        signer: f.signers[i].clone(),
+        finalized: d.finalized.unwrap_or(3 + i as u64),
+        height: 3,
+        header,
+        head_report,
+        commit,
+        telemetry: f.weights(),
+    }
+}
+
+fn serve_world(devs: [Deviation; 3]) -> (Fixture, Vec<fake::Served>) {
+    let (f, header) = honest_world();
+    let served = (0..3)
+        .map(|i| fake::serve(fake_node(&f, &header, i, devs[i])))
+        .collect();
+    (f, served)
+}
+
+fn gate_args(served: &[fake::Served], out: &Path) -> WqProofArgs {
+    WqProofArgs {
+        grpc: served.iter().map(|s| s.url.clone()).collect(),
+        min_height: 3,
+        timeout: 5,
+        out: out.to_path_buf(),
+        genesis: None,
+    }
+}
+
+#[test]
+fn wq_proof_against_agreeing_fake_nodes_writes_a_verifiable_proof() {
+    let (f, served) = serve_world([Deviation::default(); 3]);
+    let d = tmpdir("gate-ok");
+    let out = d.join("wq_proof.json");
+    let o = run_wq_proof(&gate_args(&served, &out)).unwrap();
+    assert!(o.ok, "{:?}", o.problem);
+    assert_eq!(o.proof.height, 3);
+    assert_eq!(o.proof.agreement, "B3/B3/B3");
+    assert_eq!(o.proof.block_hash, hex::encode(f.block_hash));
+    assert_eq!(
+        o.line,
+        format!(
+            "B3/B3/B3 agreement at height 3 (head {}…, 100.00% weight)",
+            &o.proof.block_hash[..8]
+        )
+    );
+    let written = std::fs::read(&out).unwrap();
+    assert_eq!(written, o.json.as_bytes());
+    let s = check_wq_proof(&written, &f.genesis_bytes).unwrap();
+    assert!(s.starts_with("valid: B3/B3/B3"), "{s}");
+    if python_ready() {
+        assert_eq!(python_verdict("gate-ok", &written, &f.genesis_bytes), 0);
+    }
+
+    // With --genesis the gate checks exactly as `bizra verify` does.
+    let g = d.join("genesis.json");
+    std::fs::write(&g, &f.genesis_bytes).unwrap();
+    let mut a = gate_args(&served, &d.join("wq_proof2.json"));
+    a.genesis = Some(g);
+    assert!(run_wq_proof(&a).unwrap().ok);
+    // ... and refuses a genesis the nodes are not on.
+    let g2 = d.join("other-genesis.json");
+    std::fs::write(&g2, Fixture::new(4, 3, 2).genesis_bytes).unwrap();
+    a.genesis = Some(g2);
+    a.out = d.join("wq_proof3.json");
+    match run_wq_proof(&a) {
+        Err(Failure::Check(m)) => assert!(m.contains("different genesis"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!a.out.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn wq_proof_with_a_disagreeing_head_writes_the_proof_and_fails() {
+    let dev = Deviation {
+        other_block: true,
+        ..Default::default()
+    };
+    let (f, served) = serve_world([Deviation::default(), dev, Deviation::default()]);
+    let d = tmpdir("gate-disagree");
+    let out = d.join("wq_proof.json");
+    let o = run_wq_proof(&gate_args(&served, &out)).unwrap();
+    assert!(!o.ok);
+    let mine = &o.proof.block_hash[..8];
+    let theirs = &o.proof.validators[1].block_hash[..8];
+    assert_eq!(o.proof.agreement, format!("B3:{mine}/B3:{theirs}/B3:{mine}"));
+    assert!(!o.proof.wq_head_agreement);
+    assert!(
+        o.problem.as_deref().unwrap().contains("heads disagree"),
+        "{:?}",
+        o.problem
+    );
+    assert!(o.line.starts_with(&o.proof.agreement));
+    // Written for diagnosis, and `bizra verify` rejects it.
+    let written = std::fs::read(&out).unwrap();
+    expect_invalid(check_wq_proof(&written, &f.genesis_bytes), "validators[1].block_hash");
+    if python_ready() {
+        assert_eq!(python_verdict("gate-disagree", &written, &f.genesis_bytes), 1);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn expect_gate_failure(devs: [Deviation; 3], timeout: u64, needle: &str) {
+    let (_f, served) = serve_world(devs);
+    let d = tmpdir(&format!("gate-fail-{}", needle.len()));
+    let out = d.join("wq_proof.json");
+    let mut a = gate_args(&served, &out);
+    a.timeout = timeout;
+    match run_wq_proof(&a) {
+        Err(Failure::Check(m)) => {
+            assert!(m.contains(needle), "{m:?} does not contain {needle:?}");
+            eprintln!("{m}");
+        }
+        other => panic!("expected a check failure containing {needle:?}, got {other:?}"),
+    }
+    assert!(!out.exists(), "a failed gate wrote {}", out.display());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn wq_proof_refuses_other_genesis_bad_signatures_and_times_out() {
+    let d = Deviation::default();
+    expect_gate_failure(
+        [
+            d,
+            d,
+            Deviation {
+                other_genesis: true,
+                ..d
+            },
+        ],
+        5,
+        "is on a different genesis",
+    );
+    expect_gate_failure(
+        [
+            d,
+            Deviation {
+                bad_head_signature: true,
+                ..d
+            },
+            d,
+        ],
+        5,
+        "validators[1].envelope.signatures[0].sig",
+    );
+    expect_gate_failure(
+        [
+            d,
+            d,
+            Deviation {
+                finalized: Some(2),
+                ..d
+            },
+        ],
+        1,
+        "timeout waiting for height 3",
+    );
+}
