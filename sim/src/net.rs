@@ -286,7 +286,7 @@ impl World {
                 if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none() {
                     return;
                 }
-                let attestations = Vec::new();
+                let attestations = self.attestations_for(node);
                 self.input(
                     node,
                     Input::ProposeValue {
@@ -384,6 +384,33 @@ impl World {
             }
             self.execute(node, fx)
         }
+    }
+
+    /// A proposer includes 0-2 signed PoI attestations about random
+    /// validators, so `poi` (and hence the weights) changes across epochs.
+    fn attestations_for(&mut self, node: usize) -> Vec<bizra_proto::Envelope> {
+        let count = self.rng.random_range(0..3);
+        let now = self.genesis.doc.genesis_time_ms + self.now;
+        (0..count)
+            .filter_map(|_| {
+                let subject = self.rng.random_range(0..self.nodes.len());
+                let value = self.rng.random_range(0..=10_000u32);
+                let mut nonce = vec![0u8; 16];
+                self.rng.fill(&mut nonce[..]);
+                let draft = bizra_consensus::poi::Draft {
+                    chain_id: self.genesis.chain_id().to_string(),
+                    subject: self.genesis.members.get(subject).id.clone(),
+                    evidence_digest: [7u8; 32],
+                    evidence_len: 1,
+                    dimensions: [("impact".to_string(), value)].into(),
+                    weights: [("impact".to_string(), 10_000)].into(),
+                    window_start_ms: now.saturating_sub(1_000),
+                    window_end_ms: now,
+                    nonce,
+                };
+                bizra_consensus::poi::build(&self.nodes[node].signer, draft).ok()
+            })
+            .collect()
     }
 
     fn request_sync(&mut self, node: usize, force: bool) {

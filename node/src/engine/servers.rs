@@ -22,10 +22,8 @@ impl Servers {
     }
 }
 
-fn stopped(mut stop: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stop.wait_for(|v| *v).await;
-    }
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|v| *v).await;
 }
 
 pub async fn start(shared: Arc<Shared>, cfg: &NodeConfig, stop: watch::Receiver<bool>) -> anyhow::Result<Servers> {
