@@ -249,6 +249,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         max_block_attestations: cfg.consensus.max_block_attestations,
         pool,
         max_message_bytes: cfg.p2p.max_message_bytes,
+        last_status_ask: Instant::now(),
     };
     engine.set_weight_metrics();
     engine.execute(pending).await?;
@@ -310,6 +311,7 @@ struct Engine {
     max_block_attestations: usize,
     pool: AttestationPool,
     max_message_bytes: usize,
+    last_status_ask: Instant,
 }
 
 impl Engine {
@@ -362,8 +364,11 @@ impl Engine {
                     warn!(validator = ?who, "equivocation evidence");
                 }
                 Effect::SyncNeeded { from, seen } => {
-                    debug!(from, seen, "messages from a higher height: asking peers");
-                    self.ask_status().await;
+                    // Normal for a moment after each block; ask at most twice a second.
+                    if self.last_status_ask.elapsed() >= Duration::from_millis(500) {
+                        debug!(from, seen, "messages from a higher height: asking peers");
+                        self.ask_status().await;
+                    }
                 }
             }
         }
@@ -574,7 +579,9 @@ impl Engine {
                 self.p2p.report_validation(id, source, verdict);
                 if let Some((input, msg)) = input {
                     if let Some(h) = input_height(&input) {
-                        if h >= self.driver.height() {
+                        // Only what the driver may still use: bounded, so a
+                        // validator signing far-future votes cannot grow the WAL.
+                        if h >= self.driver.height() && h <= self.driver.height() + FUTURE_HEIGHTS {
                             let entry = WalEntry { height: h, kind: WalKind::Received, msg };
                             if let Err(e) = self.store.wal_append(&entry, false) {
                                 warn!("WAL append (received): {e}");
@@ -691,6 +698,7 @@ impl Engine {
     }
 
     async fn ask_status(&mut self) {
+        self.last_status_ask = Instant::now();
         for peer in self.p2p.peers() {
             self.request(peer, Req::Status(StatusRequest {})).await;
         }
