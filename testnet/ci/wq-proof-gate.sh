@@ -52,5 +52,18 @@ if python3 -c 'import cryptography' 2>/dev/null; then
 else
   echo "note: python cryptography missing; independent verifier skipped"
 fi
+# A client generated from proto/ by stock tooling (grpcio-tools' protoc) calls
+# every rpc of bizra.node.v1.Node, health and reflection on node0.
+if python3 -c 'import grpc, grpc_tools.protoc, grpc_health.v1.health_pb2, grpc_reflection.v1alpha.reflection_pb2' 2>/dev/null; then
+  if ! python3 tests/stock_client/stock_client.py --grpc "http://127.0.0.1:$((BASE + 100))" >"$WORK/stock-client.out" 2>&1; then
+    cat "$WORK/stock-client.out"
+    echo "--- node0 log tail"; tail -n 20 "$WORK/node0.log"
+    echo "FAIL: stock gRPC client against node0"
+    exit 1
+  fi
+  tail -n 1 "$WORK/stock-client.out"
+else
+  echo "note: python grpcio/grpcio-tools/grpcio-health-checking/grpcio-reflection missing; stock gRPC client skipped"
+fi
 # The agreement line, last.
 tail -n 1 "$WORK/wq-proof.out"
