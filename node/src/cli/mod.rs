@@ -9,6 +9,7 @@ pub mod bench;
 pub mod devnet;
 pub mod head;
 pub mod keygen;
+pub mod perturb;
 pub mod proof;
 pub mod run;
 pub mod testnet;

@@ -1,0 +1,394 @@
+//! `bizra testnet perturb`: the CometBFT e2e idea for our compose testnets.
+//!
+//! From a seed it schedules `kill` then `start`, `pause`/`unpause`,
+//! `docker network disconnect`/`connect` and `restart` against random
+//! validators, never more than a third of the validators (equal weights, so
+//! under a third of the weight) at a time. After each perturbation is undone
+//! it measures the time until every validator is past the height the chain
+//! had reached, and it tracks each node's largest height lag. At the end it
+//! checks over gRPC that every validator answers and that all agree on a
+//! common height (the `wq-proof` check over all of them), samples CPU and
+//! memory per container, and writes a JSON report plus a short summary.
+
+use super::wq_proof::{wq_proof, WqProofArgs};
+use super::{check, usage, CliResult};
+use bizra_proto::node_client::NodeClient;
+use bizra_proto::{GetStatusRequest, SubscribeHeadsRequest};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct PerturbArgs {
+    /// The directory written by `bizra testnet compose` (with docker-compose.yml), already `up`.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Seed of the perturbation schedule.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Total run time, seconds.
+    #[arg(long, default_value_t = 300)]
+    pub duration: u64,
+    /// How long each perturbation is held before it is undone, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub hold: u64,
+    /// Longest wait for recovery after a perturbation, seconds.
+    #[arg(long, default_value_t = 180)]
+    pub recover_timeout: u64,
+    /// gRPC base port: validator K is reached on 127.0.0.1:BASE+100+K (published ports).
+    #[arg(long, default_value_t = 7400)]
+    pub base_port: u16,
+    /// Compose project name (default: the directory's name).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "perturb_report.json")]
+    pub report: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    KillStart,
+    PauseUnpause,
+    Disconnect,
+    Restart,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Perturbation {
+    pub action: Action,
+    pub nodes: Vec<usize>,
+}
+
+/// The seeded schedule: at most `(n - 1) / 3` nodes per perturbation.
+pub fn schedule(seed: u64, n: usize, count: usize) -> Vec<Perturbation> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let max = ((n.saturating_sub(1)) / 3).max(1).min(n.saturating_sub(1).max(1));
+    (0..count)
+        .map(|_| {
+            let action = match rng.random_range(0..4) {
+                0 => Action::KillStart,
+                1 => Action::PauseUnpause,
+                2 => Action::Disconnect,
+                _ => Action::Restart,
+            };
+            let k = rng.random_range(1..=max);
+            let mut nodes: Vec<usize> = Vec::new();
+            while nodes.len() < k {
+                let v = rng.random_range(0..n);
+                if !nodes.contains(&v) {
+                    nodes.push(v);
+                }
+            }
+            nodes.sort();
+            Perturbation { action, nodes }
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    action: Action,
+    nodes: Vec<usize>,
+    started_s: f64,
+    recovered: bool,
+    recover_s: f64,
+    height_at_undo: u64,
+}
+
+#[derive(Serialize)]
+struct ContainerStat {
+    name: String,
+    cpu: String,
+    mem: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    version: &'static str,
+    seed: u64,
+    validators: usize,
+    duration_s: f64,
+    perturbations: Vec<Outcome>,
+    max_height_lag: Vec<u64>,
+    final_height: u64,
+    agreement: String,
+    all_agree: bool,
+    block_interval_p50_s: f64,
+    block_interval_p99_s: f64,
+    blocks_per_min: f64,
+    containers: Vec<ContainerStat>,
+}
+
+struct Docker {
+    compose: Vec<String>,
+}
+
+impl Docker {
+    fn new(dir: &Path, project: &str) -> Result<Docker, String> {
+        let file = dir.join("docker-compose.yml");
+        let base: Vec<String> = if Command::new("docker").args(["compose", "version"]).output().is_ok_and(|o| o.status.success()) {
+            vec!["docker".into(), "compose".into()]
+        } else {
+            vec!["docker-compose".into()]
+        };
+        let mut compose = base;
+        compose.extend(["-f".into(), file.display().to_string(), "-p".into(), project.into()]);
+        Ok(Docker { compose })
+    }
+
+    fn compose(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.compose[0])
+            .args(&self.compose[1..])
+            .args(args)
+            .output()
+            .map_err(|e| format!("{}: {e}", self.compose.join(" ")))?;
+        if !out.status.success() {
+            return Err(format!("compose {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn docker(args: &[&str]) -> Result<String, String> {
+        let out = Command::new("docker").args(args).output().map_err(|e| format!("docker: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn container(&self, k: usize) -> Result<String, String> {
+        self.compose(&["ps", "-q", &format!("node{k}")])
+    }
+}
+
+/// Applies a perturbation; returns the undo steps' state (network + IP per node).
+fn apply(d: &Docker, p: &Perturbation) -> Result<Vec<(String, String, String)>, String> {
+    let mut undo = Vec::new();
+    for &k in &p.nodes {
+        let svc = format!("node{k}");
+        match p.action {
+            Action::KillStart => {
+                d.compose(&["kill", &svc])?;
+            }
+            Action::PauseUnpause => {
+                d.compose(&["pause", &svc])?;
+            }
+            Action::Restart => {
+                d.compose(&["restart", &svc])?;
+            }
+            Action::Disconnect => {
+                let c = d.container(k)?;
+                let nets = Docker::docker(&[
+                    "inspect",
+                    "-f",
+                    "{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAddress}}{{end}}",
+                    &c,
+                ])?;
+                let (net, ip) = nets.split_once(' ').ok_or_else(|| format!("{svc}: no network"))?;
+                Docker::docker(&["network", "disconnect", net, &c])?;
+                undo.push((c, net.to_string(), ip.to_string()));
+            }
+        }
+    }
+    Ok(undo)
+}
+
+fn undo(d: &Docker, p: &Perturbation, nets: &[(String, String, String)]) -> Result<(), String> {
+    for &k in &p.nodes {
+        let svc = format!("node{k}");
+        match p.action {
+            Action::KillStart => {
+                d.compose(&["start", &svc])?;
+            }
+            Action::PauseUnpause => {
+                d.compose(&["unpause", &svc])?;
+            }
+            Action::Restart | Action::Disconnect => {}
+        }
+    }
+    for (c, net, ip) in nets {
+        Docker::docker(&["network", "connect", "--ip", ip, net, c])?;
+    }
+    Ok(())
+}
+
+async fn heights(urls: &[String]) -> Vec<Option<u64>> {
+    let mut out = Vec::with_capacity(urls.len());
+    for u in urls {
+        out.push(height(u).await);
+    }
+    out
+}
+
+async fn height(url: &str) -> Option<u64> {
+    let ep = tonic::transport::Channel::from_shared(url.to_string()).ok()?;
+    let ch = ep.connect_timeout(Duration::from_millis(500)).timeout(Duration::from_secs(2)).connect().await.ok()?;
+    let s = NodeClient::new(ch).get_status(GetStatusRequest {}).await.ok()?;
+    Some(s.into_inner().finalized_height)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+pub fn run(a: PerturbArgs) -> CliResult {
+    let genesis = std::fs::read(a.dir.join("genesis.json"))
+        .map_err(|e| usage(format!("{}: {e} (run `bizra testnet compose` first)", a.dir.join("genesis.json").display())))?;
+    let g = bizra_consensus::genesis::Genesis::from_bytes(&genesis).map_err(|e| usage(format!("genesis: {e}")))?;
+    let n = g.members.len();
+    let project = a.project.clone().unwrap_or_else(|| {
+        a.dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "bizra".into())
+    });
+    let d = Docker::new(&a.dir, &project).map_err(usage)?;
+    let urls: Vec<String> = (0..n).map(|k| format!("http://127.0.0.1:{}", a.base_port as usize + 100 + k)).collect();
+    super::runtime().block_on(run_async(a, n, d, urls))
+}
+
+async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> CliResult {
+    let started = Instant::now();
+    // Every validator must answer before we start.
+    let hs = heights(&urls).await;
+    if let Some(k) = hs.iter().position(|h| h.is_none()) {
+        return Err(check(format!("node{k} does not answer on {} (publish every gRPC port)", urls[k])));
+    }
+    // Block cadence from node0's head stream.
+    let stream_url = urls[0].clone();
+    let intervals = std::sync::Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let iv = intervals.clone();
+    let stream_task = tokio::spawn(async move {
+        let Ok(ep) = tonic::transport::Channel::from_shared(stream_url) else { return };
+        let Ok(ch) = ep.connect().await else { return };
+        let Ok(resp) = NodeClient::new(ch).subscribe_heads(SubscribeHeadsRequest {}).await else { return };
+        let mut s = resp.into_inner();
+        let mut last: Option<Instant> = None;
+        while let Ok(Some(_)) = s.message().await {
+            let now = Instant::now();
+            if let Some(l) = last {
+                iv.lock().expect("intervals").push(now.duration_since(l).as_secs_f64());
+            }
+            last = Some(now);
+        }
+    });
+    let per = (a.hold + 20).max(1);
+    let plan = schedule(a.seed, n, (a.duration / per).max(1) as usize);
+    let mut lag = vec![0u64; n];
+    let mut outcomes = Vec::new();
+    let first_height = hs.iter().flatten().copied().max().unwrap_or(0);
+    for p in plan {
+        if started.elapsed() > Duration::from_secs(a.duration) {
+            break;
+        }
+        let t0 = started.elapsed().as_secs_f64();
+        println!("[{t0:>6.0}s] {:?} on {:?}", p.action, p.nodes);
+        let nets = apply(&d, &p).map_err(check)?;
+        tokio::time::sleep(Duration::from_secs(a.hold)).await;
+        undo(&d, &p, &nets).map_err(check)?;
+        let undo_at = Instant::now();
+        let hs = heights(&urls).await;
+        let target = hs.iter().flatten().copied().max().unwrap_or(0) + 1;
+        let mut recovered = false;
+        while undo_at.elapsed() < Duration::from_secs(a.recover_timeout) {
+            let hs = heights(&urls).await;
+            let max = hs.iter().flatten().copied().max().unwrap_or(0);
+            for (k, h) in hs.iter().enumerate() {
+                lag[k] = lag[k].max(max.saturating_sub(h.unwrap_or(0)));
+            }
+            if hs.iter().all(|h| h.is_some_and(|h| h >= target)) {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let rec = undo_at.elapsed().as_secs_f64();
+        println!("         recovered={recovered} in {rec:.1}s (all past B{target})");
+        outcomes.push(Outcome { action: p.action, nodes: p.nodes, started_s: t0, recovered, recover_s: rec, height_at_undo: target - 1 });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    // Final check: every validator answers and all agree on a common height.
+    let args = WqProofArgs {
+        grpc: urls.clone(),
+        min_height: 3,
+        timeout: a.recover_timeout,
+        out: a.report.with_extension("wq_proof.json"),
+        genesis: Some(a.dir.join("genesis.json")),
+    };
+    let proof = wq_proof(&args).await;
+    let (agreement, all_agree, final_height) = match &proof {
+        Ok(o) => (o.line.clone(), o.ok, o.proof.height),
+        Err(e) => (format!("wq-proof failed: {e}"), false, 0),
+    };
+    stream_task.abort();
+    let mut iv = intervals.lock().expect("intervals").clone();
+    iv.sort_by(|a, b| a.total_cmp(b));
+    let elapsed = started.elapsed().as_secs_f64();
+    let last = heights(&urls).await.iter().flatten().copied().max().unwrap_or(0);
+    let stats = Docker::docker(&["stats", "--no-stream", "--format", "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}"]).unwrap_or_default();
+    let containers = stats
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split('\t');
+            Some(ContainerStat { name: it.next()?.into(), cpu: it.next()?.into(), mem: it.next()?.into() })
+        })
+        .collect();
+    let report = Report {
+        version: "perturb-report/1",
+        seed: a.seed,
+        validators: n,
+        duration_s: elapsed,
+        perturbations: outcomes,
+        max_height_lag: lag,
+        final_height,
+        agreement: agreement.clone(),
+        all_agree,
+        block_interval_p50_s: percentile(&iv, 0.5),
+        block_interval_p99_s: percentile(&iv, 0.99),
+        blocks_per_min: (last.saturating_sub(first_height)) as f64 / (elapsed / 60.0),
+        containers,
+    };
+    let json = serde_json::to_string_pretty(&report).expect("report json");
+    std::fs::write(&a.report, json + "\n").map_err(|e| check(format!("write {}: {e}", a.report.display())))?;
+    let failed = report.perturbations.iter().filter(|o| !o.recovered).count();
+    println!(
+        "perturb: {} perturbations, {failed} did not recover; block interval p50 {:.2}s p99 {:.2}s; {:.1} blocks/min; max lag {:?}",
+        report.perturbations.len(),
+        report.block_interval_p50_s,
+        report.block_interval_p99_s,
+        report.blocks_per_min,
+        report.max_height_lag.iter().max()
+    );
+    println!("{agreement}");
+    if failed > 0 || !all_agree {
+        return Err(check(format!("{failed} perturbations did not recover; agreement: {all_agree}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_is_seeded_and_bounded_to_a_third() {
+        let a = schedule(7, 100, 50);
+        let b = schedule(7, 100, 50);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_ne!(format!("{a:?}"), format!("{:?}", schedule(8, 100, 50)));
+        for p in &a {
+            assert!(!p.nodes.is_empty() && p.nodes.len() <= 33, "{p:?}");
+            assert!(p.nodes.iter().all(|&k| k < 100));
+        }
+        for p in schedule(1, 4, 20) {
+            assert_eq!(p.nodes.len(), 1, "4 validators: one at a time");
+        }
+        let kinds: std::collections::HashSet<_> = a.iter().map(|p| format!("{:?}", p.action)).collect();
+        assert_eq!(kinds.len(), 4);
+    }
+}
