@@ -39,6 +39,13 @@ else
     cp "${CARGO_TARGET_DIR:-$SRC/target}/$target/release/bizra" "$here/bizra"
 fi
 
+# The release profile keeps debug info (about 100 MB); the image does not
+# need it. Symbols stay, for readable backtraces.
+chmod u+w "$here/bizra"
+if command -v strip >/dev/null 2>&1; then
+    strip --strip-debug "$here/bizra"
+fi
+
 # A scratch image has no dynamic loader: refuse anything but a static binary.
 if command -v file >/dev/null 2>&1; then
     if ! file -L "$here/bizra" | grep -Eq 'statically linked|static-pie linked'; then

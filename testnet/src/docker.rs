@@ -48,8 +48,8 @@ pub struct ComposeOptions {
     pub publish_grpc: usize,
     pub mem_limit: String,
     pub cpus: String,
-    /// `user:` of the containers (uid, gid): the owner of the testnet
-    /// directory, so the node can read its 0600 key and write its data dir.
+    /// `user:` of the containers (uid, gid): the owner of the generated
+    /// files, so the node can read its 0600 key and write its data dir.
     pub user: Option<(u32, u32)>,
 }
 
@@ -226,7 +226,7 @@ pub fn compose_yaml(plan: &Plan, opts: &ComposeOptions) -> String {
         );
         let _ = writeln!(y, "    cpus: {}", opts.cpus);
         y.push_str(
-            "    pids_limit: 256
+            "    pids_limit: 1024
     read_only: true
     cap_drop: [\"ALL\"]
     security_opt: [\"no-new-privileges:true\"]

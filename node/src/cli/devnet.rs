@@ -64,6 +64,7 @@ struct Node {
 }
 
 pub fn run(a: DevnetArgs) -> CliResult {
+    let temporary = a.home.is_none();
     let home = match &a.home {
         Some(h) => h.clone(),
         None => std::env::temp_dir().join(format!("bizra-devnet-{}-{}", std::process::id(), crate::engine::now_ms())),
@@ -109,6 +110,12 @@ pub fn run(a: DevnetArgs) -> CliResult {
     let rt = super::runtime();
     let result = rt.block_on(watch(&mut nodes, &a));
     stop_all(&mut nodes);
+    // A temporary testnet is removed after a clean run; on failure its logs stay.
+    if temporary && result.is_ok() {
+        let _ = std::fs::remove_dir_all(&home);
+    } else if result.is_err() {
+        eprintln!("devnet: logs kept in {}", home.display());
+    }
     result
 }
 

@@ -28,21 +28,36 @@ use std::path::{Path, PathBuf};
 #[derive(Subcommand, Debug)]
 pub enum TestnetCommand {
     /// Write DIR/genesis.json and DIR/nodeK/ (config + key) for K = 0..N-1.
+    #[command(long_about = INIT_ABOUT)]
     Init(InitArgs),
     /// As init, plus DIR/docker-compose.yml and what it needs to build the image with no registry.
+    #[command(long_about = COMPOSE_ABOUT)]
     Compose(ComposeArgs),
+    /// Perturb a running compose testnet (kill/pause/disconnect/restart under a third of the
+    /// validators at a time), check recovery and agreement, and write a JSON report.
+    Perturb(super::perturb::PerturbArgs),
 }
 
-#[derive(Args, Debug, Clone)]
-#[command(
-    long_about = "Writes DIR/genesis.json, DIR/testnet.json and DIR/nodeK/{config.toml, validator.key, \
+const INIT_ABOUT: &str = "Writes DIR/genesis.json, DIR/testnet.json and DIR/nodeK/{config.toml, validator.key, \
 genesis.json} for K = 0..N-1 (validators named node0..nodeN-1, equal stake).\n\n\
 Ports: node K listens for peers on P+K, serves gRPC on P+100+K and metrics on P+200+K. With the default host \
 (127.0.0.1) everything listens on loopback; with any other host template the sockets bind to 0.0.0.0.\n\n\
 Peers: up to 16 validators every node peers with every other one; above that each node gets 8 peers (node K \
 peers with K +- o mod N for four fixed offsets, the first being 1), a connected graph with a small diameter.\n\n\
-Refuses (exit 2, nothing written) a non-empty DIR, ports beyond 65535, an invalid chain id or host template."
-)]
+Refuses (exit 2, nothing written) a non-empty DIR, ports beyond 65535, more than 100 validators on one host \
+(the port ranges would overlap), an invalid chain id or host template.";
+
+const COMPOSE_ABOUT: &str = "As `testnet init`, plus DIR/docker-compose.yml, DIR/Dockerfile, DIR/.dockerignore and \
+DIR/build-image.sh. No registry is used: the image is FROM scratch plus a statically linked bizra binary that \
+build-image.sh compiles from this source tree.\n\n\
+Containers are named and have hostname nodeK and a fixed IPv4 address on a private bridge network (--subnet; \
+node K = base + 10 + K). Peers are given by those addresses, because a static binary cannot resolve names \
+through NSS, so --host-template is not used. Ports follow the init layout inside each container; the gRPC \
+ports of the first --publish-grpc validators are published on the host's 127.0.0.1.\n\n\
+alpha-100: bizra testnet compose --validators 100 --out /tmp/alpha100 && cd /tmp/alpha100 && ./build-image.sh \
+&& docker compose up -d";
+
+#[derive(Args, Debug, Clone)]
 pub struct InitArgs {
     /// Number of validators.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -56,7 +71,7 @@ pub struct InitArgs {
     /// Node K listens for peers on P+K, gRPC on P+100+K, metrics on P+200+K.
     #[arg(long, default_value_t = 7400)]
     pub base_port: u16,
-    /// Host of node K; `{k}` is replaced by K (e.g. `node{k}` for docker). Default 127.0.0.1.
+    /// Host of node K; `{k}` is replaced by K (e.g. `node{k}`, `10.0.0.{k}`). Not used by compose (fixed IPs).
     #[arg(long, default_value = "127.0.0.1")]
     pub host_template: String,
     /// Blocks per epoch (weights are recomputed at each boundary).
@@ -68,17 +83,6 @@ pub struct InitArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-#[command(
-    long_about = "As `testnet init`, plus DIR/docker-compose.yml, DIR/Dockerfile, DIR/.dockerignore and \
-DIR/build-image.sh. No registry is used: the image is FROM scratch plus a statically linked bizra binary that \
-build-image.sh compiles from this source tree.\n\n\
-Containers are named and have hostname nodeK and a fixed IPv4 address on a private bridge network (--subnet; \
-node K = base + 10 + K). Peers are given by those addresses, because a static binary cannot resolve names \
-through NSS, so --host-template is not used. Ports follow the init layout inside each container; the gRPC \
-ports of the first --publish-grpc validators are published on the host's 127.0.0.1.\n\n\
-alpha-100: bizra testnet compose --validators 100 --out /tmp/alpha100 && cd /tmp/alpha100 && ./build-image.sh \
-&& docker compose up -d"
-)]
 pub struct ComposeArgs {
     #[command(flatten)]
     pub init: InitArgs,
@@ -101,6 +105,7 @@ pub struct ComposeArgs {
 
 pub fn run(c: TestnetCommand) -> CliResult {
     match c {
+        TestnetCommand::Perturb(a) => super::perturb::run(a),
         TestnetCommand::Init(a) => {
             let w = write_testnet(&a, None)?;
             print_summary(&w, &a.out);
@@ -255,7 +260,7 @@ fn write_testnet(a: &InitArgs, compose: Option<&ComposeArgs>) -> Result<Written,
         }
         if let Some(o) = &opts {
             let mut o = o.clone();
-            o.user = owner(dir);
+            o.user = owner(&dir.join("genesis.json"));
             write_file(
                 &dir.join("docker-compose.yml"),
                 docker::compose_yaml(&plan, &o).as_bytes(),
@@ -349,17 +354,18 @@ fn source_dir() -> String {
         .to_string()
 }
 
-/// (uid, gid) owning `dir`: the compose services run as that user, so they
-/// can read the 0600 keys and write the data directories.
-fn owner(dir: &Path) -> Option<(u32, u32)> {
+/// (uid, gid) owning `path`, a file this process wrote: the compose services
+/// run as that user, so they can read the 0600 keys and write the data
+/// directories.
+fn owner(path: &Path) -> Option<(u32, u32)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(dir).ok().map(|m| (m.uid(), m.gid()))
+        std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
     }
     #[cfg(not(unix))]
     {
-        let _ = dir;
+        let _ = path;
         None
     }
 }
