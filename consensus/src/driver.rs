@@ -490,7 +490,10 @@ impl Driver {
             }
             if let Some(set) = self.keeper.set(vr, VoteKind::Prevote) {
                 for sv in set.signed_for(&Some(v)) {
-                    fx.push(Effect::Broadcast(ConsensusMessage { msg: Some(Msg::Vote(sv)), attempt: 0 }));
+                    fx.push(Effect::Broadcast(ConsensusMessage {
+                        msg: Some(Msg::Vote(sv)),
+                        attempt: 0,
+                    }));
                 }
             }
         }
@@ -666,7 +669,10 @@ impl Driver {
             proposer: signer.id().to_string(),
         };
         let sp = sign_proposal(&signer, proposal, block);
-        let msg = ConsensusMessage { msg: Some(Msg::Proposal(sp.clone())), attempt: 0 };
+        let msg = ConsensusMessage {
+            msg: Some(Msg::Proposal(sp.clone())),
+            attempt: 0,
+        };
         self.record_signed(pos, msg, fx);
         let p = self.check_proposal(&sp).expect("own proposal verifies");
         self.on_proposal(p, fx);
@@ -722,7 +728,10 @@ impl Driver {
                 signer.id(),
             ),
         );
-        let msg = ConsensusMessage { msg: Some(Msg::Vote(sv.clone())), attempt: 0 };
+        let msg = ConsensusMessage {
+            msg: Some(Msg::Vote(sv.clone())),
+            attempt: 0,
+        };
         self.record_signed(pos, msg, fx);
         let v = self.check_vote(&sv).expect("own vote verifies");
         let _ = self.keeper.add(v);

@@ -100,7 +100,11 @@ impl Default for NodeConfig {
 }
 impl Default for P2pSection {
     fn default() -> Self {
-        P2pSection { listen: "127.0.0.1:7400".into(), peers: vec![], max_message_bytes: 4 << 20 }
+        P2pSection {
+            listen: "127.0.0.1:7400".into(),
+            peers: vec![],
+            max_message_bytes: 4 << 20,
+        }
     }
 }
 impl Default for GrpcSection {
@@ -115,7 +119,10 @@ impl Default for GrpcSection {
 }
 impl Default for MetricsSection {
     fn default() -> Self {
-        MetricsSection { enabled: true, listen: "127.0.0.1:7600".into() }
+        MetricsSection {
+            enabled: true,
+            listen: "127.0.0.1:7600".into(),
+        }
     }
 }
 impl Default for ConsensusSection {
@@ -132,7 +139,10 @@ impl Default for ConsensusSection {
 }
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { format: "text".into(), level: "info".into() }
+        LogSection {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -157,14 +167,22 @@ pub struct PeerAddr {
 }
 
 pub fn parse_peer(s: &str) -> Result<PeerAddr, String> {
-    let (id, addr) = s.split_once('@').ok_or_else(|| format!("peer {s:?}: expected <validator-id>@<host>:<port>"))?;
+    let (id, addr) = s
+        .split_once('@')
+        .ok_or_else(|| format!("peer {s:?}: expected <validator-id>@<host>:<port>"))?;
     bizra_consensus::signing::parse_validator_id(id).map_err(|e| format!("peer {s:?}: validator id: {e}"))?;
-    let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("peer {s:?}: missing :port"))?;
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("peer {s:?}: missing :port"))?;
     let port = port.parse().map_err(|_| format!("peer {s:?}: bad port"))?;
     if host.is_empty() {
         return Err(format!("peer {s:?}: empty host"));
     }
-    Ok(PeerAddr { validator: id.to_string(), host: host.to_string(), port })
+    Ok(PeerAddr {
+        validator: id.to_string(),
+        host: host.to_string(),
+        port,
+    })
 }
 
 impl NodeConfig {
@@ -179,13 +197,19 @@ impl NodeConfig {
         };
         let vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("BIZRA_")).collect();
         Self::from_toml_with_env(&text, &vars).map_err(|e| match e {
-            ConfigError::Parse { msg, .. } => ConfigError::Parse { path: path.clone(), msg },
+            ConfigError::Parse { msg, .. } => ConfigError::Parse {
+                path: path.clone(),
+                msg,
+            },
             other => other,
         })
     }
 
     pub fn from_toml_with_env(text: &str, env: &[(String, String)]) -> Result<NodeConfig, ConfigError> {
-        let parse_err = |msg: String| ConfigError::Parse { path: PathBuf::from(CONFIG_FILE), msg };
+        let parse_err = |msg: String| ConfigError::Parse {
+            path: PathBuf::from(CONFIG_FILE),
+            msg,
+        };
         let mut value: toml::Value = if text.trim().is_empty() {
             toml::Value::Table(Default::default())
         } else {
@@ -200,7 +224,9 @@ impl NodeConfig {
                 .unwrap_or_else(|| toml::Value::String(raw.clone()));
             set_path(&mut value, &path, parsed).map_err(|msg| ConfigError::Env { var: var.clone(), msg })?;
         }
-        let cfg: NodeConfig = value.try_into().map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        let cfg: NodeConfig = value
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -210,10 +236,15 @@ impl NodeConfig {
             parse_peer(p).map_err(ConfigError::Invalid)?;
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
-            return Err(ConfigError::Invalid(format!("log.format {:?}: use \"text\" or \"json\"", self.log.format)));
+            return Err(ConfigError::Invalid(format!(
+                "log.format {:?}: use \"text\" or \"json\"",
+                self.log.format
+            )));
         }
         if self.p2p.max_message_bytes < 1024 {
-            return Err(ConfigError::Invalid("p2p.max_message_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "p2p.max_message_bytes must be at least 1024".into(),
+            ));
         }
         Ok(())
     }
@@ -251,7 +282,9 @@ fn set_path(v: &mut toml::Value, path: &[String], new: toml::Value) -> Result<()
             t.insert(k.clone(), new);
             return Ok(());
         }
-        cur = t.entry(k.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+        cur = t
+            .entry(k.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
     }
     Ok(())
 }
@@ -280,7 +313,10 @@ mod tests {
     #[test]
     fn bad_config_is_a_clear_error() {
         assert!(NodeConfig::from_toml_with_env("grpc = 5", &[]).is_err());
-        assert!(NodeConfig::from_toml_with_env("[grpc]\nlisten_typo = \"x\"", &[]).unwrap_err().to_string().contains("listen_typo"));
+        assert!(NodeConfig::from_toml_with_env("[grpc]\nlisten_typo = \"x\"", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("listen_typo"));
         let e = NodeConfig::from_toml_with_env("[log]\nformat = \"xml\"", &[]).unwrap_err();
         assert!(e.to_string().contains("log.format"));
         let e = NodeConfig::from_toml_with_env("[p2p]\npeers = [\"nope\"]", &[]).unwrap_err();

@@ -34,7 +34,9 @@ pub fn write(path: &Path, signer: &Signer) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| anyhow::anyhow!("cannot create key file {}: {e}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create key file {}: {e}", path.display()))?;
     f.write_all(body.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;
@@ -42,7 +44,8 @@ pub fn write(path: &Path, signer: &Signer) -> anyhow::Result<()> {
 }
 
 pub fn read(path: &Path) -> anyhow::Result<Signer> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
     let k: KeyFile =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("key file {} is malformed: {e}", path.display()))?;
     if k.kind != "ed25519" {

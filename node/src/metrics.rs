@@ -35,11 +35,13 @@ pub struct MethodLabel {
 }
 
 /// Seconds buckets from 1 ms to 30 s.
-pub const CONSENSUS_BUCKETS: [f64; 16] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0];
+pub const CONSENSUS_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
+];
 /// Seconds buckets from 50 us to 5 s.
-pub const GRPC_BUCKETS: [f64; 14] =
-    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0];
+pub const GRPC_BUCKETS: [f64; 14] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0,
+];
 
 pub struct Metrics {
     pub registry: Registry,
@@ -83,8 +85,16 @@ impl Metrics {
             grpc_duration: Family::new_with_constructor(|| Histogram::new(GRPC_BUCKETS)),
             registry: Registry::default(),
         };
-        registry.register("bizra_consensus_height", "Last finalized height", m.consensus_height.clone());
-        registry.register("bizra_consensus_round", "Current consensus round", m.consensus_round.clone());
+        registry.register(
+            "bizra_consensus_height",
+            "Last finalized height",
+            m.consensus_height.clone(),
+        );
+        registry.register(
+            "bizra_consensus_round",
+            "Current consensus round",
+            m.consensus_round.clone(),
+        );
         registry.register(
             "bizra_finality_latency_seconds",
             "Time from the start of a height to its finalization",
@@ -95,11 +105,27 @@ impl Metrics {
             "Time between consecutive finalized blocks",
             m.block_interval.clone(),
         );
-        registry.register("bizra_votes", "Votes received, by kind and validation result", m.votes.clone());
+        registry.register(
+            "bizra_votes",
+            "Votes received, by kind and validation result",
+            m.votes.clone(),
+        );
         registry.register("bizra_peers", "Connected peers", m.peers.clone());
-        registry.register("bizra_sync_blocks", "Blocks applied through sync", m.sync_blocks.clone());
-        registry.register("bizra_equivocations", "Equivocation evidence observed", m.equivocations.clone());
-        registry.register("bizra_wq_weight", "wq_weight per validator, current epoch", m.wq_weight.clone());
+        registry.register(
+            "bizra_sync_blocks",
+            "Blocks applied through sync",
+            m.sync_blocks.clone(),
+        );
+        registry.register(
+            "bizra_equivocations",
+            "Equivocation evidence observed",
+            m.equivocations.clone(),
+        );
+        registry.register(
+            "bizra_wq_weight",
+            "wq_weight per validator, current epoch",
+            m.wq_weight.clone(),
+        );
         registry.register(
             "bizra_wq_weight_component",
             "wq_weight components (stake, poi, rep) per validator, current epoch",
@@ -110,7 +136,11 @@ impl Metrics {
             "Signed weight share of the last commit certificate, in basis points",
             m.commit_weight_share_bps.clone(),
         );
-        registry.register("bizra_attestations", "PoI attestations, by result", m.attestations.clone());
+        registry.register(
+            "bizra_attestations",
+            "PoI attestations, by result",
+            m.attestations.clone(),
+        );
         registry.register(
             "bizra_grpc_request_duration_seconds",
             "gRPC request duration by method",
@@ -127,11 +157,18 @@ impl Metrics {
     }
 
     pub fn vote(&self, kind: &str, result: &str) {
-        self.votes.get_or_create(&VoteLabels { kind: kind.into(), result: result.into() }).inc();
+        self.votes
+            .get_or_create(&VoteLabels {
+                kind: kind.into(),
+                result: result.into(),
+            })
+            .inc();
     }
 
     pub fn attestation(&self, result: &str) {
-        self.attestations.get_or_create(&ResultLabel { result: result.into() }).inc();
+        self.attestations
+            .get_or_create(&ResultLabel { result: result.into() })
+            .inc();
     }
 }
 
@@ -144,11 +181,20 @@ mod tests {
         let m = Metrics::new();
         m.vote("prevote", "accepted");
         m.attestation("accepted");
-        m.wq_weight.get_or_create(&ValidatorLabel { validator: "ab".into() }).set(1.0);
+        m.wq_weight
+            .get_or_create(&ValidatorLabel { validator: "ab".into() })
+            .set(1.0);
         m.wq_weight_component
-            .get_or_create(&ComponentLabels { validator: "ab".into(), component: "poi".into() })
+            .get_or_create(&ComponentLabels {
+                validator: "ab".into(),
+                component: "poi".into(),
+            })
             .set(2.0);
-        m.grpc_duration.get_or_create(&MethodLabel { method: "GetHead".into() }).observe(0.001);
+        m.grpc_duration
+            .get_or_create(&MethodLabel {
+                method: "GetHead".into(),
+            })
+            .observe(0.001);
         let text = m.encode();
         for name in [
             "bizra_consensus_height",

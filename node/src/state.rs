@@ -58,7 +58,10 @@ pub enum SubmitError {
 /// Requests from the API to the engine.
 pub enum EngineRequest {
     /// A validated attestation to pool and gossip; replies with its id (hex).
-    SubmitAttestation { envelope: Envelope, reply: oneshot::Sender<Result<String, SubmitError>> },
+    SubmitAttestation {
+        envelope: Envelope,
+        reply: oneshot::Sender<Result<String, SubmitError>>,
+    },
 }
 
 pub struct Shared {
@@ -86,6 +89,9 @@ impl Shared {
     }
     /// Weights that certify blocks at `height`.
     pub fn weights_for_height(&self, height: u64) -> Option<EpochWeights> {
-        self.weights_for_epoch(bizra_consensus::types::epoch_of(height, self.genesis.params().epoch_length))
+        self.weights_for_epoch(bizra_consensus::types::epoch_of(
+            height,
+            self.genesis.params().epoch_length,
+        ))
     }
 }

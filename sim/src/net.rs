@@ -534,7 +534,10 @@ impl World {
                     &signer,
                     new_vote(&v.chain_id, v.height, v.round, kind, value, &v.validator),
                 );
-                Some(ConsensusMessage { msg: Some(Msg::Vote(twin)), attempt: 0 })
+                Some(ConsensusMessage {
+                    msg: Some(Msg::Vote(twin)),
+                    attempt: 0,
+                })
             }
             Some(Msg::Proposal(sp)) if self.nodes[from].behavior == Behavior::Equivocator => {
                 let mut block = sp.block.clone()?;
@@ -545,7 +548,10 @@ impl World {
                 let first: [u8; 32] = p.block_hash.clone().try_into().ok()?;
                 self.twins.insert((from, p.height, p.round), (first, hash));
                 p.block_hash = hash.to_vec();
-                Some(ConsensusMessage { msg: Some(Msg::Proposal(sign_proposal(&signer, p, block))), attempt: 0 })
+                Some(ConsensusMessage {
+                    msg: Some(Msg::Proposal(sign_proposal(&signer, p, block))),
+                    attempt: 0,
+                })
             }
             _ => None,
         }

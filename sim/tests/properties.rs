@@ -28,7 +28,11 @@ proptest! {
 #[test]
 fn checker_finds_forks_below_two_thirds() {
     let found = (0..200u64).find(|&seed| {
-        let cfg = SimConfig { seed, threshold_bps: 5000, ..SimConfig::default() };
+        let cfg = SimConfig {
+            seed,
+            threshold_bps: 5000,
+            ..SimConfig::default()
+        };
         run(&cfg).safety_violations > 0
     });
     assert!(found.is_some(), "no fork found at 5000 bps in 200 seeds");
@@ -37,8 +41,14 @@ fn checker_finds_forks_below_two_thirds() {
 /// Different seeds give different traces (the digest is not a constant).
 #[test]
 fn digests_depend_on_the_seed() {
-    let a = run(&SimConfig { seed: 1, ..SimConfig::default() });
-    let b = run(&SimConfig { seed: 2, ..SimConfig::default() });
+    let a = run(&SimConfig {
+        seed: 1,
+        ..SimConfig::default()
+    });
+    let b = run(&SimConfig {
+        seed: 2,
+        ..SimConfig::default()
+    });
     assert_ne!(a.digest, b.digest);
     assert!(a.decisions > 0 && b.decisions > 0);
 }
@@ -48,7 +58,15 @@ fn digests_depend_on_the_seed() {
 #[test]
 fn weights_change_across_epochs() {
     let changes: u64 = (0..10u64)
-        .map(|seed| run(&SimConfig { seed, heights: 10, epoch_length: 3, ..SimConfig::default() }).weight_changes)
+        .map(|seed| {
+            run(&SimConfig {
+                seed,
+                heights: 10,
+                epoch_length: 3,
+                ..SimConfig::default()
+            })
+            .weight_changes
+        })
         .sum();
     assert!(changes > 0);
 }

@@ -18,14 +18,19 @@ pub fn bizra_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace")
+            .to_path_buf();
         let st = Command::new(cargo)
             .current_dir(&root)
             .args(["build", "-q", "-p", "bizra-node", "--bin", "bizra"])
             .status()
             .expect("run cargo build");
         assert!(st.success(), "cargo build of bizra failed");
-        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
         target.join("debug").join("bizra")
     })
     .clone()
@@ -54,12 +59,24 @@ impl Testnet {
     pub fn init(name: &str, n: usize, base_port: u16, extra: &[&str]) -> Testnet {
         let dir = temp_dir(name);
         let out = Command::new(bizra_bin())
-            .args(["testnet", "init", "--validators", &n.to_string(), "--base-port", &base_port.to_string(), "--out"])
+            .args([
+                "testnet",
+                "init",
+                "--validators",
+                &n.to_string(),
+                "--base-port",
+                &base_port.to_string(),
+                "--out",
+            ])
             .arg(&dir)
             .args(extra)
             .output()
             .expect("run bizra testnet init");
-        assert!(out.status.success(), "testnet init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "testnet init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let nodes = (0..n)
             .map(|k| NodeProc {
                 home: dir.join(format!("node{k}")),
@@ -73,7 +90,11 @@ impl Testnet {
     pub fn start(&mut self, k: usize) {
         let n = &mut self.nodes[k];
         assert!(n.child.is_none(), "node{k} already running");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.home.join("node.log")).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(n.home.join("node.log"))
+            .expect("log");
         let child = Command::new(bizra_bin())
             .args(["run", "--home"])
             .arg(&n.home)
@@ -154,7 +175,12 @@ impl Testnet {
 
     pub async fn block_hash(&self, k: usize, h: u64) -> Option<Vec<u8>> {
         let mut c = connect(&self.nodes[k].grpc).await?;
-        let r = c.get_block(GetBlockRequest { selector: Some(Selector::Height(h)) }).await.ok()?;
+        let r = c
+            .get_block(GetBlockRequest {
+                selector: Some(Selector::Height(h)),
+            })
+            .await
+            .ok()?;
         Some(r.into_inner().block_hash)
     }
 
@@ -176,11 +202,14 @@ impl Testnet {
                 for &k in nodes {
                     heights.push(self.height(k).await);
                 }
-                let tail: String = nodes.iter().map(|&k| {
-                    let l = self.log(k);
-                    let start = l.len().saturating_sub(3000);
-                    format!("--- node{k} log tail ---\n{}\n", &l[start..])
-                }).collect();
+                let tail: String = nodes
+                    .iter()
+                    .map(|&k| {
+                        let l = self.log(k);
+                        let start = l.len().saturating_sub(3000);
+                        format!("--- node{k} log tail ---\n{}\n", &l[start..])
+                    })
+                    .collect();
                 panic!("timeout waiting for height {h}: heights {heights:?}\n{tail}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -192,7 +221,10 @@ impl Testnet {
         for height in 1..=h {
             let mut first: Option<Vec<u8>> = None;
             for &k in nodes {
-                let got = self.block_hash(k, height).await.unwrap_or_else(|| panic!("node{k} lacks block {height}"));
+                let got = self
+                    .block_hash(k, height)
+                    .await
+                    .unwrap_or_else(|| panic!("node{k} lacks block {height}"));
                 match &first {
                     None => first = Some(got),
                     Some(f) => assert_eq!(f, &got, "node{k} disagrees at height {height}"),
@@ -219,6 +251,11 @@ impl Drop for Testnet {
 
 pub async fn connect(url: &str) -> Option<NodeClient<tonic::transport::Channel>> {
     let ep = tonic::transport::Channel::from_shared(url.to_string()).ok()?;
-    let ch = ep.connect_timeout(Duration::from_millis(500)).timeout(Duration::from_secs(3)).connect().await.ok()?;
+    let ch = ep
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .ok()?;
     Some(NodeClient::new(ch))
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Fast pacing for tests: 20 ms between blocks.
@@ -22,7 +25,9 @@ fn metric(port: u16, name: &str) -> Option<f64> {
     write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
-    body.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 #[test]
@@ -38,7 +43,12 @@ fn four_validators_finalize_20_heights_in_agreement() {
         assert!(!s.catching_up);
     });
     for k in 0..4 {
-        assert_eq!(net.stop(k), Some(0), "node{k} did not shut down cleanly:\n{}", net.log(k));
+        assert_eq!(
+            net.stop(k),
+            Some(0),
+            "node{k} did not shut down cleanly:\n{}",
+            net.log(k)
+        );
     }
 }
 
@@ -64,9 +74,16 @@ fn kill9_mid_round_restarts_and_rejoins_without_conflicting_votes() {
     // No honest node saw two conflicting signed votes from node 3 (or anyone).
     for k in 0..3 {
         let port = net.base_port + 200 + k as u16;
-        assert_eq!(metric(port, "bizra_equivocations_total"), Some(0.0), "node{k} saw equivocation");
+        assert_eq!(
+            metric(port, "bizra_equivocations_total"),
+            Some(0.0),
+            "node{k} saw equivocation"
+        );
     }
-    assert!(net.log(3).contains("WAL replayed"), "restarted node did not replay its WAL");
+    assert!(
+        net.log(3).contains("WAL replayed"),
+        "restarted node did not replay its WAL"
+    );
 }
 
 #[test]
@@ -85,7 +102,11 @@ fn validator_started_200_heights_late_catches_up_by_sync() {
             if let Some(s) = net.status(3).await {
                 let best = net.height(0).await;
                 if s.finalized_height + 5 < best {
-                    assert!(s.catching_up, "node3 at {} says caught up while peers are at {best}", s.finalized_height);
+                    assert!(
+                        s.catching_up,
+                        "node3 at {} says caught up while peers are at {best}",
+                        s.finalized_height
+                    );
                     saw_catching_up = true;
                 }
                 if s.finalized_height >= 200 {
@@ -118,10 +139,14 @@ fn chain_continues_after_a_partition_heals() {
         let stalled = net.height(0).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
         let after = net.height(0).await;
-        assert!(after <= stalled + 1, "a minority side finalized blocks: {stalled} -> {after}");
+        assert!(
+            after <= stalled + 1,
+            "a minority side finalized blocks: {stalled} -> {after}"
+        );
         net.resume(2);
         net.resume(3);
-        net.wait_height(&[0, 1, 2, 3], after + 10, Duration::from_secs(120)).await;
+        net.wait_height(&[0, 1, 2, 3], after + 10, Duration::from_secs(120))
+            .await;
         net.assert_agreement(&[0, 1, 2, 3], after + 10).await;
     });
 }

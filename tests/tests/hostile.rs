@@ -9,14 +9,21 @@ use std::time::Duration;
 fn garbage_gossip_and_wire_noise_do_not_hurt_the_node() {
     let mut net = Testnet::init("garbage", 4, 22600, &["--block-interval-ms", "20"]);
     net.start_all();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         net.wait_height(&[0, 1, 2, 3], 3, Duration::from_secs(120)).await;
         let s0 = net.status(0).await.expect("node0 status");
 
         // Raw noise on the p2p and gRPC ports.
         for port in [net.base_port, net.base_port + 100] {
-            for junk in [&b"\x00\xff garbage \x13\x37"[..], &[0xffu8; 4096][..], b"GET / HTTP/1.1\r\n\r\n"] {
+            for junk in [
+                &b"\x00\xff garbage \x13\x37"[..],
+                &[0xffu8; 4096][..],
+                b"GET / HTTP/1.1\r\n\r\n",
+            ] {
                 if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
                     let _ = s.write_all(junk);
                 }
@@ -32,7 +39,9 @@ fn garbage_gossip_and_wire_noise_do_not_hurt_the_node() {
         );
         let node0_id: [u8; 32] = hex::decode(&s0.validator).unwrap().try_into().unwrap();
         let node0_peer = bizra_p2p::peer_id_from_ed25519_public(node0_id);
-        cfg.peers = vec![format!("/ip4/127.0.0.1/tcp/{}/p2p/{node0_peer}", net.base_port).parse().unwrap()];
+        cfg.peers = vec![format!("/ip4/127.0.0.1/tcp/{}/p2p/{node0_peer}", net.base_port)
+            .parse()
+            .unwrap()];
         let (attacker, mut events) = bizra_p2p::start(cfg).await.expect("attacker p2p");
         // Wait for the connection and subscriptions.
         let connected = tokio::time::timeout(Duration::from_secs(20), async {
@@ -65,7 +74,10 @@ fn garbage_gossip_and_wire_noise_do_not_hurt_the_node() {
             }
         }
         assert!(sent >= 20, "only {sent} garbage messages went out");
-        assert!(disconnected, "node0 did not drop the peer that sent {sent} garbage votes");
+        assert!(
+            disconnected,
+            "node0 did not drop the peer that sent {sent} garbage votes"
+        );
         attacker.shutdown();
 
         // node0 is still up and the chain still moves.

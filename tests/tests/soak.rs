@@ -13,12 +13,21 @@ use std::time::{Duration, Instant};
 #[test]
 #[ignore = "hand-run soak; see the module docs"]
 fn soak_kill9_and_sigstop() {
-    let secs: u64 = std::env::var("BIZRA_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let secs: u64 = std::env::var("BIZRA_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let mut net = Testnet::init("soak", 4, 23000, &["--block-interval-ms", "50"]);
     net.start_all();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     // A tiny deterministic PRNG (xorshift) so runs are reproducible by seed.
-    let mut x: u64 = std::env::var("BIZRA_SOAK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let mut x: u64 = std::env::var("BIZRA_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
     let mut rnd = move |n: u64| {
         x ^= x << 13;
         x ^= x >> 7;
@@ -45,7 +54,10 @@ fn soak_kill9_and_sigstop() {
             net.resume(paused);
             tokio::time::sleep(Duration::from_millis(500 + rnd(2000))).await;
             let hs: Vec<u64> = futures_heights(&net).await;
-            println!("t={:>3}s kill9 node{victim}, sigstop node{paused}; heights {hs:?}", start.elapsed().as_secs());
+            println!(
+                "t={:>3}s kill9 node{victim}, sigstop node{paused}; heights {hs:?}",
+                start.elapsed().as_secs()
+            );
         }
         let target = net.height(0).await + 5;
         net.wait_height(&[0, 1, 2, 3], target, Duration::from_secs(120)).await;

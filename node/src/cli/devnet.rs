@@ -67,7 +67,11 @@ pub fn run(a: DevnetArgs) -> CliResult {
     let temporary = a.home.is_none();
     let home = match &a.home {
         Some(h) => h.clone(),
-        None => std::env::temp_dir().join(format!("bizra-devnet-{}-{}", std::process::id(), crate::engine::now_ms())),
+        None => std::env::temp_dir().join(format!(
+            "bizra-devnet-{}-{}",
+            std::process::id(),
+            crate::engine::now_ms()
+        )),
     };
     let init = InitArgs {
         validators: a.validators,
@@ -105,7 +109,13 @@ pub fn run(a: DevnetArgs) -> CliResult {
             a.base_port as u32 + 200 + k as u32,
             h.join("node.log").display()
         );
-        nodes.push(Node { child, grpc, client: None, row: Row::default(), checked: 0 });
+        nodes.push(Node {
+            child,
+            grpc,
+            client: None,
+            row: Row::default(),
+            checked: 0,
+        });
     }
     let rt = super::runtime();
     let result = rt.block_on(watch(&mut nodes, &a));
@@ -155,7 +165,9 @@ async fn watch(nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
     loop {
         for (k, n) in nodes.iter_mut().enumerate() {
             if let Ok(Some(status)) = n.child.try_wait() {
-                return Err(check(format!("node{k} exited unexpectedly ({status}); see its node.log")));
+                return Err(check(format!(
+                    "node{k} exited unexpectedly ({status}); see its node.log"
+                )));
             }
             poll(n).await;
             // Record every newly finalized height's hash and compare.
@@ -194,7 +206,11 @@ async fn watch(nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
         if let Some(b) = a.blocks {
             if min >= b {
                 print_table(nodes, false);
-                println!("devnet: all {} nodes finalized {b} blocks in agreement (B{b} = {})", nodes.len(), hex::encode(&canonical[&b].0[..4]));
+                println!(
+                    "devnet: all {} nodes finalized {b} blocks in agreement (B{b} = {})",
+                    nodes.len(),
+                    hex::encode(&canonical[&b].0[..4])
+                );
                 return Ok(());
             }
         }
@@ -215,8 +231,12 @@ async fn watch(nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
 
 async fn poll(n: &mut Node) {
     if n.client.is_none() {
-        let Ok(ep) = Channel::from_shared(n.grpc.clone()) else { return };
-        let ep = ep.connect_timeout(Duration::from_millis(300)).timeout(Duration::from_secs(2));
+        let Ok(ep) = Channel::from_shared(n.grpc.clone()) else {
+            return;
+        };
+        let ep = ep
+            .connect_timeout(Duration::from_millis(300))
+            .timeout(Duration::from_secs(2));
         match ep.connect().await {
             Ok(ch) => n.client = Some(NodeClient::new(ch)),
             Err(_) => {
@@ -244,7 +264,11 @@ async fn poll(n: &mut Node) {
     }
     if let Ok(v) = c.get_validators(GetValidatorsRequest { epoch: None }).await {
         let v = v.into_inner();
-        let me = c.get_status(GetStatusRequest {}).await.ok().map(|s| s.into_inner().validator);
+        let me = c
+            .get_status(GetStatusRequest {})
+            .await
+            .ok()
+            .map(|s| s.into_inner().validator);
         if let Some(info) = v.validators.iter().find(|x| Some(&x.id) == me.as_ref()) {
             n.row.share_bps = info.weight_share_bps;
         }
@@ -253,7 +277,12 @@ async fn poll(n: &mut Node) {
 
 async fn block_hash_at(n: &mut Node, h: u64) -> Option<Vec<u8>> {
     let c = n.client.as_mut()?;
-    let r = c.get_block(GetBlockRequest { selector: Some(Selector::Height(h)) }).await.ok()?;
+    let r = c
+        .get_block(GetBlockRequest {
+            selector: Some(Selector::Height(h)),
+        })
+        .await
+        .ok()?;
     Some(r.into_inner().block_hash)
 }
 
@@ -280,7 +309,11 @@ fn print_table(nodes: &[Node], tty: bool) {
             k,
             r.height,
             format!("B{}", r.height),
-            if r.hash.len() >= 4 { hex::encode(&r.hash[..4]) } else { "-".into() },
+            if r.hash.len() >= 4 {
+                hex::encode(&r.hash[..4])
+            } else {
+                "-".into()
+            },
             r.round,
             r.peers,
             r.share_bps as f64 / 100.0,

@@ -111,7 +111,10 @@ pub fn main(cli: Cli) -> ExitCode {
 
 /// A multi-thread tokio runtime for commands that need one.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 /// Resolves a path relative to a home directory.

@@ -131,7 +131,11 @@ struct Docker {
 impl Docker {
     fn new(dir: &Path, project: &str) -> Result<Docker, String> {
         let file = dir.join("docker-compose.yml");
-        let base: Vec<String> = if Command::new("docker").args(["compose", "version"]).output().is_ok_and(|o| o.status.success()) {
+        let base: Vec<String> = if Command::new("docker")
+            .args(["compose", "version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             vec!["docker".into(), "compose".into()]
         } else {
             vec!["docker-compose".into()]
@@ -148,15 +152,26 @@ impl Docker {
             .output()
             .map_err(|e| format!("{}: {e}", self.compose.join(" ")))?;
         if !out.status.success() {
-            return Err(format!("compose {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "compose {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     fn docker(args: &[&str]) -> Result<String, String> {
-        let out = Command::new("docker").args(args).output().map_err(|e| format!("docker: {e}"))?;
+        let out = Command::new("docker")
+            .args(args)
+            .output()
+            .map_err(|e| format!("docker: {e}"))?;
         if !out.status.success() {
-            return Err(format!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "docker {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
@@ -227,7 +242,12 @@ async fn heights(urls: &[String]) -> Vec<Option<u64>> {
 
 async fn height(url: &str) -> Option<u64> {
     let ep = tonic::transport::Channel::from_shared(url.to_string()).ok()?;
-    let ch = ep.connect_timeout(Duration::from_millis(500)).timeout(Duration::from_secs(2)).connect().await.ok()?;
+    let ch = ep
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .ok()?;
     let s = NodeClient::new(ch).get_status(GetStatusRequest {}).await.ok()?;
     Some(s.into_inner().finalized_height)
 }
@@ -240,15 +260,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(a: PerturbArgs) -> CliResult {
-    let genesis = std::fs::read(a.dir.join("genesis.json"))
-        .map_err(|e| usage(format!("{}: {e} (run `bizra testnet compose` first)", a.dir.join("genesis.json").display())))?;
+    let genesis = std::fs::read(a.dir.join("genesis.json")).map_err(|e| {
+        usage(format!(
+            "{}: {e} (run `bizra testnet compose` first)",
+            a.dir.join("genesis.json").display()
+        ))
+    })?;
     let g = bizra_consensus::genesis::Genesis::from_bytes(&genesis).map_err(|e| usage(format!("genesis: {e}")))?;
     let n = g.members.len();
     let project = a.project.clone().unwrap_or_else(|| {
-        a.dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "bizra".into())
+        a.dir
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "bizra".into())
     });
     let d = Docker::new(&a.dir, &project).map_err(usage)?;
-    let urls: Vec<String> = (0..n).map(|k| format!("http://127.0.0.1:{}", a.base_port as usize + 100 + k)).collect();
+    let urls: Vec<String> = (0..n)
+        .map(|k| format!("http://127.0.0.1:{}", a.base_port as usize + 100 + k))
+        .collect();
     super::runtime().block_on(run_async(a, n, d, urls))
 }
 
@@ -257,16 +286,23 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
     // Every validator must answer before we start.
     let hs = heights(&urls).await;
     if let Some(k) = hs.iter().position(|h| h.is_none()) {
-        return Err(check(format!("node{k} does not answer on {} (publish every gRPC port)", urls[k])));
+        return Err(check(format!(
+            "node{k} does not answer on {} (publish every gRPC port)",
+            urls[k]
+        )));
     }
     // Block cadence from node0's head stream.
     let stream_url = urls[0].clone();
     let intervals = std::sync::Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
     let iv = intervals.clone();
     let stream_task = tokio::spawn(async move {
-        let Ok(ep) = tonic::transport::Channel::from_shared(stream_url) else { return };
+        let Ok(ep) = tonic::transport::Channel::from_shared(stream_url) else {
+            return;
+        };
         let Ok(ch) = ep.connect().await else { return };
-        let Ok(resp) = NodeClient::new(ch).subscribe_heads(SubscribeHeadsRequest {}).await else { return };
+        let Ok(resp) = NodeClient::new(ch).subscribe_heads(SubscribeHeadsRequest {}).await else {
+            return;
+        };
         let mut s = resp.into_inner();
         let mut last: Option<Instant> = None;
         while let Ok(Some(_)) = s.message().await {
@@ -309,7 +345,14 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
         }
         let rec = undo_at.elapsed().as_secs_f64();
         println!("         recovered={recovered} in {rec:.1}s (all past B{target})");
-        outcomes.push(Outcome { action: p.action, nodes: p.nodes, started_s: t0, recovered, recover_s: rec, height_at_undo: target - 1 });
+        outcomes.push(Outcome {
+            action: p.action,
+            nodes: p.nodes,
+            started_s: t0,
+            recovered,
+            recover_s: rec,
+            height_at_undo: target - 1,
+        });
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     // Final check: every validator answers and all agree on a common height.
@@ -330,12 +373,22 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
     iv.sort_by(|a, b| a.total_cmp(b));
     let elapsed = started.elapsed().as_secs_f64();
     let last = heights(&urls).await.iter().flatten().copied().max().unwrap_or(0);
-    let stats = Docker::docker(&["stats", "--no-stream", "--format", "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}"]).unwrap_or_default();
+    let stats = Docker::docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}",
+    ])
+    .unwrap_or_default();
     let containers = stats
         .lines()
         .filter_map(|l| {
             let mut it = l.split('\t');
-            Some(ContainerStat { name: it.next()?.into(), cpu: it.next()?.into(), mem: it.next()?.into() })
+            Some(ContainerStat {
+                name: it.next()?.into(),
+                cpu: it.next()?.into(),
+                mem: it.next()?.into(),
+            })
         })
         .collect();
     let report = Report {
@@ -366,7 +419,9 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
     );
     println!("{agreement}");
     if failed > 0 || !all_agree {
-        return Err(check(format!("{failed} perturbations did not recover; agreement: {all_agree}")));
+        return Err(check(format!(
+            "{failed} perturbations did not recover; agreement: {all_agree}"
+        )));
     }
     Ok(())
 }

@@ -20,9 +20,9 @@ use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Driver, Effect, Input, Timeout, Timeouts, FUTURE_HEIGHTS};
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::block_hash;
+use bizra_consensus::poi::{self, ErrorKind};
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{hash_bytes, SignPosition, SignStep};
-use bizra_consensus::poi::{self, ErrorKind};
 use bizra_consensus::{certificate, quorum};
 use bizra_p2p::{P2pConfig, P2pEvent, P2pHandle, PeerId, Topic, Validation};
 use bizra_proto::{
@@ -43,7 +43,10 @@ use tracing::{debug, error, info, warn};
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Sets up `tracing` from the config (`log.format`, `log.level`; `RUST_LOG`
@@ -51,8 +54,14 @@ pub fn now_ms() -> u64 {
 pub fn init_logging(format: &str, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Everything `bizra run` needs, loaded and checked before anything starts.
@@ -71,7 +80,10 @@ pub fn load(home: &Path) -> Result<NodeSetup, String> {
     let genesis = Genesis::from_bytes(&bytes).map_err(|e| format!("genesis {}: {e}", gpath.display()))?;
     let signer = crate::keys::read(&resolve(home, &cfg.key)).map_err(|e| e.to_string())?;
     if genesis.members.index_of(signer.id()).is_none() {
-        return Err(format!("validator key {} is not in the genesis validator set", signer.id()));
+        return Err(format!(
+            "validator key {} is not in the genesis validator set",
+            signer.id()
+        ));
     }
     let identity = DataDirIdentity {
         chain_id: genesis.chain_id().to_string(),
@@ -80,7 +92,12 @@ pub fn load(home: &Path) -> Result<NodeSetup, String> {
     };
     let data = resolve(home, &cfg.data_dir);
     let store = SledStore::open(&data, &identity).map_err(|e| format!("data dir {}: {e}", data.display()))?;
-    Ok(NodeSetup { cfg, genesis: Arc::new(genesis), signer, store: Arc::new(store) })
+    Ok(NodeSetup {
+        cfg,
+        genesis: Arc::new(genesis),
+        signer,
+        store: Arc::new(store),
+    })
 }
 
 pub fn run_node(home: &Path) -> CliResult {
@@ -116,7 +133,11 @@ async fn wait_for_signal() {
 }
 
 fn to_store_pos(p: SignPosition) -> bizra_storage::SignPosition {
-    bizra_storage::SignPosition { height: p.height, round: p.round, step: p.step as u8 }
+    bizra_storage::SignPosition {
+        height: p.height,
+        round: p.round,
+        step: p.step as u8,
+    }
 }
 
 fn from_store_pos(p: bizra_storage::SignPosition) -> SignPosition {
@@ -125,14 +146,24 @@ fn from_store_pos(p: bizra_storage::SignPosition) -> SignPosition {
         1 => SignStep::Prevote,
         _ => SignStep::Precommit,
     };
-    SignPosition { height: p.height, round: p.round, step }
+    SignPosition {
+        height: p.height,
+        round: p.round,
+        step,
+    }
 }
 
 fn peer_multiaddr(spec: &str) -> anyhow::Result<bizra_p2p::Multiaddr> {
     let p = parse_peer(spec).map_err(anyhow::Error::msg)?;
-    let pk: [u8; 32] = hex::decode(&p.validator)?.try_into().map_err(|_| anyhow::anyhow!("bad key"))?;
+    let pk: [u8; 32] = hex::decode(&p.validator)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad key"))?;
     let peer = bizra_p2p::peer_id_from_ed25519_public(pk);
-    let proto = if p.host.parse::<std::net::Ipv4Addr>().is_ok() { "ip4" } else { "dns4" };
+    let proto = if p.host.parse::<std::net::Ipv4Addr>().is_ok() {
+        "ip4"
+    } else {
+        "dns4"
+    };
     Ok(format!("/{proto}/{}/tcp/{}/p2p/{peer}", p.host, p.port).parse()?)
 }
 
@@ -141,20 +172,34 @@ fn peer_multiaddr(spec: &str) -> anyhow::Result<bizra_p2p::Multiaddr> {
 fn rebuild_chain(
     g: &Genesis,
     store: &dyn Store,
-) -> anyhow::Result<(ChainState, BTreeMap<u64, bizra_consensus::validators::EpochWeights>, Vec<FinalizedKey>)> {
+) -> anyhow::Result<(
+    ChainState,
+    BTreeMap<u64, bizra_consensus::validators::EpochWeights>,
+    Vec<FinalizedKey>,
+)> {
     let mut finalized = Vec::new();
     let mut state = ChainState::genesis(g);
     let mut epochs = BTreeMap::new();
     epochs.insert(0, state.weights.clone());
     if let Some((head, _)) = store.head()? {
         for h in 1..=head {
-            let b = store.block(h)?.with_context(|| format!("data dir is corrupt: block {h} is missing"))?;
+            let b = store
+                .block(h)?
+                .with_context(|| format!("data dir is corrupt: block {h} is missing"))?;
             let hash = block_hash(&b).with_context(|| format!("data dir is corrupt: block {h} has no header"))?;
-            finalized.extend(b.attestations.iter().map(|e| FinalizedKey::from_envelope(e, &g.members)));
+            finalized.extend(
+                b.attestations
+                    .iter()
+                    .map(|e| FinalizedKey::from_envelope(e, &g.members)),
+            );
             state.apply(g, &b, hash);
-            epochs.entry(state.weights.epoch).or_insert_with(|| state.weights.clone());
+            epochs
+                .entry(state.weights.epoch)
+                .or_insert_with(|| state.weights.clone());
         }
-        let blob = store.chain_state()?.context("data dir is corrupt: no chain state stored with the head")?;
+        let blob = store
+            .chain_state()?
+            .context("data dir is corrupt: no chain state stored with the head")?;
         let stored = ChainState::from_bytes(&blob).map_err(anyhow::Error::msg)?;
         if stored != state {
             anyhow::bail!("data dir is corrupt: the stored chain state does not match its blocks at height {head}");
@@ -164,11 +209,20 @@ fn rebuild_chain(
 }
 
 pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let NodeSetup { cfg, genesis, signer, store } = setup;
+    let NodeSetup {
+        cfg,
+        genesis,
+        signer,
+        store,
+    } = setup;
     let (state, epochs, finalized) = rebuild_chain(&genesis, store.as_ref())?;
     let mut pool = AttestationPool::new(crate::pool::DEFAULT_CAPACITY);
     pool.remove_finalized(finalized);
-    let last_commit = if state.height > 0 { store.commit(state.height)? } else { None };
+    let last_commit = if state.height > 0 {
+        store.commit(state.height)?
+    } else {
+        None
+    };
     let guard = store.guard_position()?.map(from_store_pos);
     let c = &cfg.consensus;
     let timeouts = Timeouts {
@@ -178,7 +232,14 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         delta_ms: c.timeout_delta_ms,
         commit_ms: c.block_interval_ms,
     };
-    let mut driver = Driver::new(genesis.clone(), state.clone(), last_commit, Some(signer.clone()), guard, timeouts);
+    let mut driver = Driver::new(
+        genesis.clone(),
+        state.clone(),
+        last_commit,
+        Some(signer.clone()),
+        guard,
+        timeouts,
+    );
 
     // Replay the WAL before taking any network input.
     let mut pending = Vec::new();
@@ -199,7 +260,10 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
             }
         }
     }
-    info!(height = state.height, own, received, "chain state rebuilt and WAL replayed");
+    info!(
+        height = state.height,
+        own, received, "chain state rebuilt and WAL replayed"
+    );
 
     let (heads, _) = broadcast::channel(256);
     let (req_tx, mut req_rx) = mpsc::channel(1024);
@@ -223,14 +287,28 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
     });
 
     // Network, API and metrics.
-    let listen = cfg.p2p.listen.parse().with_context(|| format!("p2p.listen {:?} is not host:port", cfg.p2p.listen))?;
-    let peers = cfg.p2p.peers.iter().map(|p| peer_multiaddr(p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let mut p2p_cfg =
-        P2pConfig::new(bizra_p2p::keypair_from_ed25519_secret(signer.secret_bytes()), listen, genesis.chain_id());
+    let listen = cfg
+        .p2p
+        .listen
+        .parse()
+        .with_context(|| format!("p2p.listen {:?} is not host:port", cfg.p2p.listen))?;
+    let peers = cfg
+        .p2p
+        .peers
+        .iter()
+        .map(|p| peer_multiaddr(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut p2p_cfg = P2pConfig::new(
+        bizra_p2p::keypair_from_ed25519_secret(signer.secret_bytes()),
+        listen,
+        genesis.chain_id(),
+    );
     p2p_cfg.peers = peers;
     p2p_cfg.max_message_bytes = cfg.p2p.max_message_bytes;
     p2p_cfg.validator_count = genesis.members.len();
-    let (p2p, mut events) = bizra_p2p::start(p2p_cfg).await.with_context(|| format!("p2p listen {listen}"))?;
+    let (p2p, mut events) = bizra_p2p::start(p2p_cfg)
+        .await
+        .with_context(|| format!("p2p listen {listen}"))?;
     let servers = servers::start(shared.clone(), &cfg, stop.clone()).await?;
     info!(validator = %signer.id(), p2p = %listen, grpc = %cfg.grpc.listen, metrics = %cfg.metrics.listen, "node started");
 
@@ -261,7 +339,10 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
     let result = loop {
         engine.refresh_status();
         let next = engine.timers.keys().next().map(|(t, _)| *t);
-        let sleep = tokio::time::sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)).into());
+        let sleep = tokio::time::sleep_until(
+            next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+                .into(),
+        );
         let step: anyhow::Result<()> = tokio::select! {
             _ = stop.wait_for(|v| *v) => break Ok(()),
             ev = events.recv() => match ev {
@@ -337,20 +418,40 @@ impl Engine {
                 Effect::PersistOwn { position, msg } => {
                     // Durable before anything else happens: guard, then WAL, both synced.
                     self.store.guard_advance(to_store_pos(position)).context("sign guard")?;
-                    let entry = WalEntry { height: position.height, kind: WalKind::Own, msg };
+                    let entry = WalEntry {
+                        height: position.height,
+                        kind: WalKind::Own,
+                        msg,
+                    };
                     self.store.wal_append(&entry, true).context("WAL append")?;
                 }
                 Effect::Broadcast(msg) => self.publish(msg).await,
                 Effect::ScheduleTimeout { timeout, after_ms } => {
                     self.timer_seq += 1;
-                    self.timers.insert((Instant::now() + Duration::from_millis(after_ms), self.timer_seq), timeout);
+                    self.timers.insert(
+                        (Instant::now() + Duration::from_millis(after_ms), self.timer_seq),
+                        timeout,
+                    );
                 }
                 Effect::RequestValue { height, round } => {
                     let attestations = self.payload_for_block();
-                    let fx = self.driver.handle(now_ms(), Input::ProposeValue { height, round, attestations })?;
+                    let fx = self.driver.handle(
+                        now_ms(),
+                        Input::ProposeValue {
+                            height,
+                            round,
+                            attestations,
+                        },
+                    )?;
                     queue.extend(fx);
                 }
-                Effect::Decided { block, hash, commit, round, state } => {
+                Effect::Decided {
+                    block,
+                    hash,
+                    commit,
+                    round,
+                    state,
+                } => {
                     self.on_decided(block, hash, commit, round, *state)?;
                 }
                 Effect::CommitUpdated(c) => {
@@ -360,7 +461,11 @@ impl Engine {
                 }
                 Effect::Evidence(ev) => {
                     self.metrics().equivocations.inc();
-                    let who = ev.first.as_ref().and_then(|v| v.vote.as_ref()).map(|v| v.validator.clone());
+                    let who = ev
+                        .first
+                        .as_ref()
+                        .and_then(|v| v.vote.as_ref())
+                        .map(|v| v.validator.clone());
                     warn!(validator = ?who, "equivocation evidence");
                 }
                 Effect::SyncNeeded { from, seen } => {
@@ -389,9 +494,14 @@ impl Engine {
             ErrorKind::InvalidArgument => SubmitError::Invalid(e.to_string()),
         })?;
         let id = hex::encode(checked.id);
-        let finalized = self.store.attestation_location(&checked.id).map_err(|e| SubmitError::Exhausted(e.to_string()))?;
+        let finalized = self
+            .store
+            .attestation_location(&checked.id)
+            .map_err(|e| SubmitError::Exhausted(e.to_string()))?;
         if finalized.is_some() || self.pool.is_known(&checked.id, checked.attester, &checked.att.nonce) {
-            return Err(SubmitError::Duplicate(format!("attestation {id} (or its nonce) is already finalized")));
+            return Err(SubmitError::Duplicate(format!(
+                "attestation {id} (or its nonce) is already finalized"
+            )));
         }
         self.pool.insert(checked, envelope.clone()).map_err(|e| match e {
             PoolError::Full(_) => SubmitError::Exhausted(e.to_string()),
@@ -412,16 +522,20 @@ impl Engine {
             let id = poi::attestation_id(&env.payload);
             let pooled = self.pool.get(&id).is_some_and(|p| p == env);
             let (attester, nonce) = if pooled {
-                let att = <bizra_proto::PoiAttestation as Message>::decode(env.payload.as_slice()).map_err(|e| e.to_string())?;
+                let att = <bizra_proto::PoiAttestation as Message>::decode(env.payload.as_slice())
+                    .map_err(|e| e.to_string())?;
                 (g.members.index_of(&att.attester).unwrap_or(usize::MAX), att.nonce)
             } else {
-                let c = poi::check(env, g.chain_id(), &g.members, time).map_err(|e| format!("attestation #{i}: {e}"))?;
+                let c =
+                    poi::check(env, g.chain_id(), &g.members, time).map_err(|e| format!("attestation #{i}: {e}"))?;
                 (c.attester, c.att.nonce)
             };
             if !ids.insert(id) || !nonces.insert((attester, nonce.clone())) {
                 return Err(format!("attestation #{i}: duplicate id or nonce in the block"));
             }
-            if self.pool.is_known(&id, attester, &nonce) || self.store.attestation_location(&id).ok().flatten().is_some() {
+            if self.pool.is_known(&id, attester, &nonce)
+                || self.store.attestation_location(&id).ok().flatten().is_some()
+            {
                 return Err(format!("attestation #{i}: already finalized"));
             }
         }
@@ -437,31 +551,51 @@ impl Engine {
         state: ChainState,
     ) -> anyhow::Result<()> {
         let height = state.height;
-        self.store.put_finalized(&block, &commit, &state.to_bytes()).context("store finalized block")?;
+        self.store
+            .put_finalized(&block, &commit, &state.to_bytes())
+            .context("store finalized block")?;
         if let Err(e) = self.store.wal_prune_below(height + 1) {
             warn!("WAL prune: {e}");
         }
         let now = Instant::now();
-        self.metrics().finality_latency.observe(now.duration_since(self.height_started).as_secs_f64());
+        self.metrics()
+            .finality_latency
+            .observe(now.duration_since(self.height_started).as_secs_f64());
         if let Some(prev) = self.last_block_at {
-            self.metrics().block_interval.observe(now.duration_since(prev).as_secs_f64());
+            self.metrics()
+                .block_interval
+                .observe(now.duration_since(prev).as_secs_f64());
         }
         self.last_block_at = Some(now);
         self.height_started = now;
         self.metrics().consensus_height.set(height as i64);
         let tally = certificate::tally_trusted(&self.shared.genesis.members, &state.last_weights, &commit);
-        self.metrics().commit_weight_share_bps.set(quorum::share_bps(tally.signed_weight, tally.total_weight) as i64);
+        self.metrics()
+            .commit_weight_share_bps
+            .set(quorum::share_bps(tally.signed_weight, tally.total_weight) as i64);
         self.published.clear();
         let members = &self.shared.genesis.members;
-        self.pool.remove_finalized(block.attestations.iter().map(|e| FinalizedKey::from_envelope(e, members)));
+        self.pool.remove_finalized(
+            block
+                .attestations
+                .iter()
+                .map(|e| FinalizedKey::from_envelope(e, members)),
+        );
         if !block.attestations.is_empty() {
-            let finalized = crate::metrics::ResultLabel { result: "finalized".into() };
-            self.metrics().attestations.get_or_create(&finalized).inc_by(block.attestations.len() as u64);
+            let finalized = crate::metrics::ResultLabel {
+                result: "finalized".into(),
+            };
+            self.metrics()
+                .attestations
+                .get_or_create(&finalized)
+                .inc_by(block.attestations.len() as u64);
         }
         let new_epoch = {
             let mut epochs = self.shared.epochs.write().expect("epochs");
             let fresh = !epochs.contains_key(&state.weights.epoch);
-            epochs.entry(state.weights.epoch).or_insert_with(|| state.weights.clone());
+            epochs
+                .entry(state.weights.epoch)
+                .or_insert_with(|| state.weights.clone());
             fresh
         };
         {
@@ -484,12 +618,18 @@ impl Engine {
         let Some(w) = self.shared.current_weights() else { return };
         for (i, m) in self.shared.genesis.members.iter().enumerate() {
             let v = m.id.clone();
-            self.metrics().wq_weight.get_or_create(&ValidatorLabel { validator: v.clone() }).set(w.weights[i] as f64);
+            self.metrics()
+                .wq_weight
+                .get_or_create(&ValidatorLabel { validator: v.clone() })
+                .set(w.weights[i] as f64);
             let c = &w.components[i];
             for (name, val) in [("stake", c.stake), ("poi", c.poi), ("rep", c.rep)] {
                 self.metrics()
                     .wq_weight_component
-                    .get_or_create(&ComponentLabels { validator: v.clone(), component: name.into() })
+                    .get_or_create(&ComponentLabels {
+                        validator: v.clone(),
+                        component: name.into(),
+                    })
                     .set(val as f64);
             }
         }
@@ -556,7 +696,12 @@ impl Engine {
 
     async fn on_p2p(&mut self, ev: P2pEvent) -> anyhow::Result<()> {
         match ev {
-            P2pEvent::Gossip { topic: Topic::Attestations, data, source, id } => {
+            P2pEvent::Gossip {
+                topic: Topic::Attestations,
+                data,
+                source,
+                id,
+            } => {
                 let verdict = match bizra_proto::Envelope::decode(data.as_slice()) {
                     Err(_) => Validation::Reject,
                     Ok(env) => match self.admit_attestation(&env) {
@@ -574,7 +719,12 @@ impl Engine {
                 };
                 self.p2p.report_validation(id, source, verdict);
             }
-            P2pEvent::Gossip { topic, data, source, id } => {
+            P2pEvent::Gossip {
+                topic,
+                data,
+                source,
+                id,
+            } => {
                 let (verdict, input) = self.check_gossip(topic, &data);
                 self.p2p.report_validation(id, source, verdict);
                 if let Some((input, msg)) = input {
@@ -582,7 +732,11 @@ impl Engine {
                         // Only what the driver may still use: bounded, so a
                         // validator signing far-future votes cannot grow the WAL.
                         if h >= self.driver.height() && h <= self.driver.height() + FUTURE_HEIGHTS {
-                            let entry = WalEntry { height: h, kind: WalKind::Received, msg };
+                            let entry = WalEntry {
+                                height: h,
+                                kind: WalKind::Received,
+                                msg,
+                            };
                             if let Err(e) = self.store.wal_append(&entry, false) {
                                 warn!("WAL append (received): {e}");
                             }
@@ -597,8 +751,16 @@ impl Engine {
                 debug!(%peer, "served sync request");
                 self.p2p.respond(channel, resp);
             }
-            P2pEvent::SyncResponse { peer, request_id, response } => self.on_sync_response(peer, request_id, response).await?,
-            P2pEvent::SyncFailure { peer, request_id, error } => {
+            P2pEvent::SyncResponse {
+                peer,
+                request_id,
+                response,
+            } => self.on_sync_response(peer, request_id, response).await?,
+            P2pEvent::SyncFailure {
+                peer,
+                request_id,
+                error,
+            } => {
                 debug!(%peer, request_id, "sync request failed: {error}");
                 if self.sync.inflight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
                     self.sync.inflight = None;
@@ -675,9 +837,18 @@ impl Engine {
             }
             Some(Req::Blocks(r)) => {
                 let max = r.max_blocks.clamp(1, sync::BATCH) as usize;
-                match self.store.blocks_range(r.from_height.max(1), max, self.max_message_bytes * 3 / 4) {
+                match self
+                    .store
+                    .blocks_range(r.from_height.max(1), max, self.max_message_bytes * 3 / 4)
+                {
                     Ok(blocks) => Resp::Blocks(BlockRange {
-                        blocks: blocks.into_iter().map(|(b, c)| FinalizedBlock { block: Some(b), commit: Some(c) }).collect(),
+                        blocks: blocks
+                            .into_iter()
+                            .map(|(b, c)| FinalizedBlock {
+                                block: Some(b),
+                                commit: Some(c),
+                            })
+                            .collect(),
                     }),
                     Err(e) => Resp::Error(format!("store: {e}")),
                 }
@@ -708,7 +879,10 @@ impl Engine {
     async fn maybe_fetch_blocks(&mut self) {
         let ours = self.shared.status().finalized_height;
         if let Some(peer) = self.sync.next_request(ours) {
-            let req = bizra_proto::BlockRangeRequest { from_height: ours + 1, max_blocks: sync::BATCH };
+            let req = bizra_proto::BlockRangeRequest {
+                from_height: ours + 1,
+                max_blocks: sync::BATCH,
+            };
             if let Some(id) = self.request(peer, Req::Blocks(req)).await {
                 self.sync.inflight = Some((peer, id, Instant::now()));
             }

@@ -32,7 +32,10 @@ pub struct SyncState {
 
 impl SyncState {
     pub fn best_peer(&self) -> Option<(PeerId, u64)> {
-        self.peer_heights.iter().max_by_key(|(p, h)| (**h, p.to_bytes())).map(|(p, h)| (*p, *h))
+        self.peer_heights
+            .iter()
+            .max_by_key(|(p, h)| (**h, p.to_bytes()))
+            .map(|(p, h)| (*p, *h))
     }
 
     pub fn best_height(&self) -> u64 {
