@@ -696,7 +696,7 @@ mod tests {
             a.window_start_ms = u64::MAX;
             a.window_end_ms = u64::MAX;
         });
-        assert!(matches!(check(&env, CHAIN, &members(4), u64::MAX - 1), Ok(_)));
+        assert!(check(&env, CHAIN, &members(4), u64::MAX - 1).is_ok());
         assert!(matches!(run(&env), Err(PoiError::WindowInFuture { .. })));
     }
 
