@@ -405,8 +405,11 @@ impl Engine {
         s.consensus_height = self.driver.height();
         s.consensus_round = self.driver.round();
         s.peers = self.p2p.connected_peers() as u32;
-        s.best_peer_height = self.sync.best_height();
-        s.catching_up = s.best_peer_height > s.finalized_height;
+        s.best_peer_height = self.sync.best_seen.max(self.sync.best_height());
+        let solo = self.shared.genesis.members.len() == 1;
+        s.catching_up = self
+            .sync
+            .catching_up(s.finalized_height, self.driver.max_seen_height(), solo);
         self.metrics().consensus_round.set(self.driver.round() as i64);
         self.metrics().peers.set(s.peers as i64);
     }

@@ -8,8 +8,9 @@
 //! each certificate against the epoch's weights before applying the block.
 //!
 //! CometBFT's known failure is a lagging node that reports itself caught up;
-//! here `catching_up` is derived from the best height any peer reported and
-//! stays true until we have finalized that height ourselves.
+//! here `catching_up` is true until some peer has reported its status, and
+//! then while any peer ever reported a height above ours (see
+//! [`SyncState::catching_up`]).
 
 use bizra_p2p::PeerId;
 use bizra_proto::ChainStatus;
@@ -28,6 +29,11 @@ pub struct SyncState {
     /// The one outstanding block request: (peer, request id, sent at).
     pub inflight: Option<(PeerId, u64, Instant)>,
     pub blocks_applied: u64,
+    /// Highest finalized height any peer ever reported (never decreases, so a
+    /// disconnect cannot make a lagging node look caught up).
+    pub best_seen: u64,
+    /// Whether any peer has reported its status yet.
+    pub heard: bool,
 }
 
 impl SyncState {
@@ -44,6 +50,19 @@ impl SyncState {
 
     pub fn note_status(&mut self, peer: PeerId, s: &ChainStatus) {
         self.peer_heights.insert(peer, s.height);
+        self.best_seen = self.best_seen.max(s.height);
+        self.heard = true;
+    }
+
+    /// Whether a node at finalized height `ours` is catching up. Until some
+    /// peer has reported, the answer is yes: a node that cannot tell must not
+    /// claim to be caught up (CometBFT's known failure). `seen` is the highest
+    /// height seen in consensus messages.
+    pub fn catching_up(&self, ours: u64, seen: u64, solo: bool) -> bool {
+        if solo {
+            return false;
+        }
+        !self.heard || self.best_seen > ours || seen > ours + 2
     }
 
     pub fn forget(&mut self, peer: &PeerId) {
@@ -65,5 +84,35 @@ impl SyncState {
             Some((p, h)) if h > our_height => Some(p),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(h: u64) -> ChainStatus {
+        ChainStatus {
+            height: h,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_node_that_has_not_heard_from_peers_is_not_caught_up() {
+        let mut s = SyncState::default();
+        assert!(s.catching_up(0, 0, false), "no peer status yet");
+        assert!(!s.catching_up(0, 0, true), "a single validator has no one to wait for");
+        let p = PeerId::random();
+        s.note_status(p, &status(203));
+        assert!(s.catching_up(10, 0, false));
+        assert!(!s.catching_up(203, 0, false));
+        // A disconnect does not make a lagging node look caught up.
+        s.forget(&p);
+        assert!(s.catching_up(10, 0, false));
+        assert_eq!(s.next_request(10), None, "no connected peer to fetch from");
+        // Messages two heights ahead mean we are behind too.
+        assert!(s.catching_up(203, 206, false));
+        assert!(!s.catching_up(203, 204, false));
     }
 }
