@@ -1,0 +1,313 @@
+//! `bizra bench consensus`: real validators over loopback with no block
+//! pacing (`block_interval_ms = 0`).
+//!
+//! * blocks/s: finalized heights gained per node over the window (median node);
+//! * finality latency per height and node: the time from the previous height's
+//!   finalization to this one's as seen by a `SubscribeHeads` stream on every
+//!   node (with no pacing this is exactly what the node's
+//!   `bizra_finality_latency_seconds` observes: start of a height to its
+//!   decision), p50/p99 over all nodes; the node's own histogram (window delta,
+//!   summed over nodes) is reported beside it as a cross-check (its buckets
+//!   are 1, 2.5, 5, 10, 25 ms..., so its quantiles are interpolations);
+//! * the physical floor of this machine: 3 one-way loopback hops (propose,
+//!   prevote, precommit; one hop = half the median TCP round trip) plus one
+//!   fsync (median of 200 `fdatasync` of a 64-byte write in the testnet's
+//!   filesystem), measured before the nodes start and again after they stop
+//!   (the disk of a shared VM varies a lot; the lower median is used);
+//! * CPU: the machine's busy share over the window and the CPU the nodes used,
+//!   per finalized block, so a run on a busy machine is recognisable.
+
+use super::common::{self, Goal, HistDelta, Nodes};
+use crate::cli::testnet::InitArgs;
+use crate::cli::{check, CliResult};
+use bizra_proto::SubscribeHeadsRequest;
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct ConsensusArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub validators: u32,
+    /// Measurement window, in seconds (after a warm-up).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Warm-up after every node finalized a block, in seconds (not measured).
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u64,
+    /// First port (peers P+K, gRPC P+100+K, metrics P+200+K).
+    #[arg(long, default_value_t = 7400)]
+    pub base_port: u16,
+    /// Testnet directory, created fresh (default: a new temporary directory, removed afterwards).
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+    /// Override every node's log.level (e.g. `warn`); default: as generated (`info`).
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Finalization arrivals per node: (height, when the stream delivered it).
+type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+pub fn run(a: ConsensusArgs) -> CliResult {
+    let n = a.validators as usize;
+    common::check_ports(a.base_port, n)?;
+    let home = common::bench_home(&a.home, "consensus");
+    let init = InitArgs {
+        validators: a.validators,
+        out: home.clone(),
+        chain_id: "bizra-bench".into(),
+        base_port: a.base_port,
+        host_template: "127.0.0.1".into(),
+        epoch_length: 100,
+        block_interval_ms: 0,
+    };
+    let homes = crate::cli::testnet::init(&init)?;
+    println!(
+        "bench consensus: {n} validators in {}, block_interval_ms = 0",
+        home.display()
+    );
+    let rt = crate::cli::runtime();
+    let mut nodes = Nodes::new(homes, a.base_port, a.log_level.as_deref());
+    let result = rt.block_on(measure(&mut nodes, &a, &home));
+    nodes.stop_all();
+    drop(rt);
+    if a.home.is_none() && result.is_ok() {
+        let _ = std::fs::remove_dir_all(&home);
+    }
+    result
+}
+
+async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -> CliResult {
+    let n = nodes.len();
+    // The floor first, on a machine without our nodes running.
+    let fsync_before = common::fsync_median(home, 200)?;
+    let rtt = common::loopback_rtt(5000).await?;
+    println!(
+        "floor probes: loopback rtt p50 {:.1} us, fsync p50 {:.3} ms",
+        common::us(rtt),
+        common::ms(fsync_before)
+    );
+
+    nodes.start_all()?;
+    let all: Vec<usize> = (0..n).collect();
+    common::wait_ready(nodes, &all, 1, n > 1, Duration::from_secs(90)).await?;
+    println!("all {n} nodes finalize; warming up {} s", a.warmup);
+    tokio::time::sleep(Duration::from_secs(a.warmup)).await;
+    nodes.check_alive()?;
+
+    // Subscribe everywhere, then open the window.
+    let mut subs = Vec::new();
+    let mut arrivals: Vec<Arrivals> = Vec::new();
+    for k in 0..n {
+        let log: Arrivals = Arc::new(Mutex::new(Vec::new()));
+        arrivals.push(log.clone());
+        let url = nodes.grpc_url(k);
+        subs.push(tokio::spawn(async move {
+            let Some(mut c) = common::connect(&url).await else {
+                return;
+            };
+            let Ok(resp) = c.subscribe_heads(SubscribeHeadsRequest {}).await else {
+                return;
+            };
+            let mut stream = resp.into_inner();
+            while let Ok(Some(h)) = stream.message().await {
+                let now = Instant::now();
+                log.lock().expect("arrivals").push((h.height, now));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = common::scrape_all(nodes).await?;
+    let h0 = heights(nodes).await;
+    let cpu = common::CpuWindow::start(nodes.pids());
+    let t0 = Instant::now();
+    let window = Duration::from_secs(a.duration);
+    while t0.elapsed() < window {
+        tokio::time::sleep(Duration::from_millis(500).min(window.saturating_sub(t0.elapsed()))).await;
+        nodes.check_alive()?;
+    }
+    let elapsed = t0.elapsed();
+    let cpu = cpu.stop();
+    let after = common::scrape_all(nodes).await?;
+    let h1 = heights(nodes).await;
+    let rss = nodes.peak_rss_kib();
+    for s in &subs {
+        s.abort();
+    }
+    nodes.stop_all();
+    let fsync_after = common::fsync_median(home, 200)?;
+    let fsync = fsync_before.min(fsync_after);
+    let hop = rtt / 2;
+    let floor = hop * 3 + fsync;
+
+    // Latencies from the streams: consecutive heights inside the window.
+    let t_end = t0 + elapsed;
+    let mut lat = Vec::new();
+    let mut per_node_p50 = Vec::new();
+    for log in &arrivals {
+        let v = log.lock().expect("arrivals").clone();
+        let mut mine = Vec::new();
+        for w in v.windows(2) {
+            let ((ha, ta), (hb, tb)) = (w[0], w[1]);
+            if hb == ha + 1 && tb >= t0 && tb <= t_end {
+                mine.push(tb - ta);
+            }
+        }
+        mine.sort();
+        per_node_p50.push(common::percentile(&mine, 50.0));
+        lat.extend(mine);
+    }
+    lat.sort();
+    if lat.is_empty() {
+        return Err(check("no block was finalized during the window"));
+    }
+    let p50 = common::percentile(&lat, 50.0);
+    let p99 = common::percentile(&lat, 99.0);
+    let max = *lat.last().expect("non-empty");
+    let mut rates: Vec<f64> = h0
+        .iter()
+        .zip(&h1)
+        .map(|(a, b)| b.saturating_sub(*a) as f64 / elapsed.as_secs_f64())
+        .collect();
+    let blocks_per_s = common::median_f64(&mut rates);
+    let gained: Vec<u64> = h0.iter().zip(&h1).map(|(a, b)| b.saturating_sub(*a)).collect();
+    let cpu_per_block: Vec<Option<f64>> = cpu
+        .proc_secs
+        .iter()
+        .zip(&gained)
+        .map(|(s, g)| s.filter(|_| *g > 0).map(|s| s * 1e3 / *g as f64))
+        .collect();
+    let mut cpb: Vec<f64> = cpu_per_block.iter().flatten().copied().collect();
+    let cpu_ms_per_block = common::median_f64(&mut cpb);
+
+    let mut hist = HistDelta::default();
+    for (b, af) in before.iter().zip(&after) {
+        hist.add(&HistDelta::between(b, af, "bizra_finality_latency_seconds"));
+    }
+    let ratio_floor = p50.as_secs_f64() / floor.as_secs_f64();
+    let goals = vec![Goal::at_most(
+        &format!("finality p50 at {n} validators"),
+        common::ms(p50),
+        10.0,
+        "ms",
+    )];
+
+    let mut rows = vec![
+        ("validators".to_string(), n.to_string()),
+        ("window".to_string(), format!("{:.1} s", elapsed.as_secs_f64())),
+        (
+            "heights (node0)".to_string(),
+            format!(
+                "B{} -> B{}",
+                h0.first().copied().unwrap_or(0),
+                h1.first().copied().unwrap_or(0)
+            ),
+        ),
+        ("blocks/s (median node)".to_string(), format!("{blocks_per_s:.1}")),
+        ("finality samples".to_string(), lat.len().to_string()),
+        ("finality p50".to_string(), format!("{:.3} ms", common::ms(p50))),
+        ("finality p99".to_string(), format!("{:.3} ms", common::ms(p99))),
+        ("finality max".to_string(), format!("{:.3} ms", common::ms(max))),
+        (
+            "finality p50 per node".to_string(),
+            per_node_p50
+                .iter()
+                .map(|d| format!("{:.2}", common::ms(*d)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+                + " ms",
+        ),
+        (
+            "metric mean / ~p50 / ~p99".to_string(),
+            format!(
+                "{} / {} / {} ms (bizra_finality_latency_seconds, {} obs)",
+                opt_ms(hist.mean()),
+                opt_ms(hist.quantile(0.5)),
+                opt_ms(hist.quantile(0.99)),
+                hist.count
+            ),
+        ),
+        (
+            "node CPU per block (median node)".to_string(),
+            format!("{cpu_ms_per_block:.2} ms"),
+        ),
+        ("cpu during window".to_string(), cpu.describe(elapsed)),
+        ("loopback rtt p50".to_string(), format!("{:.1} us", common::us(rtt))),
+        (
+            "fsync p50 (before / after)".to_string(),
+            format!("{:.3} / {:.3} ms", common::ms(fsync_before), common::ms(fsync_after)),
+        ),
+        (
+            "floor (3 hops + 1 fsync)".to_string(),
+            format!("{:.3} ms", common::ms(floor)),
+        ),
+        ("p50 / floor".to_string(), format!("{ratio_floor:.1}x")),
+    ];
+    common::rss_rows(&mut rows, "node", &rss);
+    common::print_report("bizra bench consensus", &rows, &goals);
+
+    let value = json!({
+        "bench": "consensus",
+        "machine": common::machine(),
+        "validators": n,
+        "block_interval_ms": 0,
+        "window_s": common::round3(elapsed.as_secs_f64()),
+        "heights_start": h0,
+        "heights_end": h1,
+        "blocks_per_s": common::round3(blocks_per_s),
+        "finality_ms": {
+            "samples": lat.len(),
+            "p50": common::round3(common::ms(p50)),
+            "p99": common::round3(common::ms(p99)),
+            "max": common::round3(common::ms(max)),
+            "p50_per_node": per_node_p50.iter().map(|d| common::round3(common::ms(*d))).collect::<Vec<_>>(),
+            "source": "SubscribeHeads arrival deltas of consecutive heights, all nodes",
+        },
+        "finality_metric": {
+            "count": hist.count,
+            "mean_ms": hist.mean().map(|x| common::round3(x * 1e3)),
+            "p50_ms_interpolated": hist.quantile(0.5).map(|x| common::round3(x * 1e3)),
+            "p99_ms_interpolated": hist.quantile(0.99).map(|x| common::round3(x * 1e3)),
+        },
+        "floor": {
+            "loopback_rtt_us": common::round3(common::us(rtt)),
+            "hop_us": common::round3(common::us(hop)),
+            "fsync_ms": common::round3(common::ms(fsync)),
+            "fsync_before_ms": common::round3(common::ms(fsync_before)),
+            "fsync_after_ms": common::round3(common::ms(fsync_after)),
+            "floor_ms": common::round3(common::ms(floor)),
+            "definition": "3 one-way loopback hops (rtt/2 each) + 1 fdatasync (lower of the medians before and after)",
+            "p50_over_floor": common::round3(ratio_floor),
+        },
+        "node_cpu_ms_per_block": cpu_per_block.iter().map(|x| x.map(common::round3)).collect::<Vec<_>>(),
+        "cpu": cpu.json(elapsed),
+        "peak_rss_kib": common::rss_json(&rss),
+        "goals": goals.iter().map(Goal::json).collect::<Vec<_>>(),
+    });
+    common::write_json(a.json.as_deref(), &value)?;
+    Ok(())
+}
+
+fn opt_ms(x: Option<f64>) -> String {
+    x.map(|v| format!("{:.2}", v * 1e3)).unwrap_or_else(|| "-".into())
+}
+
+async fn heights(nodes: &Nodes) -> Vec<u64> {
+    let mut out = Vec::new();
+    for k in 0..nodes.len() {
+        out.push(
+            common::status(&nodes.grpc_url(k))
+                .await
+                .map(|s| s.finalized_height)
+                .unwrap_or(0),
+        );
+    }
+    out
+}
