@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod fuzzing;
 pub mod keys;
 pub mod metrics;
 pub mod metrics_http;
