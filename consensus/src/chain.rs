@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 /// Most attestations one block may carry.
 pub const MAX_BLOCK_ATTESTATIONS: usize = 20_000;
+/// A block's time may run at most this far past its parent's. Deterministic,
+/// so all nodes agree; without it one Byzantine proposer could stamp
+/// `u64::MAX` and no block could ever follow (found by fuzzing).
+pub const MAX_BLOCK_TIME_GAP_MS: u64 = 3_600_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BlockError {
@@ -29,8 +33,10 @@ pub enum BlockError {
     Parent,
     #[error("header epoch {found}, expected {expected}")]
     Epoch { expected: u64, found: u64 },
-    #[error("block time {found} ms is not after the parent's {parent} ms")]
+    #[error("block time {found} ms is not after the parent's {parent} ms, or more than an hour after it")]
     Time { parent: u64, found: u64 },
+    #[error("attestation #{0}: envelope metadata (payload type, keyid) does not match its payload")]
+    AttestationMetadata(usize),
     #[error("proposer {0} is not a validator")]
     Proposer(String),
     #[error("payload root does not match the attestations")]
@@ -122,7 +128,8 @@ impl ChainState {
                 found: h.epoch,
             });
         }
-        if h.time_ms <= self.last_time_ms {
+        let latest = self.last_time_ms.saturating_add(MAX_BLOCK_TIME_GAP_MS);
+        if h.time_ms <= self.last_time_ms || h.time_ms > latest {
             return Err(BlockError::Time {
                 parent: self.last_time_ms,
                 found: h.time_ms,
@@ -133,6 +140,19 @@ impl ChainState {
         }
         if block.attestations.len() > MAX_BLOCK_ATTESTATIONS {
             return Err(BlockError::TooManyAttestations(block.attestations.len()));
+        }
+        // The Merkle leaf commits to the payload and signature; the rest of the
+        // envelope must follow from them, or a relay could rewrite it.
+        for (i, e) in block.attestations.iter().enumerate() {
+            let attester = PoiAttestation::decode(e.payload.as_slice())
+                .map(|a| a.attester)
+                .unwrap_or_default();
+            if e.payload_type != bizra_proto::payload_type::POI
+                || e.signatures.len() != 1
+                || e.signatures[0].keyid != attester
+            {
+                return Err(BlockError::AttestationMetadata(i));
+            }
         }
         if payload_root(&block.attestations)? != h.payload_root.as_slice() {
             return Err(BlockError::PayloadRoot);
@@ -204,7 +224,9 @@ impl ChainState {
             height,
             parent_hash: self.last_hash.to_vec(),
             proposer: proposer.to_string(),
-            time_ms: now_ms.max(self.last_time_ms + 1),
+            time_ms: now_ms
+                .max(self.last_time_ms.saturating_add(1))
+                .min(self.last_time_ms.saturating_add(MAX_BLOCK_TIME_GAP_MS)),
             payload_root: root.to_vec(),
             last_commit_hash: last_commit
                 .as_ref()

@@ -460,7 +460,10 @@ impl Driver {
                 round: self.round,
                 kind: TimeoutKind::Rebroadcast,
             },
-            after_ms: self.timeouts.propose_ms + self.timeouts.delta_ms * self.round as u64,
+            after_ms: self
+                .timeouts
+                .propose_ms
+                .saturating_add(self.timeouts.delta_ms.saturating_mul(self.round as u64)),
         });
     }
 
@@ -621,7 +624,10 @@ impl Driver {
                 round: r,
                 kind: TimeoutKind::Propose,
             },
-            after_ms: self.timeouts.propose_ms + self.timeouts.delta_ms * r as u64,
+            after_ms: self
+                .timeouts
+                .propose_ms
+                .saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64)),
         });
         self.schedule_rebroadcast(fx);
         if self.me.is_some() && self.proposer(r) == self.me.unwrap() && self.step == Step::Propose {
@@ -824,7 +830,10 @@ impl Driver {
                     round: r,
                     kind: TimeoutKind::Prevote,
                 },
-                after_ms: self.timeouts.prevote_ms + self.timeouts.delta_ms * r as u64,
+                after_ms: self
+                    .timeouts
+                    .prevote_ms
+                    .saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64)),
             });
         }
         // Lines 36-43: a polka for a valid proposal locks (if prevoting) and
@@ -862,7 +871,10 @@ impl Driver {
                     round: r,
                     kind: TimeoutKind::Precommit,
                 },
-                after_ms: self.timeouts.precommit_ms + self.timeouts.delta_ms * r as u64,
+                after_ms: self
+                    .timeouts
+                    .precommit_ms
+                    .saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64)),
             });
         }
         false

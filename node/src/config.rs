@@ -241,10 +241,24 @@ impl NodeConfig {
                 self.log.format
             )));
         }
-        if self.p2p.max_message_bytes < 1024 {
+        if !(1024..=(64 << 20)).contains(&self.p2p.max_message_bytes) {
             return Err(ConfigError::Invalid(
-                "p2p.max_message_bytes must be at least 1024".into(),
+                "p2p.max_message_bytes must be between 1024 and 64 MiB".into(),
             ));
+        }
+        let c = &self.consensus;
+        for (name, v) in [
+            ("propose_timeout_ms", c.propose_timeout_ms),
+            ("prevote_timeout_ms", c.prevote_timeout_ms),
+            ("precommit_timeout_ms", c.precommit_timeout_ms),
+            ("timeout_delta_ms", c.timeout_delta_ms),
+            ("block_interval_ms", c.block_interval_ms),
+        ] {
+            if v > 3_600_000 {
+                return Err(ConfigError::Invalid(format!(
+                    "consensus.{name} = {v} is above one hour"
+                )));
+            }
         }
         Ok(())
     }

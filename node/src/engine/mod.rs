@@ -842,7 +842,7 @@ impl Engine {
                 let max = r.max_blocks.clamp(1, sync::BATCH) as usize;
                 match self
                     .store
-                    .blocks_range(r.from_height.max(1), max, self.max_message_bytes * 3 / 4)
+                    .blocks_range(r.from_height.max(1), max, self.max_message_bytes / 4 * 3)
                 {
                     Ok(blocks) => Resp::Blocks(BlockRange {
                         blocks: blocks
