@@ -426,14 +426,15 @@ impl Driver {
             }
             _ if t.round != self.round => return,
             TimeoutKind::Rebroadcast => {
-                self.rebroadcast_own(fx);
+                self.rebroadcast_own(true, fx);
                 self.schedule_rebroadcast(fx);
                 return;
             }
             _ => {}
         }
-        // Lost votes must not stall a round: re-send ours on every timeout.
-        self.rebroadcast_own(fx);
+        // Lost votes must not stall a round: re-send ours on every timeout
+        // (polkas only on the Rebroadcast timer).
+        self.rebroadcast_own(false, fx);
         match t.kind {
             TimeoutKind::Propose if self.step == Step::Propose => {
                 // Lines 57-60.
@@ -467,18 +468,44 @@ impl Driver {
         });
     }
 
-    fn rebroadcast_own(&self, fx: &mut Vec<Effect>) {
-        // Our votes of this round, and our precommits of earlier rounds: a
-        // peer still in an earlier round needs a precommit quorum there to
-        // time out and catch up (lines 47-48, 65-67).
+    /// Whether this validator re-sends polkas in the current round. Every
+    /// validator holding a polka re-sending all its votes each round is
+    /// O(n^2) messages per round: at 100 validators it stalled the chain
+    /// under its own traffic. Instead a rotating quarter-share does it:
+    /// validator i when (round + i) % ceil(n/4) == 0, about four per round,
+    /// and every validator within ceil(n/4) consecutive rounds. With up to 4
+    /// validators that is everyone, every round.
+    fn resends_polkas(&self) -> bool {
+        let Some(me) = self.me else { return false };
+        let k = self.genesis.members.len().div_ceil(4).max(1) as u64;
+        (self.round as u64 + me as u64) % k == 0
+    }
+
+    /// Re-sends what a peer that lost messages needs from us (ADR 0005). At
+    /// 100 validators every re-sent message costs the whole network a gossip
+    /// round, so this is kept small: see the comments below.
+    fn rebroadcast_own(&mut self, with_polka: bool, fx: &mut Vec<Effect>) {
+        // Our votes of this round (a round's timeouts start only on quorums
+        // of them), and our precommits *for a value* from earlier rounds: a
+        // peer still there may need them to decide (lines 49-54). Earlier
+        // nil precommits are not re-sent: a peer behind us moves up on f+1
+        // of this round's votes (line 55).
         for ((r, step), msg) in &self.own {
-            if (*r == self.round && *step != SignStep::Proposal) || *step == SignStep::Precommit {
+            let current = *r == self.round && *step != SignStep::Proposal;
+            if current || (*step == SignStep::Precommit && !is_nil_vote(msg)) {
                 fx.push(Effect::Broadcast(msg.clone()));
             }
         }
-        // Also the polkas behind our valid value and behind this round's
-        // proposal: peers that missed them (or lost them in a crash) cannot
-        // accept a re-proposal carrying that round (lines 28-33) without them.
+        if !with_polka || !self.resends_polkas() {
+            return;
+        }
+        // On the Rebroadcast timer only (once per round), by a rotating
+        // subset of validators (resends_polkas): the polkas behind
+        // our valid value and behind this round's proposal. Peers that missed
+        // them (or lost them in a crash) cannot accept a re-proposal carrying
+        // that round (lines 28-33), and a proposer that never saw the polka
+        // its peers are locked on cannot adopt it as its valid value (line
+        // 36): without this, a hidden lock stalls the chain (bizra-sim).
         let mut polkas: Vec<(Hash, Round)> = self.valid.into_iter().collect();
         if let Some(p) = self.proposals.get(&self.round).and_then(|e| e.first()) {
             if let Some(vr) = p.pol_round {
@@ -967,5 +994,13 @@ impl Driver {
             kind,
             value,
         })
+    }
+}
+
+/// True for a vote message whose block hash is empty (a nil vote).
+fn is_nil_vote(msg: &ConsensusMessage) -> bool {
+    match &msg.msg {
+        Some(Msg::Vote(sv)) => sv.vote.as_ref().is_none_or(|v| v.block_hash.is_empty()),
+        _ => false,
     }
 }

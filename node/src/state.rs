@@ -73,6 +73,9 @@ pub struct Shared {
     /// Weights per epoch seen by this node (rebuilt from the chain at start).
     pub epochs: RwLock<BTreeMap<u64, EpochWeights>>,
     pub heads: broadcast::Sender<HeadEvent>,
+    /// The finalized head with its header, set by the engine after each
+    /// block is stored: GetHead answers from here without reading sled.
+    pub head: RwLock<Option<Arc<HeadEvent>>>,
     pub requests: mpsc::Sender<EngineRequest>,
     pub version: &'static str,
 }
@@ -80,6 +83,16 @@ pub struct Shared {
 impl Shared {
     pub fn status(&self) -> Status {
         self.status.read().expect("status lock").clone()
+    }
+    /// The cached finalized head (None before the engine sets it).
+    pub fn cached_head(&self) -> Option<Arc<HeadEvent>> {
+        self.head.read().expect("head lock").clone()
+    }
+    /// Records a newly stored head and announces it to subscribers.
+    pub fn publish_head(&self, event: HeadEvent) {
+        let event = Arc::new(event);
+        *self.head.write().expect("head lock") = Some(event.clone());
+        let _ = self.heads.send((*event).clone());
     }
     pub fn current_weights(&self) -> Option<EpochWeights> {
         self.epochs.read().expect("epochs lock").values().next_back().cloned()

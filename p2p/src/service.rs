@@ -284,7 +284,12 @@ impl Service {
     fn behaviour(cfg: &P2pConfig, topic_list: &[(Topic, gossipsub::IdentTopic)]) -> Result<Behaviour, P2pError> {
         let filter = gossipsub::WhitelistSubscriptionFilter(topic_list.iter().map(|(_, t)| t.hash()).collect());
         let mut gossipsub = GossipBehaviour::new_with_subscription_filter(
-            gossipsub::MessageAuthenticity::Signed(cfg.keypair.clone()),
+            // No libp2p envelope signature: every payload on our topics is
+            // already an Ed25519-signed vote, proposal or attestation, checked
+            // before forwarding, and the message id is the hash of those
+            // bytes. Signing and re-verifying the envelope on every copy was
+            // 13% of node CPU (docs/BENCHMARKS.md, ADR 0006).
+            gossipsub::MessageAuthenticity::Anonymous,
             gossip::config(cfg.max_message_bytes, cfg.validator_count)?,
             filter,
         )

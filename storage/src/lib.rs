@@ -223,6 +223,19 @@ pub trait Store: Send + Sync + 'static {
         commit: &bizra_proto::CommitCertificate,
         state: &[u8],
     ) -> Result<(), StoreError>;
+    /// [`Store::put_finalized`] without waiting for the disk: the block is
+    /// visible at once and durable after the next [`Store::flush`] (or any
+    /// other synced write). For blocks fetched by sync, which a crash would
+    /// only make the node fetch again; never for a block this node voted to
+    /// finalize.
+    fn put_finalized_unsynced(
+        &self,
+        block: &bizra_proto::Block,
+        commit: &bizra_proto::CommitCertificate,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        self.put_finalized(block, commit, state)
+    }
     /// Replace the stored commit for an already finalized height with a larger certificate (late precommits for economic finality). Must be for the same block hash; else Conflict.
     ///
     /// A certificate with no more precommits than the stored one is ignored
@@ -262,6 +275,15 @@ pub trait Store: Send + Sync + 'static {
     /// A step above 2 is `Invalid`.
     fn guard_advance(&self, pos: SignPosition) -> Result<(), StoreError>;
     fn guard_position(&self) -> Result<Option<SignPosition>, StoreError>;
+    /// Advances the sign guard to `pos` and appends `entry` (our own signed
+    /// message) to the WAL, durably, before returning: what must happen
+    /// before a signature leaves the node. Same checks as
+    /// [`Store::guard_advance`]; on a refusal nothing is written. A backend
+    /// may make both durable with one flush.
+    fn persist_own(&self, pos: SignPosition, entry: &WalEntry) -> Result<(), StoreError> {
+        self.guard_advance(pos)?;
+        self.wal_append(entry, true)
+    }
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 }

@@ -391,6 +391,118 @@ impl SledStore {
         })
     }
 
+    /// Inserts `entry` at the WAL's next sequence number, without flushing.
+    fn wal_insert(&self, entry: &WalEntry) -> Result<(), StoreError> {
+        let payload = codec::encode_wal(entry);
+        no_panic("appending to the WAL", || {
+            let mut cursor = lock(&self.wal_cursor);
+            let seq = cursor.next;
+            let key = u64_key(seq);
+            let bumped = seq
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Backend("WAL sequence number exhausted".into()))?;
+            self.wal
+                .insert(key, seal(WAL, &key, &payload))
+                .map_err(|e| sled_err(&format!("writing {}", codec::label(WAL, &key)), e))?;
+            cursor.next = bumped;
+            cursor.last = Some((seq, entry.height));
+            Ok(())
+        })
+    }
+
+    /// Checks and writes the sign guard position, without flushing.
+    fn guard_insert(&self, pos: SignPosition) -> Result<(), StoreError> {
+        no_panic("advancing the double-sign guard", || {
+            let _g = lock(&self.guard_lock);
+            check_guard(self.guard_position()?, pos)?;
+            self.guard
+                .insert(GUARD_KEY, seal(GUARD, GUARD_KEY, &codec::encode_guard(pos)))
+                .map_err(|e| sled_err("writing the double-sign guard", e))?;
+            Ok(())
+        })
+    }
+
+    /// `put_finalized`, flushed (and the head anchored) only with `sync`.
+    fn finalize(
+        &self,
+        block: &bizra_proto::Block,
+        commit: &bizra_proto::CommitCertificate,
+        state: &[u8],
+        sync: bool,
+    ) -> Result<(), StoreError> {
+        let p = prepare_finalized(block, commit, Some(&self.identity.chain_id))?;
+        let parent = block.header.as_ref().expect("checked by prepare").parent_hash.clone();
+        let key = u64_key(p.height);
+        let block_value = seal(BLOCKS, &key, &codec::encode_block(&p.hash, block));
+        let commit_value = seal(COMMITS, &key, &commit.encode_to_vec());
+        let index_value = seal(HASH_INDEX, &p.hash, &p.height.to_be_bytes());
+        let head_value = seal(META, HEAD_KEY, &codec::encode_head(p.height, &p.hash));
+        let state_value = seal(META, STATE_KEY, &codec::encode_state(p.height, state));
+        let att_values: Vec<([u8; 32], Vec<u8>)> = p
+            .attestations
+            .iter()
+            .map(|(id, i)| (*id, seal(ATT_INDEX, id, &codec::encode_att(p.height, *i))))
+            .collect();
+        let what = format!("finalizing block {}", p.height);
+        no_panic(&what, || {
+            let _g = lock(&self.chain_lock);
+            let trees = (
+                &self.meta,
+                &self.blocks,
+                &self.commits,
+                &self.hash_index,
+                &self.att_index,
+            );
+            trees
+                .transaction(|(meta, blocks, commits, hidx, aidx)| {
+                    let head = match meta.get(HEAD_KEY)? {
+                        None => None,
+                        Some(raw) => match unseal(META, HEAD_KEY, &raw).and_then(|v| codec::decode_head(HEAD_KEY, v)) {
+                            Ok(h) => Some(h),
+                            Err(e) => return abort(e),
+                        },
+                    };
+                    let existing = match blocks.get(key)? {
+                        None => None,
+                        Some(raw) => match unseal(BLOCKS, &key, &raw).and_then(|v| codec::block_record_hash(&key, v)) {
+                            Ok(h) => Some(h),
+                            Err(e) => return abort(e),
+                        },
+                    };
+                    match decide_put(head, p.height, &p.hash, &parent, existing) {
+                        Err(e) => return abort(e),
+                        Ok(PutAction::AlreadyFinalized) => return Ok(()),
+                        Ok(PutAction::Append) => {}
+                    }
+                    if hidx.get(p.hash)?.is_some() {
+                        return abort(corrupt(
+                            HASH_INDEX,
+                            &p.hash,
+                            format!("already present while block {} is being appended", p.height),
+                        ));
+                    }
+                    blocks.insert(&key[..], block_value.as_slice())?;
+                    commits.insert(&key[..], commit_value.as_slice())?;
+                    hidx.insert(&p.hash[..], index_value.as_slice())?;
+                    for (id, v) in &att_values {
+                        if aidx.get(id)?.is_none() {
+                            aidx.insert(&id[..], v.as_slice())?;
+                        }
+                    }
+                    meta.insert(HEAD_KEY, head_value.as_slice())?;
+                    meta.insert(STATE_KEY, state_value.as_slice())?;
+                    Ok(())
+                })
+                .map_err(|e| tx_err(&what, e))
+        })?;
+        if !sync {
+            return Ok(());
+        }
+        // Flush even for an idempotent re-put: a previous attempt may have
+        // committed in memory and then failed to flush.
+        self.make_durable(|a| a.raise_head(p.height, p.hash))
+    }
+
     /// Where this store lives.
     pub fn path(&self) -> &Path {
         &self.path
@@ -748,74 +860,16 @@ impl Store for SledStore {
         commit: &bizra_proto::CommitCertificate,
         state: &[u8],
     ) -> Result<(), StoreError> {
-        let p = prepare_finalized(block, commit, Some(&self.identity.chain_id))?;
-        let parent = block.header.as_ref().expect("checked by prepare").parent_hash.clone();
-        let key = u64_key(p.height);
-        let block_value = seal(BLOCKS, &key, &codec::encode_block(&p.hash, block));
-        let commit_value = seal(COMMITS, &key, &commit.encode_to_vec());
-        let index_value = seal(HASH_INDEX, &p.hash, &p.height.to_be_bytes());
-        let head_value = seal(META, HEAD_KEY, &codec::encode_head(p.height, &p.hash));
-        let state_value = seal(META, STATE_KEY, &codec::encode_state(p.height, state));
-        let att_values: Vec<([u8; 32], Vec<u8>)> = p
-            .attestations
-            .iter()
-            .map(|(id, i)| (*id, seal(ATT_INDEX, id, &codec::encode_att(p.height, *i))))
-            .collect();
-        let what = format!("finalizing block {}", p.height);
-        no_panic(&what, || {
-            let _g = lock(&self.chain_lock);
-            let trees = (
-                &self.meta,
-                &self.blocks,
-                &self.commits,
-                &self.hash_index,
-                &self.att_index,
-            );
-            trees
-                .transaction(|(meta, blocks, commits, hidx, aidx)| {
-                    let head = match meta.get(HEAD_KEY)? {
-                        None => None,
-                        Some(raw) => match unseal(META, HEAD_KEY, &raw).and_then(|v| codec::decode_head(HEAD_KEY, v)) {
-                            Ok(h) => Some(h),
-                            Err(e) => return abort(e),
-                        },
-                    };
-                    let existing = match blocks.get(key)? {
-                        None => None,
-                        Some(raw) => match unseal(BLOCKS, &key, &raw).and_then(|v| codec::block_record_hash(&key, v)) {
-                            Ok(h) => Some(h),
-                            Err(e) => return abort(e),
-                        },
-                    };
-                    match decide_put(head, p.height, &p.hash, &parent, existing) {
-                        Err(e) => return abort(e),
-                        Ok(PutAction::AlreadyFinalized) => return Ok(()),
-                        Ok(PutAction::Append) => {}
-                    }
-                    if hidx.get(p.hash)?.is_some() {
-                        return abort(corrupt(
-                            HASH_INDEX,
-                            &p.hash,
-                            format!("already present while block {} is being appended", p.height),
-                        ));
-                    }
-                    blocks.insert(&key[..], block_value.as_slice())?;
-                    commits.insert(&key[..], commit_value.as_slice())?;
-                    hidx.insert(&p.hash[..], index_value.as_slice())?;
-                    for (id, v) in &att_values {
-                        if aidx.get(id)?.is_none() {
-                            aidx.insert(&id[..], v.as_slice())?;
-                        }
-                    }
-                    meta.insert(HEAD_KEY, head_value.as_slice())?;
-                    meta.insert(STATE_KEY, state_value.as_slice())?;
-                    Ok(())
-                })
-                .map_err(|e| tx_err(&what, e))
-        })?;
-        // Flush even for an idempotent re-put: a previous attempt may have
-        // committed in memory and then failed to flush.
-        self.make_durable(|a| a.raise_head(p.height, p.hash))
+        self.finalize(block, commit, state, true)
+    }
+
+    fn put_finalized_unsynced(
+        &self,
+        block: &bizra_proto::Block,
+        commit: &bizra_proto::CommitCertificate,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        self.finalize(block, commit, state, false)
     }
 
     fn update_commit(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {
@@ -900,27 +954,21 @@ impl Store for SledStore {
     }
 
     fn wal_append(&self, entry: &WalEntry, sync: bool) -> Result<(), StoreError> {
-        let payload = codec::encode_wal(entry);
-        no_panic("appending to the WAL", || {
-            let mut cursor = lock(&self.wal_cursor);
-            let seq = cursor.next;
-            let key = u64_key(seq);
-            let bumped = seq
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Backend("WAL sequence number exhausted".into()))?;
-            self.wal
-                .insert(key, seal(WAL, &key, &payload))
-                .map_err(|e| sled_err(&format!("writing {}", codec::label(WAL, &key)), e))?;
-            cursor.next = bumped;
-            cursor.last = Some((seq, entry.height));
-            Ok(())
-        })?;
+        self.wal_insert(entry)?;
         if sync {
             // make_durable anchors the last entry inserted before its flush,
             // which is this one or a later one.
             self.make_durable(|_| ())?;
         }
         Ok(())
+    }
+
+    fn persist_own(&self, pos: SignPosition, entry: &WalEntry) -> Result<(), StoreError> {
+        self.guard_insert(pos)?;
+        self.wal_insert(entry)?;
+        // One flush makes both durable; the anchor then records the guard
+        // position and the WAL entry together.
+        self.make_durable(|a| a.raise_guard(pos))
     }
 
     fn wal_entries_from(&self, height: u64) -> Result<Vec<WalEntry>, StoreError> {
@@ -955,14 +1003,7 @@ impl Store for SledStore {
     }
 
     fn guard_advance(&self, pos: SignPosition) -> Result<(), StoreError> {
-        no_panic("advancing the double-sign guard", || {
-            let _g = lock(&self.guard_lock);
-            check_guard(self.guard_position()?, pos)?;
-            self.guard
-                .insert(GUARD_KEY, seal(GUARD, GUARD_KEY, &codec::encode_guard(pos)))
-                .map_err(|e| sled_err("writing the double-sign guard", e))?;
-            Ok(())
-        })?;
+        self.guard_insert(pos)?;
         // Always flush, even for an equal position: the earlier write of it
         // may not have reached the disk if its flush failed.
         self.make_durable(|a| a.raise_guard(pos))
@@ -975,7 +1016,14 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.make_durable(|_| ())
+        // The head read before the flush is durable after it: anchor it, so
+        // that blocks written by put_finalized_unsynced are covered too.
+        let head = self.head()?;
+        self.make_durable(|a| {
+            if let Some((height, hash)) = head {
+                a.raise_head(height, hash);
+            }
+        })
     }
 }
 

@@ -302,6 +302,25 @@ fn guard_rules<S: Store>(s: &S) {
     assert_eq!(s.guard_position().unwrap(), Some(pos(u64::MAX, u32::MAX, 2)));
 }
 
+fn persist_own_is_guarded<S: Store>(s: &S) {
+    let own = |h: u64| wal_vote(h, 0, WalKind::Own, h as u8);
+    s.persist_own(pos(3, 1, 1), &own(3)).unwrap();
+    assert_eq!(s.guard_position().unwrap(), Some(pos(3, 1, 1)));
+    assert_eq!(s.wal_entries_from(0).unwrap(), vec![own(3)]);
+    // A step back is refused and writes nothing: neither guard nor WAL.
+    let err = s.persist_own(pos(3, 0, 2), &own(4)).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(matches!(
+        s.persist_own(pos(9, 0, 3), &own(9)),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.guard_position().unwrap(), Some(pos(3, 1, 1)));
+    assert_eq!(s.wal_entries_from(0).unwrap(), vec![own(3)]);
+    s.persist_own(pos(3, 1, 1), &own(3)).unwrap(); // equal: re-sign identical
+    s.persist_own(pos(4, 0, 0), &own(4)).unwrap();
+    assert_eq!(s.wal_entries_from(0).unwrap(), vec![own(3), own(3), own(4)]);
+}
+
 fn concurrent_writers<S: Store>(s: &S) {
     // Four threads race on the guard and the WAL. The guard must end at the
     // maximum, every acknowledged advance must be <= the final position,
@@ -381,6 +400,7 @@ contract_tests!(
     duplicate_attestation_keeps_first,
     wal_roundtrip,
     guard_rules,
+    persist_own_is_guarded,
     concurrent_writers,
 );
 

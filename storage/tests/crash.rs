@@ -56,9 +56,24 @@ fn crash_child() {
         // An unsynced received message: never acknowledged.
         s.wal_append(&wal_vote(counter, 1, WalKind::Received, 2), false)
             .unwrap();
-        s.wal_append(&wal_vote(counter, 0, WalKind::Own, 1), true).unwrap();
-        ack(format_args!("wal {counter}"));
-        for step in 0..=STEP_PRECOMMIT {
+        // Odd steps take the engine's path (guard and WAL, one flush), even
+        // ones the two separate synced calls.
+        let first_step = if counter & 1 == 1 {
+            let at = SignPosition {
+                height: counter,
+                round: 0,
+                step: 0,
+            };
+            s.persist_own(at, &wal_vote(counter, 0, WalKind::Own, 1)).unwrap();
+            ack(format_args!("wal {counter}"));
+            ack(format_args!("guard {counter} 0"));
+            1
+        } else {
+            s.wal_append(&wal_vote(counter, 0, WalKind::Own, 1), true).unwrap();
+            ack(format_args!("wal {counter}"));
+            0
+        };
+        for step in first_step..=STEP_PRECOMMIT {
             s.guard_advance(SignPosition {
                 height: counter,
                 round: 0,

@@ -460,3 +460,32 @@ fn second_open_while_in_use_is_refused() {
     }
     s.guard_advance(pos(1, 0, 0)).unwrap();
 }
+
+#[test]
+fn unsynced_blocks_are_visible_at_once_and_durable_after_flush() {
+    let (_d, p) = data_dir();
+    let s = SledStore::open(&p, &identity()).unwrap();
+    let blocks = chain(6, 2);
+    for (b, c) in &blocks[..2] {
+        let h = b.header.as_ref().unwrap().height;
+        s.put_finalized(b, c, &state_for(h)).unwrap();
+    }
+    for (b, c) in &blocks[2..] {
+        let h = b.header.as_ref().unwrap().height;
+        s.put_finalized_unsynced(b, c, &state_for(h)).unwrap();
+        assert_eq!(s.head().unwrap(), Some((h, hash(b))));
+        assert_eq!(s.block(h).unwrap().as_ref(), Some(b));
+    }
+    // The same rules as put_finalized: a gap is refused.
+    let (b9, c9) = &chain(9, 2)[8];
+    assert!(s.put_finalized_unsynced(b9, c9, &state_for(9)).is_err());
+    // No flush yet: the anchor still records the synced head (2); flush
+    // raises it to 6.
+    let anchor = std::fs::read(p.join(ANCHOR_FILE)).unwrap();
+    s.flush().unwrap();
+    assert_ne!(std::fs::read(p.join(ANCHOR_FILE)).unwrap(), anchor);
+    drop(s);
+    let s = SledStore::open(&p, &identity()).unwrap();
+    assert_eq!(s.head().unwrap(), Some((6, hash(&blocks[5].0))));
+    assert_eq!(s.verify_full().unwrap(), 6);
+}

@@ -11,11 +11,13 @@
 //!   host, leaving room for the kernel, page cache and dockerd. A validator
 //!   of a 100-node testnet holds a small sled database, gossip caches and
 //!   vote sets: tens of MiB.
-//! * `cpus: 0.1` per node: a cap, not a reservation. 100 nodes share 2 cores,
-//!   so a node's fair share when all are busy is 0.02 core; the cap lets a
-//!   busy node (the proposer, one catching up) use 5x that while stopping any
-//!   single node from starving the other 99 (100 x 0.1 = 10 cores nominal is
-//!   a 5x overcommit, which CFS shares fairly).
+//! * `cpus: 0.5` per node: a cap, not a reservation. 100 nodes share 2 cores,
+//!   so a node's fair share when all are busy is 0.02 core, which CFS
+//!   enforces by itself; the cap only stops one node from taking a whole
+//!   core. It must leave room for bursts: a round's votes arrive together,
+//!   and with the first cap (0.1) a node's ~10 ms of work per burst was
+//!   stretched over 100 ms throttle periods, queues grew past gossipsub's
+//!   forward deadline and votes were lost (alpha-100, docs/TESTNET.md).
 //! * Consensus timeouts grow with the validator count ([`Timeouts::for_compose`]),
 //!   because with CPU caps a height needs seconds, not milliseconds.
 
@@ -30,7 +32,7 @@ const BUILD_IMAGE_SH: &str = include_str!("../docker/build-image.sh");
 
 pub const DEFAULT_IMAGE: &str = "bizra-node:local";
 pub const DEFAULT_MEM_LIMIT: &str = "128m";
-pub const DEFAULT_CPUS: &str = "0.1";
+pub const DEFAULT_CPUS: &str = "0.5";
 /// Validators whose gRPC port is published on the host's 127.0.0.1.
 pub const DEFAULT_PUBLISH_GRPC: usize = 3;
 /// Where each node directory is mounted in its container.
@@ -171,11 +173,11 @@ pub fn compose_yaml(plan: &Plan, opts: &ComposeOptions) -> String {
 #     rest to the kernel, page cache and dockerd; a validator of a 100-node
 #     testnet needs tens of MiB (small sled database, gossip caches, vote sets).
 #   cpus {cpus}: a cap, not a reservation. With all 100 nodes busy each gets
-#     2/100 = 0.02 core; the cap lets a busy node (proposer, one catching up)
-#     use 5x its fair share but never starve the others (10 cores nominal on
-#     2 real ones is a 5x overcommit, shared fairly by CFS). Consensus
-#     timeouts in each config.toml are raised with the validator count to
-#     match.
+#     2/100 = 0.02 core, shared fairly by CFS; the cap only keeps one node
+#     from taking a whole core, and leaves room to absorb a round's burst of
+#     votes quickly (a 0.1 cap stretched each burst over throttle periods and
+#     votes missed their rounds). Consensus timeouts in each config.toml are
+#     raised with the validator count to match.
 # Health: `/bizra head --grpc http://127.0.0.1:<grpc port>` inside the
 # container (there is no shell or grpc client in a scratch image); it exits 0
 # when the node answers over gRPC.

@@ -41,6 +41,19 @@ use tracing::{debug, error, info, warn};
 
 /// How often peers are asked for their status.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+/// Bound on [`Engine::verified`]: a height has about 3 messages per validator
+/// per round.
+const MAX_VERIFIED: usize = 65_536;
+/// Finalized heights between two prunes of the WAL.
+const WAL_PRUNE_EVERY: u64 = 16;
+
+fn topic_kind(topic: Topic) -> &'static str {
+    match topic {
+        Topic::Proposals => "proposal",
+        Topic::Votes => "vote",
+        Topic::Attestations => "attestation",
+    }
+}
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -282,9 +295,20 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         }),
         epochs: RwLock::new(epochs),
         heads,
+        head: RwLock::new(None),
         requests: req_tx,
         version: env!("CARGO_PKG_VERSION"),
     });
+    if state.height > 0 {
+        let block = store
+            .block(state.height)?
+            .with_context(|| format!("the stored head B{} has no block", state.height))?;
+        *shared.head.write().expect("head lock") = Some(Arc::new(HeadEvent {
+            height: state.height,
+            hash: state.last_hash,
+            header: block.header.unwrap_or_default(),
+        }));
+    }
 
     // Network, API and metrics.
     let listen = cfg
@@ -328,6 +352,9 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         pool,
         max_message_bytes: cfg.p2p.max_message_bytes,
         last_status_ask: Instant::now(),
+        applying_synced: false,
+        verified: HashSet::new(),
+        verified_height: 0,
     };
     engine.set_weight_metrics();
     engine.execute(pending).await?;
@@ -393,6 +420,13 @@ struct Engine {
     pool: AttestationPool,
     max_message_bytes: usize,
     last_status_ask: Instant,
+    /// True while a synced range is applied: blocks are stored without a
+    /// flush each, and the range is flushed once at its end.
+    applying_synced: bool,
+    /// Content hashes (attempt zeroed) of consensus messages accepted at
+    /// `verified_height`: see [`Engine::check_gossip_once`].
+    verified: HashSet<[u8; 32]>,
+    verified_height: u64,
 }
 
 impl Engine {
@@ -420,13 +454,14 @@ impl Engine {
             match e {
                 Effect::PersistOwn { position, msg } => {
                     // Durable before anything else happens: guard, then WAL, both synced.
-                    self.store.guard_advance(to_store_pos(position)).context("sign guard")?;
                     let entry = WalEntry {
                         height: position.height,
                         kind: WalKind::Own,
                         msg,
                     };
-                    self.store.wal_append(&entry, true).context("WAL append")?;
+                    self.store
+                        .persist_own(to_store_pos(position), &entry)
+                        .context("sign guard and WAL")?;
                 }
                 Effect::Broadcast(msg) => self.publish(msg).await,
                 Effect::ScheduleTimeout { timeout, after_ms } => {
@@ -554,11 +589,23 @@ impl Engine {
         state: ChainState,
     ) -> anyhow::Result<()> {
         let height = state.height;
-        self.store
-            .put_finalized(&block, &commit, &state.to_bytes())
-            .context("store finalized block")?;
-        if let Err(e) = self.store.wal_prune_below(height + 1) {
-            warn!("WAL prune: {e}");
+        if self.applying_synced {
+            // One flush per synced range, after the loop (on_sync_response).
+            self.store
+                .put_finalized_unsynced(&block, &commit, &state.to_bytes())
+                .context("store synced block")?;
+        } else {
+            self.store
+                .put_finalized(&block, &commit, &state.to_bytes())
+                .context("store finalized block")?;
+        }
+        // Replay reads only entries at or above the next height, so older
+        // ones are dead weight: drop them every WAL_PRUNE_EVERY heights
+        // rather than paying the prune (and its anchor fsync) per height.
+        if (height + 1) % WAL_PRUNE_EVERY == 0 && !self.applying_synced {
+            if let Err(e) = self.store.wal_prune_below(height + 1) {
+                warn!("WAL prune: {e}");
+            }
         }
         let now = Instant::now();
         self.metrics()
@@ -613,7 +660,7 @@ impl Engine {
         }
         let header = block.header.clone().unwrap_or_default();
         debug!(height, round, hash = %hex::encode(&hash[..4]), "finalized");
-        let _ = self.shared.heads.send(HeadEvent { height, hash, header });
+        self.shared.publish_head(HeadEvent { height, hash, header });
         Ok(())
     }
 
@@ -728,7 +775,7 @@ impl Engine {
                 source,
                 id,
             } => {
-                let (verdict, input) = self.check_gossip(topic, &data);
+                let (verdict, input) = self.check_gossip_once(topic, &data);
                 self.p2p.report_validation(id, source, verdict);
                 if let Some((input, msg)) = input {
                     if let Some(h) = input_height(&input) {
@@ -779,6 +826,35 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// [`Engine::check_gossip`], except for a re-send of signed content
+    /// already accepted at this height (a rebroadcast differs only in the
+    /// unsigned `attempt`): that is forwarded without verifying it again and
+    /// without showing it to the driver, which already has it. At 100
+    /// validators re-sends were most of the signature checks.
+    fn check_gossip_once(&mut self, topic: Topic, data: &[u8]) -> (Validation, Option<(Input, ConsensusMessage)>) {
+        if self.verified_height != self.driver.height() {
+            self.verified.clear();
+            self.verified_height = self.driver.height();
+        }
+        let key = ConsensusMessage::decode(data).ok().map(|mut m| {
+            m.attempt = 0;
+            *blake3::hash(&m.encode_to_vec()).as_bytes()
+        });
+        if let Some(k) = &key {
+            if self.verified.contains(k) {
+                self.metrics().vote(topic_kind(topic), "resent");
+                return (Validation::Accept, None);
+            }
+        }
+        let (verdict, input) = self.check_gossip(topic, data);
+        if let (Validation::Accept, Some(k)) = (&verdict, key) {
+            if self.verified.len() < MAX_VERIFIED {
+                self.verified.insert(k);
+            }
+        }
+        (verdict, input)
     }
 
     /// Validates a gossip message before it may be forwarded: decoding, topic,
@@ -892,6 +968,39 @@ impl Engine {
         }
     }
 
+    /// Feeds a synced range to the driver, block by block, until the first
+    /// invalid one (whose sender is penalized).
+    async fn apply_synced_range(
+        &mut self,
+        peer: PeerId,
+        blocks: Vec<bizra_proto::FinalizedBlock>,
+        applied: &mut u64,
+    ) -> anyhow::Result<()> {
+        for fb in blocks {
+            let (Some(block), Some(commit)) = (fb.block, fb.commit) else {
+                self.p2p.penalize(peer, "sync block without commit");
+                break;
+            };
+            let h = block.header.as_ref().map(|h| h.height).unwrap_or(0);
+            if h < self.driver.height() {
+                continue;
+            }
+            match self.driver.handle(now_ms(), Input::SyncedBlock { block, commit }) {
+                Ok(fx) => {
+                    *applied += 1;
+                    self.execute(fx).await?;
+                }
+                Err(e) => {
+                    warn!(%peer, height = h, "invalid synced block: {e}");
+                    self.p2p.penalize(peer, "invalid synced block");
+                    self.sync.peer_heights.remove(&peer);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn on_sync_response(&mut self, peer: PeerId, request_id: u64, response: SyncResponse) -> anyhow::Result<()> {
         match response.resp {
             Some(Resp::Status(s)) => {
@@ -908,28 +1017,13 @@ impl Engine {
                     self.sync.inflight = None;
                 }
                 let mut applied = 0u64;
-                for fb in range.blocks {
-                    let (Some(block), Some(commit)) = (fb.block, fb.commit) else {
-                        self.p2p.penalize(peer, "sync block without commit");
-                        break;
-                    };
-                    let h = block.header.as_ref().map(|h| h.height).unwrap_or(0);
-                    if h < self.driver.height() {
-                        continue;
-                    }
-                    match self.driver.handle(now_ms(), Input::SyncedBlock { block, commit }) {
-                        Ok(fx) => {
-                            applied += 1;
-                            self.execute(fx).await?;
-                        }
-                        Err(e) => {
-                            warn!(%peer, height = h, "invalid synced block: {e}");
-                            self.p2p.penalize(peer, "invalid synced block");
-                            self.sync.peer_heights.remove(&peer);
-                            break;
-                        }
-                    }
-                }
+                self.applying_synced = true;
+                let result = self.apply_synced_range(peer, range.blocks, &mut applied).await;
+                self.applying_synced = false;
+                // Make the range durable (one flush for all of it) before
+                // anything else; an error from the range comes after.
+                self.store.flush().context("flushing synced blocks")?;
+                result?;
                 if applied > 0 {
                     self.metrics().sync_blocks.inc_by(applied);
                     self.sync.blocks_applied += applied;

@@ -219,6 +219,9 @@ impl Node for NodeService {
     }
 
     async fn get_head(&self, _: Request<GetHeadRequest>) -> Result<Response<GetHeadResponse>, Status> {
+        if let Some(h) = self.shared.cached_head() {
+            return Ok(Response::new(head_response(h.height, &h.hash, h.header.clone())));
+        }
         let (height, _) = self.require_head()?;
         let (header, hash) = self.header_at(height)?;
         Ok(Response::new(head_response(height, &hash, header)))

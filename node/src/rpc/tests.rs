@@ -134,6 +134,7 @@ impl Fixture {
             status: RwLock::new(status),
             epochs: RwLock::new(epochs.clone()),
             heads,
+            head: RwLock::new(None),
             requests,
             version: "test-1.2.3",
         });
@@ -265,6 +266,15 @@ async fn every_method_happy_path() {
         assert_eq!((h.height, h.label.as_str()), (3, "B3"));
         assert_eq!(h.block_hash, fx.hashes[2].to_vec());
         assert_eq!(h.header, fx.blocks[2].header);
+        // Once the engine has published the head, GetHead answers from the
+        // cache: the same response as from the store.
+        assert!(fx.shared.cached_head().is_none());
+        fx.shared.publish_head(crate::state::HeadEvent {
+            height: 3,
+            hash: fx.hashes[2],
+            header: fx.blocks[2].header.clone().unwrap(),
+        });
+        assert_eq!(c.get_head(GetHeadRequest {}).await.unwrap().into_inner(), h);
 
         // GetBlock by height and by hash
         let b = c
