@@ -478,7 +478,7 @@ impl Driver {
     fn resends_polkas(&self) -> bool {
         let Some(me) = self.me else { return false };
         let k = self.genesis.members.len().div_ceil(4).max(1) as u64;
-        (self.round as u64 + me as u64) % k == 0
+        (self.round as u64 + me as u64).is_multiple_of(k)
     }
 
     /// Re-sends what a peer that lost messages needs from us (ADR 0005). At

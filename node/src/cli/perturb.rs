@@ -38,7 +38,8 @@ pub struct PerturbArgs {
     /// Longest wait for recovery after a perturbation, seconds.
     #[arg(long, default_value_t = 180)]
     pub recover_timeout: u64,
-    /// gRPC base port: validator K is reached on 127.0.0.1:BASE+100+K (published ports).
+    /// gRPC base port, used only when DIR/testnet.json does not list each
+    /// validator's URL: validator K is then reached on 127.0.0.1:BASE+100+K.
     #[arg(long, default_value_t = 7400)]
     pub base_port: u16,
     /// Compose project name (default: the directory's name).
@@ -182,22 +183,28 @@ impl Docker {
 }
 
 /// Applies a perturbation; returns the undo steps' state (network + IP per node).
+///
+/// One compose command for all the perturbation's nodes: with 100 services
+/// each `docker-compose` call takes tens of seconds on a busy host, so a
+/// call per node made a 20-node kill last ten minutes.
 fn apply(d: &Docker, p: &Perturbation) -> Result<Vec<(String, String, String)>, String> {
+    let svcs: Vec<String> = p.nodes.iter().map(|k| format!("node{k}")).collect();
+    let with =
+        |verb: &'static str| -> Vec<&str> { std::iter::once(verb).chain(svcs.iter().map(String::as_str)).collect() };
     let mut undo = Vec::new();
-    for &k in &p.nodes {
-        let svc = format!("node{k}");
-        match p.action {
-            Action::KillStart => {
-                d.compose(&["kill", &svc])?;
-            }
-            Action::PauseUnpause => {
-                d.compose(&["pause", &svc])?;
-            }
-            Action::Restart => {
-                d.compose(&["restart", &svc])?;
-            }
-            Action::Disconnect => {
-                let c = d.container(k)?;
+    match p.action {
+        Action::KillStart => {
+            d.compose(&with("kill"))?;
+        }
+        Action::PauseUnpause => {
+            d.compose(&with("pause"))?;
+        }
+        Action::Restart => {
+            d.compose(&with("restart"))?;
+        }
+        Action::Disconnect => {
+            for (k, svc) in p.nodes.iter().zip(&svcs) {
+                let c = d.container(*k)?;
                 let nets = Docker::docker(&[
                     "inspect",
                     "-f",
@@ -214,17 +221,17 @@ fn apply(d: &Docker, p: &Perturbation) -> Result<Vec<(String, String, String)>, 
 }
 
 fn undo(d: &Docker, p: &Perturbation, nets: &[(String, String, String)]) -> Result<(), String> {
-    for &k in &p.nodes {
-        let svc = format!("node{k}");
-        match p.action {
-            Action::KillStart => {
-                d.compose(&["start", &svc])?;
-            }
-            Action::PauseUnpause => {
-                d.compose(&["unpause", &svc])?;
-            }
-            Action::Restart | Action::Disconnect => {}
+    let svcs: Vec<String> = p.nodes.iter().map(|k| format!("node{k}")).collect();
+    let with =
+        |verb: &'static str| -> Vec<&str> { std::iter::once(verb).chain(svcs.iter().map(String::as_str)).collect() };
+    match p.action {
+        Action::KillStart => {
+            d.compose(&with("start"))?;
         }
+        Action::PauseUnpause => {
+            d.compose(&with("unpause"))?;
+        }
+        Action::Restart | Action::Disconnect => {}
     }
     for (c, net, ip) in nets {
         Docker::docker(&["network", "connect", "--ip", ip, net, c])?;
@@ -232,24 +239,45 @@ fn undo(d: &Docker, p: &Perturbation, nets: &[(String, String, String)]) -> Resu
     Ok(())
 }
 
+/// Every validator's finalized height, queried concurrently (None: no
+/// answer). On a CPU-starved host (100 containers on 2 cores) a node can take
+/// seconds to answer, so each query gets generous timeouts and three tries.
 async fn heights(urls: &[String]) -> Vec<Option<u64>> {
-    let mut out = Vec::with_capacity(urls.len());
-    for u in urls {
-        out.push(height(u).await);
+    let mut set = tokio::task::JoinSet::new();
+    for (k, u) in urls.iter().enumerate() {
+        let u = u.clone();
+        set.spawn(async move { (k, height(&u).await) });
+    }
+    let mut out = vec![None; urls.len()];
+    while let Some(r) = set.join_next().await {
+        if let Ok((k, h)) = r {
+            out[k] = h;
+        }
     }
     out
 }
 
 async fn height(url: &str) -> Option<u64> {
-    let ep = tonic::transport::Channel::from_shared(url.to_string()).ok()?;
-    let ch = ep
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .ok()?;
-    let s = NodeClient::new(ch).get_status(GetStatusRequest {}).await.ok()?;
-    Some(s.into_inner().finalized_height)
+    for attempt in 0..3u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+        }
+        let Ok(ep) = tonic::transport::Channel::from_shared(url.to_string()) else {
+            return None;
+        };
+        let Ok(ch) = ep
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .await
+        else {
+            continue;
+        };
+        if let Ok(s) = NodeClient::new(ch).get_status(GetStatusRequest {}).await {
+            return Some(s.into_inner().finalized_height);
+        }
+    }
+    None
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -275,16 +303,45 @@ pub fn run(a: PerturbArgs) -> CliResult {
             .unwrap_or_else(|| "bizra".into())
     });
     let d = Docker::new(&a.dir, &project).map_err(usage)?;
-    let urls: Vec<String> = (0..n)
-        .map(|k| format!("http://127.0.0.1:{}", a.base_port as usize + 100 + k))
-        .collect();
+    let urls = grpc_urls(&a, n)?;
     super::runtime().block_on(run_async(a, n, d, urls))
+}
+
+/// The gRPC URL of each validator: from DIR/testnet.json when it lists them
+/// (published host ports, or the container's fixed address, which the docker
+/// host reaches over the bridge), else 127.0.0.1:BASE+100+K.
+fn grpc_urls(a: &PerturbArgs, n: usize) -> Result<Vec<String>, super::Failure> {
+    let fallback = || -> Vec<String> {
+        (0..n)
+            .map(|k| format!("http://127.0.0.1:{}", a.base_port as usize + 100 + k))
+            .collect()
+    };
+    let Ok(raw) = std::fs::read(a.dir.join("testnet.json")) else {
+        return Ok(fallback());
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| usage(format!("{}: {e}", a.dir.join("testnet.json").display())))?;
+    let urls: Option<Vec<String>> = doc["nodes"].as_array().map(|nodes| {
+        nodes
+            .iter()
+            .filter_map(|node| node["grpc"].as_str().map(str::to_string))
+            .collect()
+    });
+    match urls {
+        Some(u) if u.len() == n => Ok(u),
+        _ => Ok(fallback()),
+    }
 }
 
 async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> CliResult {
     let started = Instant::now();
     // Every validator must answer before we start.
-    let hs = heights(&urls).await;
+    let mut hs = heights(&urls).await;
+    let wait = Instant::now();
+    while hs.iter().any(|h| h.is_none()) && wait.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        hs = heights(&urls).await;
+    }
     if let Some(k) = hs.iter().position(|h| h.is_none()) {
         return Err(check(format!(
             "node{k} does not answer on {} (publish every gRPC port)",

@@ -1,6 +1,6 @@
 //! `bizra wq-proof`: the 3-validator agreement gate (CONTRACT section 6).
 //!
-//! 1. Connects to every endpoint (3 s connect timeout). A dead endpoint, or one
+//! 1. Connects to every endpoint (10 s connect timeout). A dead endpoint, or one
 //!    that answers an RPC with an error, fails the gate (exit 1) naming it; a
 //!    malformed URL is bad usage (exit 2).
 //! 2. Polls `GetStatus` until every endpoint has finalized `--min-height`, up to
@@ -62,7 +62,7 @@ pub struct WqProofArgs {
 }
 
 /// Connect timeout per endpoint.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Timeout of each RPC.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval between status polls.
@@ -219,7 +219,12 @@ async fn connect(url: &str) -> Result<NodeClient<Channel>, Failure> {
         .timeout(RPC_TIMEOUT);
     let ch = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), ep.connect())
         .await
-        .map_err(|_| check(format!("endpoint {url}: cannot connect: timed out after 3 s")))?
+        .map_err(|_| {
+            check(format!(
+                "endpoint {url}: cannot connect: timed out after {} s",
+                CONNECT_TIMEOUT.as_secs() + 1
+            ))
+        })?
         .map_err(|e| {
             // The error chain, without the repetitions tonic and hyper add.
             let mut parts = vec![e.to_string()];

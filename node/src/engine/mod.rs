@@ -602,7 +602,7 @@ impl Engine {
         // Replay reads only entries at or above the next height, so older
         // ones are dead weight: drop them every WAL_PRUNE_EVERY heights
         // rather than paying the prune (and its anchor fsync) per height.
-        if (height + 1) % WAL_PRUNE_EVERY == 0 && !self.applying_synced {
+        if (height + 1).is_multiple_of(WAL_PRUNE_EVERY) && !self.applying_synced {
             if let Err(e) = self.store.wal_prune_below(height + 1) {
                 warn!("WAL prune: {e}");
             }
