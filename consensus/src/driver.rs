@@ -1004,3 +1004,78 @@ fn is_nil_vote(msg: &ConsensusMessage) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::{GenesisDoc, GenesisParams, GenesisValidator};
+
+    fn drivers(n: usize) -> Vec<Driver> {
+        let signers: Vec<Signer> = (0..n).map(|i| Signer::from_secret([i as u8 + 1; 32])).collect();
+        let doc = GenesisDoc {
+            chain_id: "bizra-test".into(),
+            genesis_time_ms: 1,
+            params: GenesisParams::default(),
+            validators: signers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| GenesisValidator {
+                    id: s.id().to_string(),
+                    stake: 1000,
+                    name: format!("v{i}"),
+                })
+                .collect(),
+        };
+        let (g, _) = Genesis::from_doc(&doc).expect("genesis");
+        let g = Arc::new(g);
+        signers
+            .into_iter()
+            .map(|s| {
+                Driver::new(
+                    g.clone(),
+                    ChainState::genesis(&g),
+                    None,
+                    Some(s),
+                    None,
+                    Timeouts::default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The rotating polka re-sender (ADR 0005 amendment): at 100 validators
+    /// exactly 4 per round, each validator at least once in 25 rounds; at 4
+    /// or fewer, everyone in every round.
+    #[test]
+    fn polka_resenders_rotate_a_quarter_share() {
+        let mut ds = drivers(100);
+        let mut covered = [false; 100];
+        for round in 0..25u32 {
+            let mut count = 0;
+            for (i, d) in ds.iter_mut().enumerate() {
+                d.round = round;
+                if d.resends_polkas() {
+                    count += 1;
+                    covered[i] = true;
+                }
+            }
+            assert_eq!(count, 4, "round {round}");
+        }
+        assert!(
+            covered.iter().all(|c| *c),
+            "every validator re-sends within ceil(n/4) rounds"
+        );
+        for n in 1..=4 {
+            for mut d in drivers(n) {
+                for round in 0..5 {
+                    d.round = round;
+                    assert!(d.resends_polkas(), "n={n} round={round}");
+                }
+            }
+        }
+        // A non-validator (no key in the genesis) never re-sends.
+        let mut observer = drivers(4).remove(0);
+        observer.me = None;
+        assert!(!observer.resends_polkas());
+    }
+}

@@ -128,6 +128,14 @@ pub struct P2pConfig {
     pub max_message_bytes: usize,
     /// Number of validators, to size the gossip mesh.
     pub validator_count: usize,
+    /// Where inbound sync requests go (`P2pEvent::SyncRequest` only). None:
+    /// on the main event channel, in order with gossip. With a channel of
+    /// its own a node answers sync (a few microseconds of work) without
+    /// waiting behind a backlog of gossip to validate: at alpha-100 peers'
+    /// requests queued behind gossip until libp2p dropped new streams
+    /// ("at capacity") and catching up stalled. A full channel answers
+    /// `Resp::Error("busy")` at once.
+    pub sync_requests: Option<mpsc::Sender<P2pEvent>>,
 }
 
 impl P2pConfig {
@@ -141,6 +149,7 @@ impl P2pConfig {
             chain_id: chain_id.into(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             validator_count: 1,
+            sync_requests: None,
         }
     }
 }

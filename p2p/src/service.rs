@@ -113,6 +113,8 @@ pub(crate) struct Service {
     events: mpsc::Sender<P2pEvent>,
     /// Non-gossip events waiting for room in `events`.
     outbox: VecDeque<P2pEvent>,
+    /// Inbound sync requests, when the node serves them apart from gossip.
+    sync_requests: Option<mpsc::Sender<P2pEvent>>,
     topics: HashMap<TopicHash, Topic>,
     topic_hashes: HashMap<Topic, TopicHash>,
     max_message_bytes: usize,
@@ -254,6 +256,7 @@ impl Service {
             commands,
             events,
             outbox: VecDeque::new(),
+            sync_requests: cfg.sync_requests.clone(),
             topics: topic_list.iter().map(|(t, ident)| (ident.hash(), *t)).collect(),
             topic_hashes: topic_list.iter().map(|(t, ident)| (*t, ident.hash())).collect(),
             max_message_bytes: cfg.max_message_bytes,
@@ -845,11 +848,26 @@ impl Service {
                     let token = self.next_token;
                     self.next_token += 1;
                     self.pending_in.insert(token, channel);
-                    self.emit(P2pEvent::SyncRequest {
+                    let event = P2pEvent::SyncRequest {
                         peer,
                         request,
                         channel: ResponseToken(token),
-                    });
+                    };
+                    match &self.sync_requests {
+                        None => self.emit(event),
+                        Some(tx) => {
+                            if tx.try_send(event).is_err() {
+                                // Busy (or the server is gone): say so now
+                                // rather than hold the stream open.
+                                if let Some(channel) = self.pending_in.remove(&token) {
+                                    let response = bizra_proto::SyncResponse {
+                                        resp: Some(bizra_proto::sync_response::Resp::Error("busy".into())),
+                                    };
+                                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+                                }
+                            }
+                        }
+                    }
                 }
                 request_response::Message::Response { request_id, response } => {
                     if let Some(request_id) = self.pending_out.remove(&request_id) {

@@ -949,3 +949,68 @@ async fn slow_node_drops_gossip_not_requests() {
     .await
     .expect("test timed out");
 }
+
+/// With `sync_requests` set, inbound sync requests go to that channel, not
+/// to the gossip event channel; when it is full the requester gets "busy"
+/// at once instead of a stream held open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_requests_have_their_own_queue_and_overflow_is_busy() {
+    init_tracing();
+    timeout(Duration::from_secs(60), async {
+        let (sync_tx, mut sync_rx) = mpsc::channel(1);
+        let mut b = Node::start_with(22, 0, vec![], |cfg| cfg.sync_requests = Some(sync_tx)).await;
+        let mut a = Node::start(21, vec![b.addr()], 1 << 20).await;
+        let a_id = a.id();
+        b.expect("A connects", |e| match e {
+            P2pEvent::PeerConnected(p) if *p == a_id => Some(()),
+            _ => None,
+        })
+        .await;
+        // Queue of one: the first is taken off it, the second fills it, the third is refused as busy.
+        let first = a.handle.request(b.id(), status_request()).await.unwrap();
+        let queued = timeout(WAIT, sync_rx.recv())
+            .await
+            .expect("queued in time")
+            .expect("open");
+        let P2pEvent::SyncRequest { channel, .. } = queued else {
+            panic!("not a sync request: {queued:?}");
+        };
+        // Hold the queue full with a second request, then a third overflows.
+        let _second = a.handle.request(b.id(), status_request()).await.unwrap();
+        wait_until("second request queued", || {
+            let full = sync_rx.capacity() == 0;
+            async move { full }
+        })
+        .await;
+        let third = a.handle.request(b.id(), status_request()).await.unwrap();
+        let b_id = b.id();
+        let busy = a
+            .expect("busy answer to the third", |e| match e {
+                P2pEvent::SyncResponse {
+                    peer,
+                    request_id,
+                    response,
+                } if *peer == b_id && *request_id == third => Some(response.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(busy.resp, Some(sync_response::Resp::Error("busy".into())));
+        // The queued one is still answerable; nothing reached the event channel.
+        b.handle.respond(channel, chain_status(7));
+        let answered = a
+            .expect("answer to the first", |e| match e {
+                P2pEvent::SyncResponse {
+                    request_id, response, ..
+                } if *request_id == first => Some(response.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(answered, chain_status(7));
+        b.expect_none("sync request on the gossip channel", Duration::from_millis(300), |e| {
+            matches!(e, P2pEvent::SyncRequest { .. })
+        })
+        .await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -109,13 +109,13 @@ fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<
     }
 }
 
-/// How long `open` waits for sled's directory lock. A `SledStore` that was
-/// just dropped (in this process or one that just exited) releases the lock
-/// only once sled's background threads have finished.
 /// sled's page cache ceiling (its default is 1 GiB): keeps a validator's RSS
 /// small, e.g. under a 128 MiB container limit at alpha-100 scale.
 pub const CACHE_BYTES: u64 = 32 << 20;
 
+/// How long `open` waits for sled's directory lock. A `SledStore` that was
+/// just dropped (in this process or one that just exited) releases the lock
+/// only once sled's background threads have finished.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {

@@ -16,7 +16,7 @@
 //! docs/BENCHMARKS.md has the numbers of this machine and what limits them.
 
 mod attest;
-mod common;
+pub(crate) mod common;
 mod consensus;
 mod grpc;
 mod sync;

@@ -3,7 +3,7 @@
 //! Makes a fresh testnet in a temporary (or given) directory, starts one
 //! `bizra run` process per validator on loopback, shows a live table of every
 //! node's finalized head, round, peers and weight share, and stops after
-//! `--blocks B` (or on Ctrl-C). It exits 0 only if every node agrees on every
+//! `--blocks B` (or on Ctrl-C / SIGTERM). It exits 0 only if every node agrees on every
 //! height it finalized; it always stops the processes it started.
 
 use super::testnet::InitArgs;
@@ -88,13 +88,25 @@ pub fn run(a: DevnetArgs) -> CliResult {
     let mut nodes = Vec::new();
     for (k, h) in homes.iter().enumerate() {
         let log = std::fs::File::create(h.join("node.log")).map_err(|e| usage(format!("node log: {e}")))?;
-        let child = Command::new(&exe)
-            .args(["run", "--home"])
+        let mut cmd = Command::new(&exe);
+        cmd.args(["run", "--home"])
             .arg(h)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| usage(e.to_string()))?)
-            .stderr(log)
-            .spawn();
+            .stderr(log);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl(2) is async-signal-safe. Backstop for SIGKILL of
+            // devnet: the child gets SIGTERM when its parent thread dies.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn();
         let child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -160,8 +172,10 @@ async fn watch(nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
     let mut last_progress = Instant::now();
     let mut best = 0u64;
     let mut last_print = Instant::now() - Duration::from_secs(10);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // Ctrl-C or SIGTERM: stop the children and report (kill <devnet pid> must
+    // not leave validators running).
+    let stop = crate::engine::wait_for_signal();
+    tokio::pin!(stop);
     loop {
         for (k, n) in nodes.iter_mut().enumerate() {
             if let Ok(Some(status)) = n.child.try_wait() {
@@ -219,7 +233,7 @@ async fn watch(nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
             return Err(check(format!("no new finalized block for {} s", a.stall_timeout)));
         }
         tokio::select! {
-            _ = &mut ctrl_c => {
+            _ = &mut stop => {
                 print_table(nodes, false);
                 println!("devnet: interrupted; {} heights checked on every node, all in agreement", min);
                 return Ok(());

@@ -10,6 +10,7 @@
 //! common height (the `wq-proof` check over all of them), samples CPU and
 //! memory per container, and writes a JSON report plus a short summary.
 
+use super::bench::common::{scrape_at, HistDelta, Scrape};
 use super::wq_proof::{wq_proof, WqProofArgs};
 use super::{check, usage, CliResult};
 use bizra_proto::node_client::NodeClient;
@@ -96,6 +97,10 @@ struct Outcome {
     action: Action,
     nodes: Vec<usize>,
     started_s: f64,
+    /// How long applying and undoing took (docker calls on a busy host):
+    /// the nodes were affected for about apply_s + hold + undo_s.
+    apply_s: f64,
+    undo_s: f64,
     recovered: bool,
     recover_s: f64,
     height_at_undo: u64,
@@ -122,7 +127,31 @@ struct Report {
     block_interval_p50_s: f64,
     block_interval_p99_s: f64,
     blocks_per_min: f64,
+    /// From every node's `bizra_finality_latency_seconds` over the run
+    /// (interpolated inside the histogram's buckets; a restarted node counts
+    /// from its restart).
+    finality: Finality,
+    /// Resident memory per validator process, KiB (`VmRSS` / `VmHWM` of each
+    /// container's init process, read from the host's /proc).
+    rss: Vec<ProcMem>,
     containers: Vec<ContainerStat>,
+}
+
+#[derive(Serialize, Default)]
+struct Finality {
+    observations: f64,
+    mean_s: Option<f64>,
+    p50_s: Option<f64>,
+    p99_s: Option<f64>,
+    nodes_scraped: usize,
+}
+
+#[derive(Serialize)]
+struct ProcMem {
+    name: String,
+    pid: u32,
+    vm_rss_kib: Option<u64>,
+    vm_hwm_kib: Option<u64>,
 }
 
 struct Docker {
@@ -177,9 +206,37 @@ impl Docker {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    fn container(&self, k: usize) -> Result<String, String> {
-        self.compose(&["ps", "-q", &format!("node{k}")])
+    /// The container id of each of `svcs`, with one compose and one docker
+    /// call (a compose call per node took tens of seconds each at alpha-100).
+    fn containers(&self, svcs: &[String]) -> Result<Vec<String>, String> {
+        let ids = self.compose(&["ps", "-q"])?;
+        let mut args = vec![
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.service\"}} {{.Id}}",
+        ];
+        args.extend(ids.lines().map(str::trim).filter(|l| !l.is_empty()));
+        let out = Docker::docker(&args)?;
+        let by_service: std::collections::HashMap<&str, &str> =
+            out.lines().filter_map(|l| l.trim().split_once(' ')).collect();
+        svcs.iter()
+            .map(|s| {
+                by_service
+                    .get(s.as_str())
+                    .map(|id| id.to_string())
+                    .ok_or_else(|| format!("{s}: no container"))
+            })
+            .collect()
     }
+}
+
+fn services(p: &Perturbation) -> Vec<String> {
+    p.nodes.iter().map(|k| format!("node{k}")).collect()
+}
+
+/// `[verb, nodeA, nodeB, ...]`: one compose command for a perturbation's nodes.
+fn verb_args<'a>(verb: &'a str, svcs: &'a [String]) -> Vec<&'a str> {
+    std::iter::once(verb).chain(svcs.iter().map(String::as_str)).collect()
 }
 
 /// Applies a perturbation; returns the undo steps' state (network + IP per node).
@@ -188,9 +245,8 @@ impl Docker {
 /// each `docker-compose` call takes tens of seconds on a busy host, so a
 /// call per node made a 20-node kill last ten minutes.
 fn apply(d: &Docker, p: &Perturbation) -> Result<Vec<(String, String, String)>, String> {
-    let svcs: Vec<String> = p.nodes.iter().map(|k| format!("node{k}")).collect();
-    let with =
-        |verb: &'static str| -> Vec<&str> { std::iter::once(verb).chain(svcs.iter().map(String::as_str)).collect() };
+    let svcs = services(p);
+    let with = |verb: &'static str| verb_args(verb, &svcs);
     let mut undo = Vec::new();
     match p.action {
         Action::KillStart => {
@@ -203,17 +259,29 @@ fn apply(d: &Docker, p: &Perturbation) -> Result<Vec<(String, String, String)>, 
             d.compose(&with("restart"))?;
         }
         Action::Disconnect => {
-            for (k, svc) in p.nodes.iter().zip(&svcs) {
-                let c = d.container(*k)?;
-                let nets = Docker::docker(&[
-                    "inspect",
-                    "-f",
-                    "{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAddress}}{{end}}",
-                    &c,
-                ])?;
-                let (net, ip) = nets.split_once(' ').ok_or_else(|| format!("{svc}: no network"))?;
-                Docker::docker(&["network", "disconnect", net, &c])?;
-                undo.push((c, net.to_string(), ip.to_string()));
+            let ids = d.containers(&svcs)?;
+            let mut args = vec![
+                "inspect",
+                "-f",
+                "{{range $n, $c := .NetworkSettings.Networks}}{{$n}} {{$c.IPAddress}}{{end}}",
+            ];
+            args.extend(ids.iter().map(String::as_str));
+            let nets = Docker::docker(&args)?;
+            let nets: Vec<&str> = nets.lines().collect();
+            if nets.len() != ids.len() {
+                return Err(format!(
+                    "docker inspect: {} answers for {} containers",
+                    nets.len(),
+                    ids.len()
+                ));
+            }
+            for ((c, line), svc) in ids.iter().zip(nets).zip(&svcs) {
+                let (net, ip) = line
+                    .trim()
+                    .split_once(' ')
+                    .ok_or_else(|| format!("{svc}: no network"))?;
+                Docker::docker(&["network", "disconnect", net, c])?;
+                undo.push((c.clone(), net.to_string(), ip.to_string()));
             }
         }
     }
@@ -221,9 +289,8 @@ fn apply(d: &Docker, p: &Perturbation) -> Result<Vec<(String, String, String)>, 
 }
 
 fn undo(d: &Docker, p: &Perturbation, nets: &[(String, String, String)]) -> Result<(), String> {
-    let svcs: Vec<String> = p.nodes.iter().map(|k| format!("node{k}")).collect();
-    let with =
-        |verb: &'static str| -> Vec<&str> { std::iter::once(verb).chain(svcs.iter().map(String::as_str)).collect() };
+    let svcs = services(p);
+    let with = |verb: &'static str| verb_args(verb, &svcs);
     match p.action {
         Action::KillStart => {
             d.compose(&with("start"))?;
@@ -280,6 +347,17 @@ async fn height(url: &str) -> Option<u64> {
     None
 }
 
+/// Raises each answering validator's max lag behind the highest answer (a
+/// node that does not answer - killed, paused, cut off - is not sampled).
+fn note_lag(lag: &mut [u64], hs: &[Option<u64>]) {
+    let max = hs.iter().flatten().copied().max().unwrap_or(0);
+    for (l, h) in lag.iter_mut().zip(hs) {
+        if let Some(h) = h {
+            *l = (*l).max(max - h);
+        }
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -304,7 +382,8 @@ pub fn run(a: PerturbArgs) -> CliResult {
     });
     let d = Docker::new(&a.dir, &project).map_err(usage)?;
     let urls = grpc_urls(&a, n)?;
-    super::runtime().block_on(run_async(a, n, d, urls))
+    let metrics = metrics_addrs(&a, n)?;
+    super::runtime().block_on(run_async(a, n, d, urls, metrics))
 }
 
 /// The gRPC URL of each validator: from DIR/testnet.json when it lists them
@@ -316,11 +395,9 @@ fn grpc_urls(a: &PerturbArgs, n: usize) -> Result<Vec<String>, super::Failure> {
             .map(|k| format!("http://127.0.0.1:{}", a.base_port as usize + 100 + k))
             .collect()
     };
-    let Ok(raw) = std::fs::read(a.dir.join("testnet.json")) else {
+    let Some(doc) = manifest(a)? else {
         return Ok(fallback());
     };
-    let doc: serde_json::Value =
-        serde_json::from_slice(&raw).map_err(|e| usage(format!("{}: {e}", a.dir.join("testnet.json").display())))?;
     let urls: Option<Vec<String>> = doc["nodes"].as_array().map(|nodes| {
         nodes
             .iter()
@@ -333,7 +410,137 @@ fn grpc_urls(a: &PerturbArgs, n: usize) -> Result<Vec<String>, super::Failure> {
     }
 }
 
-async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> CliResult {
+/// Each validator's metrics endpoint `(host, port)`: its host and metrics
+/// port from DIR/testnet.json (the container's address, which the docker
+/// host reaches over the bridge), else 127.0.0.1:BASE+200+K.
+fn metrics_addrs(a: &PerturbArgs, n: usize) -> Result<Vec<(String, u16)>, super::Failure> {
+    let fallback = || -> Vec<(String, u16)> {
+        (0..n)
+            .map(|k| ("127.0.0.1".to_string(), (a.base_port as usize + 200 + k) as u16))
+            .collect()
+    };
+    let Some(doc) = manifest(a)? else {
+        return Ok(fallback());
+    };
+    let addrs: Option<Vec<(String, u16)>> = doc["nodes"].as_array().map(|nodes| {
+        nodes
+            .iter()
+            .filter_map(|node| {
+                let host = node["host"].as_str()?;
+                let port = u16::try_from(node["metrics_port"].as_u64()?).ok()?;
+                Some((host.to_string(), port))
+            })
+            .collect()
+    });
+    match addrs {
+        Some(v) if v.len() == n => Ok(v),
+        _ => Ok(fallback()),
+    }
+}
+
+/// DIR/testnet.json, parsed; None when there is no such file.
+fn manifest(a: &PerturbArgs) -> Result<Option<serde_json::Value>, super::Failure> {
+    let path = a.dir.join("testnet.json");
+    let Ok(raw) = std::fs::read(&path) else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&raw)
+        .map(Some)
+        .map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+/// Every node's metrics, scraped concurrently (None: no answer).
+async fn scrape_all(addrs: &[(String, u16)]) -> Vec<Option<Scrape>> {
+    let mut set = tokio::task::JoinSet::new();
+    for (k, (host, port)) in addrs.iter().enumerate() {
+        let (host, port) = (host.clone(), *port);
+        set.spawn(async move { (k, scrape_at(&host, port).await.map(|t| Scrape::parse(&t))) });
+    }
+    let mut out = vec![None; addrs.len()];
+    while let Some(r) = set.join_next().await {
+        if let Ok((k, s)) = r {
+            out[k] = s;
+        }
+    }
+    out
+}
+
+const FINALITY: &str = "bizra_finality_latency_seconds";
+
+/// Finality over the run, summed over nodes: each node's histogram at the
+/// end minus at the start, or its whole histogram if it restarted meanwhile
+/// (counts went down).
+fn finality(before: &[Option<Scrape>], after: &[Option<Scrape>]) -> Finality {
+    let mut total = HistDelta::default();
+    let mut nodes = 0;
+    for (b, a) in before.iter().zip(after) {
+        let Some(a) = a else { continue };
+        let empty = Scrape::default();
+        let b = match b {
+            Some(b) if b.get(&format!("{FINALITY}_count")) <= a.get(&format!("{FINALITY}_count")) => b,
+            _ => &empty,
+        };
+        total.add(&HistDelta::between(b, a, FINALITY));
+        nodes += 1;
+    }
+    Finality {
+        observations: total.count,
+        mean_s: total.mean(),
+        p50_s: total.quantile(0.5),
+        p99_s: total.quantile(0.99),
+        nodes_scraped: nodes,
+    }
+}
+
+/// VmRSS and VmHWM of every running container of the project, by the PID
+/// docker reports (`bizra run` is each container's init process).
+fn container_memory(d: &Docker) -> Vec<ProcMem> {
+    let Ok(ids) = d.compose(&["ps", "-q"]) else {
+        return Vec::new();
+    };
+    let ids: Vec<&str> = ids.lines().filter(|l| !l.trim().is_empty()).collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let mut args = vec!["inspect", "-f", "{{.Name}} {{.State.Pid}}"];
+    args.extend(ids);
+    let Ok(out) = Docker::docker(&args) else {
+        return Vec::new();
+    };
+    let mut v: Vec<ProcMem> = out
+        .lines()
+        .filter_map(|l| {
+            let (name, pid) = l.trim().split_once(' ')?;
+            let pid: u32 = pid.parse().ok().filter(|p| *p > 0)?;
+            Some(ProcMem {
+                name: name.trim_start_matches('/').to_string(),
+                pid,
+                vm_rss_kib: proc_status_kib(pid, "VmRSS:"),
+                vm_hwm_kib: proc_status_kib(pid, "VmHWM:"),
+            })
+        })
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// min / median / max of the present values.
+fn spread(mut v: Vec<u64>) -> Option<(u64, u64, u64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    Some((v[0], v[v.len() / 2], v[v.len() - 1]))
+}
+
+async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metrics: Vec<(String, u16)>) -> CliResult {
     let started = Instant::now();
     // Every validator must answer before we start.
     let mut hs = heights(&urls).await;
@@ -348,6 +555,7 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
             urls[k]
         )));
     }
+    let scrape_start = scrape_all(&metrics).await;
     // Block cadence from node0's head stream.
     let stream_url = urls[0].clone();
     let intervals = std::sync::Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
@@ -381,19 +589,25 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
         }
         let t0 = started.elapsed().as_secs_f64();
         println!("[{t0:>6.0}s] {:?} on {:?}", p.action, p.nodes);
+        let t_apply = Instant::now();
         let nets = apply(&d, &p).map_err(check)?;
-        tokio::time::sleep(Duration::from_secs(a.hold)).await;
+        let apply_s = t_apply.elapsed().as_secs_f64();
+        // Hold, sampling the lag of the validators that still answer.
+        let hold_until = Instant::now() + Duration::from_secs(a.hold);
+        while Instant::now() < hold_until {
+            note_lag(&mut lag, &heights(&urls).await);
+            tokio::time::sleep(Duration::from_secs(2).min(hold_until.saturating_duration_since(Instant::now()))).await;
+        }
+        let t_undo = Instant::now();
         undo(&d, &p, &nets).map_err(check)?;
+        let undo_s = t_undo.elapsed().as_secs_f64();
         let undo_at = Instant::now();
         let hs = heights(&urls).await;
         let target = hs.iter().flatten().copied().max().unwrap_or(0) + 1;
         let mut recovered = false;
         while undo_at.elapsed() < Duration::from_secs(a.recover_timeout) {
             let hs = heights(&urls).await;
-            let max = hs.iter().flatten().copied().max().unwrap_or(0);
-            for (k, h) in hs.iter().enumerate() {
-                lag[k] = lag[k].max(max.saturating_sub(h.unwrap_or(0)));
-            }
+            note_lag(&mut lag, &hs);
             if hs.iter().all(|h| h.is_some_and(|h| h >= target)) {
                 recovered = true;
                 break;
@@ -401,11 +615,15 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let rec = undo_at.elapsed().as_secs_f64();
-        println!("         recovered={recovered} in {rec:.1}s (all past B{target})");
+        println!(
+            "         applied in {apply_s:.1}s, undone in {undo_s:.1}s; recovered={recovered} in {rec:.1}s (all past B{target})"
+        );
         outcomes.push(Outcome {
             action: p.action,
             nodes: p.nodes,
             started_s: t0,
+            apply_s,
+            undo_s,
             recovered,
             recover_s: rec,
             height_at_undo: target - 1,
@@ -430,6 +648,8 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
     iv.sort_by(|a, b| a.total_cmp(b));
     let elapsed = started.elapsed().as_secs_f64();
     let last = heights(&urls).await.iter().flatten().copied().max().unwrap_or(0);
+    let finality = finality(&scrape_start, &scrape_all(&metrics).await);
+    let rss = container_memory(&d);
     let stats = Docker::docker(&[
         "stats",
         "--no-stream",
@@ -461,6 +681,8 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
         block_interval_p50_s: percentile(&iv, 0.5),
         block_interval_p99_s: percentile(&iv, 0.99),
         blocks_per_min: (last.saturating_sub(first_height)) as f64 / (elapsed / 60.0),
+        finality,
+        rss,
         containers,
     };
     let json = serde_json::to_string_pretty(&report).expect("report json");
@@ -474,6 +696,33 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>) -> Cl
         report.blocks_per_min,
         report.max_height_lag.iter().max()
     );
+    let f = &report.finality;
+    let secs = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.1}s"));
+    println!(
+        "finality over {} observations on {} nodes: p50 {} p99 {} mean {}",
+        f.observations,
+        f.nodes_scraped,
+        secs(f.p50_s),
+        secs(f.p99_s),
+        secs(f.mean_s)
+    );
+    let mib = |k: u64| k as f64 / 1024.0;
+    if let Some((lo, mid, hi)) = spread(report.rss.iter().filter_map(|m| m.vm_rss_kib).collect()) {
+        println!(
+            "RSS per validator: min {:.0} / median {:.0} / max {:.0} MiB",
+            mib(lo),
+            mib(mid),
+            mib(hi)
+        );
+    }
+    if let Some((lo, mid, hi)) = spread(report.rss.iter().filter_map(|m| m.vm_hwm_kib).collect()) {
+        println!(
+            "peak RSS (VmHWM) per validator: min {:.0} / median {:.0} / max {:.0} MiB",
+            mib(lo),
+            mib(mid),
+            mib(hi)
+        );
+    }
     println!("{agreement}");
     if failed > 0 || !all_agree {
         return Err(check(format!(
@@ -502,5 +751,62 @@ mod tests {
         }
         let kinds: std::collections::HashSet<_> = a.iter().map(|p| format!("{:?}", p.action)).collect();
         assert_eq!(kinds.len(), 4);
+    }
+
+    fn hist(counts: [u64; 3], sum: f64) -> Scrape {
+        // cumulative buckets le=10, le=60, le=+Inf
+        Scrape::parse(&format!(
+            "{FINALITY}_bucket{{le=\"10.0\"}} {}\n{FINALITY}_bucket{{le=\"60.0\"}} {}\n{FINALITY}_bucket{{le=\"+Inf\"}} {}\n{FINALITY}_sum {sum}\n{FINALITY}_count {}\n",
+            counts[0], counts[1], counts[2], counts[2]
+        ))
+    }
+
+    #[test]
+    fn finality_is_the_runs_window_and_a_restart_counts_from_zero() {
+        // node0: 10 fast before, +10 slow (10..60 s) during the run.
+        // node1: restarted (its count went down): all 4 of its slow ones count.
+        // node2: no answer at the end: left out.
+        let before = vec![
+            Some(hist([10, 10, 10], 50.0)),
+            Some(hist([0, 50, 50], 1000.0)),
+            Some(hist([1, 1, 1], 1.0)),
+        ];
+        let after = vec![Some(hist([10, 20, 20], 450.0)), Some(hist([0, 4, 4], 160.0)), None];
+        let f = finality(&before, &after);
+        assert_eq!(f.nodes_scraped, 2);
+        assert_eq!(f.observations, 14.0);
+        assert_eq!(f.mean_s, Some((400.0 + 160.0) / 14.0));
+        let p50 = f.p50_s.expect("p50");
+        assert!(p50 > 10.0 && p50 < 60.0, "{p50}");
+        // None of the 10 fast pre-run observations are in the window.
+        assert_eq!(
+            HistDelta::between(&before[0].clone().unwrap(), &after[0].clone().unwrap(), FINALITY).buckets[0].1,
+            0.0
+        );
+    }
+
+    #[test]
+    fn verb_args_is_one_command_for_all_nodes() {
+        let p = Perturbation {
+            action: Action::KillStart,
+            nodes: vec![3, 17],
+        };
+        let svcs = services(&p);
+        assert_eq!(verb_args("kill", &svcs), vec!["kill", "node3", "node17"]);
+    }
+
+    #[test]
+    fn lag_counts_only_answering_nodes() {
+        let mut lag = vec![0, 5, 0];
+        note_lag(&mut lag, &[Some(10), Some(8), None]);
+        assert_eq!(lag, vec![0, 5, 0]);
+        note_lag(&mut lag, &[Some(20), Some(11), Some(2)]);
+        assert_eq!(lag, vec![0, 9, 18]);
+    }
+
+    #[test]
+    fn spread_is_min_median_max() {
+        assert_eq!(spread(vec![]), None);
+        assert_eq!(spread(vec![5, 1, 9, 3]), Some((1, 5, 9)));
     }
 }

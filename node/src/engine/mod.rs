@@ -22,7 +22,7 @@ use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::block_hash;
 use bizra_consensus::poi::{self, ErrorKind};
 use bizra_consensus::signing::Signer;
-use bizra_consensus::types::{hash_bytes, SignPosition, SignStep};
+use bizra_consensus::types::{SignPosition, SignStep};
 use bizra_consensus::{certificate, quorum};
 use bizra_p2p::{P2pConfig, P2pEvent, P2pHandle, PeerId, Topic, Validation};
 use bizra_proto::{
@@ -46,6 +46,80 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 const MAX_VERIFIED: usize = 65_536;
 /// Finalized heights between two prunes of the WAL.
 const WAL_PRUNE_EVERY: u64 = 16;
+
+/// The signed content of a consensus message: BLAKE3 of its encoding with
+/// the unsigned `attempt` zeroed (re-sends differ only in `attempt`).
+fn content_key(msg: &ConsensusMessage) -> [u8; 32] {
+    let mut m = msg.clone();
+    m.attempt = 0;
+    *blake3::hash(&m.encode_to_vec()).as_bytes()
+}
+
+/// Answers a `/bizra/sync/1` request from the published status and the
+/// store: no driver state, so it runs apart from the engine (`sync_server`).
+fn serve_sync(shared: &Shared, store: &dyn Store, max_message_bytes: usize, req: &SyncRequest) -> SyncResponse {
+    let resp = match &req.req {
+        Some(Req::Status(_)) => {
+            let s = shared.status();
+            Resp::Status(ChainStatus {
+                chain_id: shared.genesis.chain_id().to_string(),
+                genesis_hash: shared.genesis.hash.to_vec(),
+                height: s.finalized_height,
+                head_hash: s.finalized_hash.to_vec(),
+            })
+        }
+        Some(Req::Blocks(r)) => {
+            let max = r.max_blocks.clamp(1, sync::BATCH) as usize;
+            match store.blocks_range(r.from_height.max(1), max, max_message_bytes / 4 * 3) {
+                Ok(blocks) => Resp::Blocks(BlockRange {
+                    blocks: blocks
+                        .into_iter()
+                        .map(|(b, c)| FinalizedBlock {
+                            block: Some(b),
+                            commit: Some(c),
+                        })
+                        .collect(),
+                }),
+                Err(e) => Resp::Error(format!("store: {e}")),
+            }
+        }
+        None => Resp::Error("empty request".into()),
+    };
+    SyncResponse { resp: Some(resp) }
+}
+
+/// Inbound sync requests waiting for [`sync_server`]; more are answered
+/// "busy" by the p2p service.
+const SYNC_SERVER_QUEUE: usize = 256;
+
+/// Serves sync requests on their own task, so that a node busy validating
+/// gossip still answers status and block-range requests at once. Blocks
+/// are read from the store on a blocking thread.
+async fn sync_server(
+    mut rx: tokio::sync::mpsc::Receiver<P2pEvent>,
+    p2p: P2pHandle,
+    shared: Arc<Shared>,
+    store: Arc<dyn Store>,
+    max_message_bytes: usize,
+) {
+    while let Some(ev) = rx.recv().await {
+        let P2pEvent::SyncRequest { peer, request, channel } = ev else {
+            continue;
+        };
+        let resp = if matches!(request.req, Some(Req::Blocks(_))) {
+            let (shared, store) = (shared.clone(), store.clone());
+            tokio::task::spawn_blocking(move || serve_sync(&shared, store.as_ref(), max_message_bytes, &request))
+                .await
+                .unwrap_or_else(|e| SyncResponse {
+                    resp: Some(Resp::Error(format!("internal: {e}"))),
+                })
+        } else {
+            serve_sync(&shared, store.as_ref(), max_message_bytes, &request)
+        };
+        debug!(%peer, "served sync request");
+        p2p.respond(channel, resp);
+    }
+}
 
 fn topic_kind(topic: Topic) -> &'static str {
     match topic {
@@ -131,7 +205,8 @@ pub fn run_node(home: &Path) -> CliResult {
     })
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -330,9 +405,18 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
     p2p_cfg.peers = peers;
     p2p_cfg.max_message_bytes = cfg.p2p.max_message_bytes;
     p2p_cfg.validator_count = genesis.members.len();
+    let (sync_tx, sync_rx) = tokio::sync::mpsc::channel(SYNC_SERVER_QUEUE);
+    p2p_cfg.sync_requests = Some(sync_tx);
     let (p2p, mut events) = bizra_p2p::start(p2p_cfg)
         .await
         .with_context(|| format!("p2p listen {listen}"))?;
+    tokio::spawn(sync_server(
+        sync_rx,
+        p2p.clone(),
+        shared.clone(),
+        store.clone(),
+        cfg.p2p.max_message_bytes,
+    ));
     let servers = servers::start(shared.clone(), &cfg, stop.clone()).await?;
     info!(validator = %signer.id(), p2p = %listen, grpc = %cfg.grpc.listen, metrics = %cfg.metrics.listen, "node started");
 
@@ -345,7 +429,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         timers: BTreeMap::new(),
         timer_seq: 0,
         published: HashSet::new(),
-        attempt: 0,
+        attempt: rand::random::<u64>() >> 1,
         height_started: Instant::now(),
         last_block_at: None,
         max_block_attestations: cfg.consensus.max_block_attestations,
@@ -686,10 +770,15 @@ impl Engine {
     }
 
     async fn publish(&mut self, mut msg: ConsensusMessage) {
+        let content = content_key(&msg);
         msg.attempt = 0;
-        let content = hash_bytes(&msg.encode_to_vec());
-        if !self.published.insert(content) {
-            self.attempt += 1;
+        // A re-send (ours again, or a vote we received and now relay in a
+        // polka) needs bytes no peer has seen, or gossip drops it as a
+        // duplicate. `attempt` starts at a random value per process, so two
+        // validators re-sending the same vote do not collide either.
+        let first_own_send = self.published.insert(content) && !self.verified.contains(&content);
+        if !first_own_send {
+            self.attempt = self.attempt.wrapping_add(1).max(1);
             msg.attempt = self.attempt;
         }
         let topic = match msg.msg {
@@ -838,29 +927,6 @@ impl Engine {
             self.verified.clear();
             self.verified_height = self.driver.height();
         }
-        let key = ConsensusMessage::decode(data).ok().map(|mut m| {
-            m.attempt = 0;
-            *blake3::hash(&m.encode_to_vec()).as_bytes()
-        });
-        if let Some(k) = &key {
-            if self.verified.contains(k) {
-                self.metrics().vote(topic_kind(topic), "resent");
-                return (Validation::Accept, None);
-            }
-        }
-        let (verdict, input) = self.check_gossip(topic, data);
-        if let (Validation::Accept, Some(k)) = (&verdict, key) {
-            if self.verified.len() < MAX_VERIFIED {
-                self.verified.insert(k);
-            }
-        }
-        (verdict, input)
-    }
-
-    /// Validates a gossip message before it may be forwarded: decoding, topic,
-    /// signature, chain and membership (Reject, which penalizes the sender),
-    /// then the height window (Ignore: not forwarded, no penalty).
-    fn check_gossip(&self, topic: Topic, data: &[u8]) -> (Validation, Option<(Input, ConsensusMessage)>) {
         if topic == Topic::Attestations {
             return (Validation::Ignore, None);
         }
@@ -868,6 +934,22 @@ impl Engine {
             self.metrics().vote("unknown", "malformed");
             return (Validation::Reject, None);
         };
+        let key = content_key(&msg);
+        if self.verified.contains(&key) {
+            self.metrics().vote(topic_kind(topic), "resent");
+            return (Validation::Accept, None);
+        }
+        let (verdict, input) = self.check_gossip(topic, msg);
+        if verdict == Validation::Accept && self.verified.len() < MAX_VERIFIED {
+            self.verified.insert(key);
+        }
+        (verdict, input)
+    }
+
+    /// Validates a decoded gossip message before it may be forwarded: decoding, topic,
+    /// signature, chain and membership (Reject, which penalizes the sender),
+    /// then the height window (Ignore: not forwarded, no penalty).
+    fn check_gossip(&self, topic: Topic, msg: ConsensusMessage) -> (Validation, Option<(Input, ConsensusMessage)>) {
         let kind = match (&msg.msg, topic) {
             (Some(Msg::Vote(_)), Topic::Votes) => "vote",
             (Some(Msg::Proposal(_)), Topic::Proposals) => "proposal",
@@ -904,37 +986,7 @@ impl Engine {
     }
 
     fn serve_sync(&self, req: &SyncRequest) -> SyncResponse {
-        let resp = match &req.req {
-            Some(Req::Status(_)) => {
-                let s = self.shared.status();
-                Resp::Status(ChainStatus {
-                    chain_id: self.shared.genesis.chain_id().to_string(),
-                    genesis_hash: self.shared.genesis.hash.to_vec(),
-                    height: s.finalized_height,
-                    head_hash: s.finalized_hash.to_vec(),
-                })
-            }
-            Some(Req::Blocks(r)) => {
-                let max = r.max_blocks.clamp(1, sync::BATCH) as usize;
-                match self
-                    .store
-                    .blocks_range(r.from_height.max(1), max, self.max_message_bytes / 4 * 3)
-                {
-                    Ok(blocks) => Resp::Blocks(BlockRange {
-                        blocks: blocks
-                            .into_iter()
-                            .map(|(b, c)| FinalizedBlock {
-                                block: Some(b),
-                                commit: Some(c),
-                            })
-                            .collect(),
-                    }),
-                    Err(e) => Resp::Error(format!("store: {e}")),
-                }
-            }
-            None => Resp::Error("empty request".into()),
-        };
-        SyncResponse { resp: Some(resp) }
+        serve_sync(&self.shared, self.store.as_ref(), self.max_message_bytes, req)
     }
 
     async fn request(&mut self, peer: PeerId, req: Req) -> Option<u64> {

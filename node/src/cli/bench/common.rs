@@ -393,8 +393,14 @@ pub async fn wait_ready(
 
 /// `GET /metrics` over plain HTTP/1.1 on 127.0.0.1:`port`; the body.
 pub async fn scrape(port: u16) -> Option<String> {
+    scrape_at("127.0.0.1", port).await
+}
+
+/// `GET /metrics` over plain HTTP/1.1 on `host`:`port` (an IPv4 literal or
+/// loopback); the body, or None after 5 s.
+pub async fn scrape_at(host: &str, port: u16) -> Option<String> {
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let mut s = tokio::net::TcpStream::connect((host, port)).await.ok()?;
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .await
             .ok()?;
