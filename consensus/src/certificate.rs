@@ -41,16 +41,44 @@ impl CertTally {
     }
 }
 
-/// Verifies every precommit (one signature rule), distinctness, that each is for
-/// exactly (height, round, block_hash), and the quorum under `threshold_bps`.
-pub fn verify(
+/// A certificate whose precommits each passed [`check_vote`] (canonical
+/// form, chain id, membership, the one signature rule). That part needs no
+/// chain state, so a node can run it ahead of the driver and on any thread
+/// (sync checks a whole range across all cores); [`verify_checked`] then
+/// adds the contextual rules. The fields are private: the only way to get
+/// one is [`check_signatures`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedCertificate {
+    cert: CommitCertificate,
+    votes: Vec<VerifiedVote>,
+}
+
+impl CheckedCertificate {
+    pub fn cert(&self) -> &CommitCertificate {
+        &self.cert
+    }
+    pub fn into_cert(self) -> CommitCertificate {
+        self.cert
+    }
+}
+
+/// The context-free half of [`verify`]: every precommit's signature, chain
+/// and signer.
+pub fn check_signatures(
     chain_id: &str,
     members: &Membership,
-    weights: &EpochWeights,
-    threshold_bps: u32,
-    cert: &CommitCertificate,
-    expected: Option<(Height, Hash)>,
-) -> Result<CertTally, CertError> {
+    cert: CommitCertificate,
+) -> Result<CheckedCertificate, CertError> {
+    let votes = cert
+        .precommits
+        .iter()
+        .enumerate()
+        .map(|(index, sv)| check_vote(chain_id, members, sv).map_err(|source| CertError::Vote { index, source }))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CheckedCertificate { cert, votes })
+}
+
+fn check_expected(cert: &CommitCertificate, expected: Option<(Height, Hash)>) -> Result<Hash, CertError> {
     let hash = hash_from_slice(&cert.block_hash)
         .ok()
         .flatten()
@@ -66,11 +94,42 @@ pub fn verify(
             return Err(CertError::BlockHash);
         }
     }
+    Ok(hash)
+}
+
+/// Verifies every precommit (one signature rule), distinctness, that each is for
+/// exactly (height, round, block_hash), and the quorum under `threshold_bps`.
+pub fn verify(
+    chain_id: &str,
+    members: &Membership,
+    weights: &EpochWeights,
+    threshold_bps: u32,
+    cert: &CommitCertificate,
+    expected: Option<(Height, Hash)>,
+) -> Result<CertTally, CertError> {
+    // The cheap header checks first, so a mismatched certificate costs no
+    // signature checks.
+    check_expected(cert, expected)?;
+    let checked = check_signatures(chain_id, members, cert.clone())?;
+    verify_checked(members, weights, threshold_bps, &checked, expected)
+}
+
+/// The contextual half of [`verify`], for a certificate whose signatures
+/// were checked: each precommit is for exactly (height, round, block_hash),
+/// signers are distinct, and their weight reaches `threshold_bps`.
+pub fn verify_checked(
+    members: &Membership,
+    weights: &EpochWeights,
+    threshold_bps: u32,
+    checked: &CheckedCertificate,
+    expected: Option<(Height, Hash)>,
+) -> Result<CertTally, CertError> {
+    let cert = &checked.cert;
+    let hash = check_expected(cert, expected)?;
     let mut seen = HashSet::new();
     let mut signed: u128 = 0;
     let mut signers = Vec::with_capacity(cert.precommits.len());
-    for (index, sv) in cert.precommits.iter().enumerate() {
-        let v: VerifiedVote = check_vote(chain_id, members, sv).map_err(|source| CertError::Vote { index, source })?;
+    for (index, v) in checked.votes.iter().enumerate() {
         if v.kind != VoteKind::Precommit
             || v.height() != cert.height
             || v.round() != cert.round

@@ -106,6 +106,19 @@ impl ChainState {
     /// payload root, and the embedded last commit against the parent's epoch
     /// weights. Attestation *content* rules are checked at the node's edge.
     pub fn validate_block(&self, g: &Genesis, block: &Block) -> Result<Hash, BlockError> {
+        self.validate_block_trusting(g, block, None)
+    }
+
+    /// [`ChainState::validate_block`], where `verified_parent_commit` is a
+    /// certificate for the parent that the caller already verified in full
+    /// (against these weights, for this parent): an embedded last commit
+    /// equal to it is not verified again. Anything else is.
+    pub fn validate_block_trusting(
+        &self,
+        g: &Genesis,
+        block: &Block,
+        verified_parent_commit: Option<&CommitCertificate>,
+    ) -> Result<Hash, BlockError> {
         let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
         let p = g.params();
         if h.chain_id != g.chain_id() {
@@ -163,14 +176,18 @@ impl ChainState {
                 if hash_bytes(&c.encode_to_vec()).as_slice() != h.last_commit_hash.as_slice() {
                     return Err(BlockError::LastCommitHash);
                 }
-                certificate::verify(
-                    g.chain_id(),
-                    &g.members,
-                    &self.last_weights,
-                    p.fast_threshold_bps,
-                    c,
-                    Some((parent, self.last_hash)),
-                )?;
+                let known = verified_parent_commit
+                    .is_some_and(|k| k == c && k.height == parent && k.block_hash.as_slice() == self.last_hash);
+                if !known {
+                    certificate::verify(
+                        g.chain_id(),
+                        &g.members,
+                        &self.last_weights,
+                        p.fast_threshold_bps,
+                        c,
+                        Some((parent, self.last_hash)),
+                    )?;
+                }
             }
             _ => return Err(BlockError::LastCommitHash),
         }

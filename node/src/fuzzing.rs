@@ -7,10 +7,12 @@
 //! Every function takes the raw bytes as they arrive (a gossip message, a sync
 //! frame's payload, a file) and runs the same checks the node runs on them,
 //! against a fixed [`World`]: a 4-validator genesis and a 3-block finalized
-//! chain signed with deterministic keys. The node's private glue (the
-//! engine's `check_gossip`, `check_payload`, `admit_attestation`,
-//! `serve_sync`, `on_sync_response`) is mirrored here step by step, calling
-//! the same public library functions in the same order; the library code
+//! chain signed with deterministic keys. Attestation admission and proposal
+//! payload checks (`crate::admission`) and synced ranges
+//! (`engine::sync::check_range` / `apply_range`) are the engine's own
+//! functions; the rest of the engine's glue (`check_gossip`, `serve_sync`)
+//! is mirrored here step by step, calling the same public library functions
+//! in the same order; the library code
 //! (decoding, `check_vote`, `check_proposal`, `validate_block`,
 //! `poi::check`, the driver, the store, the verifiers) is the real thing.
 //!
@@ -28,28 +30,28 @@
 //! ignored test `write_seeds` in `node/tests/fuzz_regressions.rs` writes them
 //! to `fuzz/seeds/<target>/`.
 
+use crate::admission;
 use crate::cli::proof::{
     self, build_proof, sign_envelope, signed_vote_envelope, CommitPart, HeadPart, ProofParts, Telemetry, TelemetryPart,
 };
 use crate::cli::verify;
 use crate::cli::Failure;
 use crate::config::{parse_peer, NodeConfig};
-use crate::engine::sync::BATCH;
-use crate::pool::{AttestationPool, FinalizedKey, PoolError};
-use crate::state::SubmitError;
+use crate::engine::sync::{self, BATCH};
+use crate::pool::{AttestationPool, FinalizedKey};
 use bizra_consensus::chain::{self, ChainState};
 use bizra_consensus::driver::{Driver, Effect, Input, Timeout, Timeouts, FUTURE_HEIGHTS};
 use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
 use bizra_consensus::messages::{block_hash, check_proposal, check_vote, new_vote, sign_proposal, sign_vote};
-use bizra_consensus::poi::{self, ErrorKind};
+use bizra_consensus::poi;
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{epoch_of, hash_bytes, Hash, Round, SignPosition, SignStep};
 use bizra_consensus::{certificate, merkle, quorum};
 use bizra_proto::{
-    consensus_message::Msg, payload_type, sync_request::Req, sync_response::Resp, Block, BlockHeader, BlockRange,
-    BlockRangeRequest, ChainStatus, CommitCertificate, ConsensusMessage, Envelope, EnvelopeSignature, FinalizedBlock,
-    HeadReport, InclusionProof, PoiAttestation, Proposal, SignedProposal, SignedVote, StatusRequest, SyncRequest,
-    SyncResponse, VoteKind,
+    consensus_message::Msg, payload_type, sync_request::Req, sync_response::Resp, AttestationBatch, Block, BlockHeader,
+    BlockRange, BlockRangeRequest, ChainStatus, CommitCertificate, ConsensusMessage, Envelope, EnvelopeSignature,
+    FinalizedBlock, HeadReport, InclusionProof, PoiAttestation, Proposal, SignedProposal, SignedVote, StatusRequest,
+    SyncRequest, SyncResponse, VoteKind,
 };
 use bizra_storage::{MemStore, Store};
 use prost::Message;
@@ -447,77 +449,44 @@ fn gossip(topic: Topic, data: &[u8]) -> Outcome {
     }
 }
 
-/// Mirror of engine `check_payload`: each attestation of a proposed block valid
-/// as of the block's time, none finalized before, no duplicate id or nonce.
+/// The engine's `check_payload` (`admission::check_payload`) against the world.
 pub fn check_payload(w: &World, pool: &AttestationPool, block: &Block) -> Result<(), String> {
-    let g = &w.genesis;
-    let time = block.header.as_ref().map(|h| h.time_ms).unwrap_or(0);
-    let mut ids = HashSet::new();
-    let mut nonces = HashSet::new();
-    for (i, env) in block.attestations.iter().enumerate() {
-        let id = poi::attestation_id(&env.payload);
-        let pooled = pool.get(&id).is_some_and(|p| p == env);
-        let (attester, nonce) = if pooled {
-            let att = PoiAttestation::decode(env.payload.as_slice()).map_err(|e| e.to_string())?;
-            (g.members.index_of(&att.attester).unwrap_or(usize::MAX), att.nonce)
-        } else {
-            let c = poi::check(env, g.chain_id(), &g.members, time).map_err(|e| format!("attestation #{i}: {e}"))?;
-            (c.attester, c.att.nonce)
-        };
-        if !ids.insert(id) || !nonces.insert((attester, nonce.clone())) {
-            return Err(format!("attestation #{i}: duplicate id or nonce in the block"));
-        }
-        if pool.is_known(&id, attester, &nonce) || w.store.attestation_location(&id).ok().flatten().is_some() {
-            return Err(format!("attestation #{i}: already finalized"));
-        }
-    }
-    Ok(())
+    admission::check_payload(&w.genesis, &w.store, pool, block)
 }
 
-/// An `Envelope` received on the attestations topic (engine
-/// `admit_attestation`: `poi::check`, the store and pool duplicates, the pool).
+/// An `AttestationBatch` received on the attestations topic, through the
+/// engine's own `admission::admit_batch` (`poi::check` per envelope, store
+/// and pool duplicates, the pool); every envelope it admitted is re-checked
+/// against CONTRACT section 7 independently.
 pub fn fuzz_gossip_attestation(data: &[u8]) -> Outcome {
-    let Ok(env) = Envelope::decode(data) else {
-        return rejected("malformed");
-    };
     let w = world();
     let mut pool = w.pool();
-    match admit_attestation(w, &mut pool, &env, NOW_MS) {
-        Ok(_) => Outcome::Accepted,
-        Err(SubmitError::Duplicate(m)) | Err(SubmitError::Exhausted(m)) => Outcome::Ignored(m),
-        Err(e) => rejected(e),
+    let before = pool.len();
+    let verdict = admission::admit_batch(&w.genesis, &w.store, &mut pool, data, NOW_MS);
+    let admitted = match &verdict {
+        admission::BatchVerdict::Accept { admitted } | admission::BatchVerdict::Reject { admitted, .. } => *admitted,
+        admission::BatchVerdict::Ignore { .. } => 0,
+    };
+    assert_eq!(pool.len(), before + admitted, "the pool grew by what was admitted");
+    if admitted > 0 {
+        let batch = AttestationBatch::decode(data).expect("an admitted batch decodes");
+        let mut checked = 0;
+        let mut seen = HashSet::new();
+        for env in &batch.envelopes {
+            let id = poi::attestation_id(&env.payload);
+            if pool.get(&id) == Some(env) && seen.insert(id) {
+                let c = poi::check(env, CHAIN_ID, &w.genesis.members, NOW_MS).expect("an admitted envelope is valid");
+                assert_attestation_rules(w, env, &c, NOW_MS);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, admitted, "every admitted envelope is in the batch");
     }
-}
-
-/// Mirror of engine `admit_attestation`, with the invariants of an accepted attestation.
-pub fn admit_attestation(
-    w: &World,
-    pool: &mut AttestationPool,
-    envelope: &Envelope,
-    now_ms: u64,
-) -> Result<String, SubmitError> {
-    let g = &w.genesis;
-    let checked = poi::check(envelope, g.chain_id(), &g.members, now_ms).map_err(|e| match e.kind() {
-        ErrorKind::FailedPrecondition => SubmitError::Precondition(e.to_string()),
-        ErrorKind::TooLarge => SubmitError::Exhausted(e.to_string()),
-        ErrorKind::InvalidArgument => SubmitError::Invalid(e.to_string()),
-    })?;
-    assert_attestation_rules(w, envelope, &checked, now_ms);
-    let id = hex::encode(checked.id);
-    let finalized = w
-        .store
-        .attestation_location(&checked.id)
-        .map_err(|e| SubmitError::Exhausted(e.to_string()))?;
-    if finalized.is_some() || pool.is_known(&checked.id, checked.attester, &checked.att.nonce) {
-        return Err(SubmitError::Duplicate(format!(
-            "attestation {id} (or its nonce) is already finalized"
-        )));
+    match verdict {
+        admission::BatchVerdict::Accept { .. } => Outcome::Accepted,
+        admission::BatchVerdict::Ignore { reason } => Outcome::Ignored(reason),
+        admission::BatchVerdict::Reject { reason, .. } => rejected(reason),
     }
-    pool.insert(checked, envelope.clone()).map_err(|e| match e {
-        PoolError::Full(_) => SubmitError::Exhausted(e.to_string()),
-        _ => SubmitError::Duplicate(e.to_string()),
-    })?;
-    Ok(id)
 }
 
 /// CONTRACT section 7, re-checked independently of `poi::check` for an
@@ -667,24 +636,15 @@ pub fn fuzz_sync_response(data: &[u8]) -> Outcome {
                 Timeouts::default(),
             );
             let mut audit = Audit::new(w, ChainState::genesis(&w.genesis), None);
-            let mut outcome = Outcome::Accepted;
-            for fb in range.blocks {
-                let (Some(block), Some(commit)) = (fb.block, fb.commit) else {
-                    outcome = rejected("sync block without commit");
-                    break;
-                };
-                let h = header_height(&block);
-                if h < d.height() {
-                    continue;
-                }
-                match d.handle(NOW_MS, Input::SyncedBlock { block, commit }) {
-                    Ok(fx) => audit.effects(&mut d, fx),
-                    Err(e) => {
-                        outcome = rejected(format!("invalid synced block: {e}"));
-                        break;
-                    }
-                }
-            }
+            // The engine's own two steps (engine::sync): signatures, then
+            // the driver, in order.
+            let (checked, bad_sig) = sync::check_range(&w.genesis, range.blocks, d.height(), 2);
+            let (fx, _, refused) = sync::apply_range(&mut d, NOW_MS, checked);
+            audit.effects(&mut d, fx);
+            let outcome = match refused.or(bad_sig) {
+                Some(e) => rejected(format!("invalid synced block: {}", e.reason)),
+                None => Outcome::Accepted,
+            };
             for (i, (h, hash)) in audit.decided.iter().enumerate() {
                 let (wb, wh, _) = w
                     .blocks
@@ -1123,6 +1083,7 @@ pub fn fuzz_driver_byzantine(data: &[u8]) -> Outcome {
                 let (Some(block), Some(commit)) = (fb.block, fb.commit) else {
                     continue;
                 };
+                let Ok(commit) = d.check_commit(commit) else { continue };
                 if let Ok(fx) = d.handle(NOW_MS, Input::SyncedBlock { block, commit }) {
                     audit.effects(&mut d, fx);
                 }
@@ -1322,7 +1283,10 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
 
     // gossip_attestation and poi_payload: the pending attestations.
     for (i, env) in w.pending.iter().enumerate() {
-        out.push(("gossip_attestation", format!("attestation-{i}"), env.encode_to_vec()));
+        let batch = AttestationBatch {
+            envelopes: vec![env.clone()],
+        };
+        out.push(("gossip_attestation", format!("attestation-{i}"), batch.encode_to_vec()));
         out.push(("poi_payload", format!("payload-{i}"), env.payload.clone()));
     }
 

@@ -2,6 +2,7 @@
 //! core (`bizra-consensus`), with libp2p networking (`bizra-p2p`), sled
 //! storage (`bizra-storage`), a tonic gRPC API and Prometheus metrics.
 
+pub mod admission;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -168,9 +168,15 @@ impl Metrics {
     }
 
     pub fn attestation(&self, result: &str) {
-        self.attestations
-            .get_or_create(&ResultLabel { result: result.into() })
-            .inc();
+        self.attestations_by(result, 1);
+    }
+
+    pub fn attestations_by(&self, result: &str, n: u64) {
+        if n > 0 {
+            self.attestations
+                .get_or_create(&ResultLabel { result: result.into() })
+                .inc_by(n);
+        }
     }
 }
 

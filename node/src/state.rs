@@ -57,9 +57,12 @@ pub enum SubmitError {
 
 /// Requests from the API to the engine.
 pub enum EngineRequest {
-    /// A validated attestation to pool and gossip; replies with its id (hex).
+    /// An attestation that passed every rule of CONTRACT section 7
+    /// (`admission::check`), to deduplicate, pool and gossip; replies with
+    /// its id (hex).
     SubmitAttestation {
         envelope: Envelope,
+        checked: Box<bizra_consensus::poi::CheckedAttestation>,
         reply: oneshot::Sender<Result<String, SubmitError>>,
     },
 }

@@ -178,7 +178,7 @@ fn synced_block_with_rewritten_envelope_metadata_is_refused() {
         fuzzing::NOW_MS,
         Input::SyncedBlock {
             block: b1.clone(),
-            commit: c1.clone(),
+            commit: d.check_commit(c1.clone()).expect("signed by the world"),
         },
     )
     .expect("block 1");
@@ -195,7 +195,7 @@ fn synced_block_with_rewritten_envelope_metadata_is_refused() {
         fuzzing::NOW_MS,
         Input::SyncedBlock {
             block: forged,
-            commit: c2.clone(),
+            commit: d.check_commit(c2.clone()).expect("signed by the world"),
         },
     );
     assert!(

@@ -9,8 +9,9 @@
 //! # Gossip
 //! Three gossipsub topics per chain ([`Topic`]):
 //! `/bizra/{chain_id}/proposals/1`, `/bizra/{chain_id}/votes/1` and
-//! `/bizra/{chain_id}/attestations/1`. Messages are signed with the node key
-//! and validated strictly. The message id is the first 20 bytes of
+//! `/bizra/{chain_id}/attestations/2` (`AttestationBatch`). Gossipsub runs
+//! in anonymous mode: every bizra payload carries its author's signature, so
+//! libp2p's own envelope signature would be pure cost (ADR 0006). The message id is the first 20 bytes of
 //! BLAKE3(data), so the same bytes published twice (or by two peers) are one
 //! message, remembered for three minutes.
 //!
@@ -100,12 +101,13 @@ impl Topic {
 
     /// The gossipsub topic string, e.g. `/bizra/{chain_id}/votes/1`.
     pub fn name(self, chain_id: &str) -> String {
-        let kind = match self {
-            Topic::Proposals => "proposals",
-            Topic::Votes => "votes",
-            Topic::Attestations => "attestations",
+        let (kind, version) = match self {
+            Topic::Proposals => ("proposals", 1),
+            Topic::Votes => ("votes", 1),
+            // 2: an `AttestationBatch` per message (1 was one `Envelope`).
+            Topic::Attestations => ("attestations", 2),
         };
-        format!("/bizra/{chain_id}/{kind}/1")
+        format!("/bizra/{chain_id}/{kind}/{version}")
     }
 }
 
@@ -496,6 +498,6 @@ mod tests {
     fn topic_names() {
         assert_eq!(Topic::Votes.name("c1"), "/bizra/c1/votes/1");
         assert_eq!(Topic::Proposals.name("c1"), "/bizra/c1/proposals/1");
-        assert_eq!(Topic::Attestations.name("c1"), "/bizra/c1/attestations/1");
+        assert_eq!(Topic::Attestations.name("c1"), "/bizra/c1/attestations/2");
     }
 }

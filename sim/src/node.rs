@@ -97,6 +97,15 @@ impl SimNode {
         self.durable.state.height
     }
 
+    /// The signature half of a synced certificate's check, done by the host
+    /// before the driver sees the block (as the node does).
+    pub fn check_commit(
+        &self,
+        commit: bizra_proto::CommitCertificate,
+    ) -> Result<bizra_consensus::certificate::CheckedCertificate, bizra_consensus::certificate::CertError> {
+        bizra_consensus::certificate::check_signatures(self.genesis.chain_id(), &self.genesis.members, commit)
+    }
+
     /// (Re)starts from durable state: replay the WAL, then start consensus.
     /// With `amnesia` the WAL and guard are ignored (Byzantine behaviour).
     pub fn boot(&mut self, now: u64, amnesia: bool) -> Vec<Effect> {

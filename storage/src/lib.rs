@@ -18,6 +18,7 @@
 //! | call | atomic | flushed before `Ok` |
 //! |------|--------|---------------------|
 //! | [`Store::put_finalized`] | yes: block, commit, hash index, attestation index, head and state in one sled transaction | yes |
+//! | [`Store::put_finalized_range`] | yes: every block of the range as above, one head and state, in one sled transaction | no: durable at the next flush |
 //! | [`Store::update_commit`] | yes (one key) | yes |
 //! | [`Store::guard_advance`] | yes (one key) | **always** |
 //! | [`Store::wal_append`] with `sync = true` | yes (one key) | yes |
@@ -236,6 +237,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError> {
         self.put_finalized(block, commit, state)
     }
+    /// Consecutive finalized blocks (a synced range) in one atomic write,
+    /// each checked as [`Store::put_finalized`] checks one; `state` is the
+    /// chain state after the last block (the head's). All or nothing, not
+    /// flushed: durable after the next [`Store::flush`]. Blocks already
+    /// finalized with the same hash are skipped.
+    fn put_finalized_range(
+        &self,
+        blocks: &[(bizra_proto::Block, bizra_proto::CommitCertificate)],
+        state: &[u8],
+    ) -> Result<(), StoreError>;
     /// Replace the stored commit for an already finalized height with a larger certificate (late precommits for economic finality). Must be for the same block hash; else Conflict.
     ///
     /// A certificate with no more precommits than the stored one is ignored

@@ -83,6 +83,59 @@ impl Store for MemStore {
         Ok(())
     }
 
+    fn put_finalized_range(
+        &self,
+        blocks: &[(bizra_proto::Block, bizra_proto::CommitCertificate)],
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut prepared = Vec::with_capacity(blocks.len());
+        for (block, commit) in blocks {
+            prepared.push(prepare_finalized(block, commit, self.chain_id.as_deref())?);
+        }
+        let mut g = self.lock();
+        // Check the whole range first: all or nothing.
+        let mut head = g.head;
+        let mut append = Vec::new();
+        let mut hashes = std::collections::HashSet::new();
+        for (i, (p, (block, _))) in prepared.iter().zip(blocks).enumerate() {
+            let parent = &block.header.as_ref().expect("checked by prepare").parent_hash;
+            let existing = g.blocks.get(&p.height).map(|(h, _)| *h);
+            match decide_put(head, p.height, &p.hash, parent, existing)? {
+                PutAction::AlreadyFinalized => continue,
+                PutAction::Append => {}
+            }
+            if let Some(&other) = g.hash_index.get(&p.hash) {
+                return Err(StoreError::Corrupt(format!(
+                    "hash_index/{}: already points at height {other}",
+                    hex::encode(p.hash)
+                )));
+            }
+            if !hashes.insert(p.hash) {
+                return Err(StoreError::Conflict(format!(
+                    "block {} appears twice",
+                    hex::encode(p.hash)
+                )));
+            }
+            head = Some((p.height, p.hash));
+            append.push(i);
+        }
+        if append.is_empty() {
+            return Ok(());
+        }
+        for &i in &append {
+            let (p, (block, commit)) = (&prepared[i], &blocks[i]);
+            g.blocks.insert(p.height, (p.hash, block.clone()));
+            g.commits.insert(p.height, commit.clone());
+            g.hash_index.insert(p.hash, p.height);
+            for &(id, index) in &p.attestations {
+                g.att_index.entry(id).or_insert((p.height, index));
+            }
+        }
+        g.head = head;
+        g.state = Some(state.to_vec());
+        Ok(())
+    }
+
     fn update_commit(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {
         let mut g = self.lock();
         let stored_hash = g.blocks.get(&commit.height).map(|(h, _)| *h);

@@ -423,27 +423,53 @@ impl SledStore {
     }
 
     /// `put_finalized`, flushed (and the head anchored) only with `sync`.
+    /// Stores consecutive finalized blocks in one sled transaction (each
+    /// checked as `put_finalized` checks one), then `state` as the state
+    /// after the last; flushed when `sync`.
     fn finalize(
         &self,
-        block: &bizra_proto::Block,
-        commit: &bizra_proto::CommitCertificate,
+        items: &[(&bizra_proto::Block, &bizra_proto::CommitCertificate)],
         state: &[u8],
         sync: bool,
     ) -> Result<(), StoreError> {
-        let p = prepare_finalized(block, commit, Some(&self.identity.chain_id))?;
-        let parent = block.header.as_ref().expect("checked by prepare").parent_hash.clone();
-        let key = u64_key(p.height);
-        let block_value = seal(BLOCKS, &key, &codec::encode_block(&p.hash, block));
-        let commit_value = seal(COMMITS, &key, &commit.encode_to_vec());
-        let index_value = seal(HASH_INDEX, &p.hash, &p.height.to_be_bytes());
-        let head_value = seal(META, HEAD_KEY, &codec::encode_head(p.height, &p.hash));
-        let state_value = seal(META, STATE_KEY, &codec::encode_state(p.height, state));
-        let att_values: Vec<([u8; 32], Vec<u8>)> = p
-            .attestations
-            .iter()
-            .map(|(id, i)| (*id, seal(ATT_INDEX, id, &codec::encode_att(p.height, *i))))
-            .collect();
-        let what = format!("finalizing block {}", p.height);
+        struct Row {
+            height: u64,
+            hash: [u8; 32],
+            key: [u8; 8],
+            parent: Vec<u8>,
+            block: Vec<u8>,
+            commit: Vec<u8>,
+            index: Vec<u8>,
+            atts: Vec<([u8; 32], Vec<u8>)>,
+        }
+        let mut rows = Vec::with_capacity(items.len());
+        for (block, commit) in items {
+            let p = prepare_finalized(block, commit, Some(&self.identity.chain_id))?;
+            let key = u64_key(p.height);
+            rows.push(Row {
+                height: p.height,
+                hash: p.hash,
+                key,
+                parent: block.header.as_ref().expect("checked by prepare").parent_hash.clone(),
+                block: seal(BLOCKS, &key, &codec::encode_block(&p.hash, block)),
+                commit: seal(COMMITS, &key, &commit.encode_to_vec()),
+                index: seal(HASH_INDEX, &p.hash, &p.height.to_be_bytes()),
+                atts: p
+                    .attestations
+                    .iter()
+                    .map(|(id, i)| (*id, seal(ATT_INDEX, id, &codec::encode_att(p.height, *i))))
+                    .collect(),
+            });
+        }
+        let Some(last) = rows.last() else { return Ok(()) };
+        let (last_height, last_hash) = (last.height, last.hash);
+        let head_value = seal(META, HEAD_KEY, &codec::encode_head(last_height, &last_hash));
+        let state_value = seal(META, STATE_KEY, &codec::encode_state(last_height, state));
+        let what = if rows.len() == 1 {
+            format!("finalizing block {last_height}")
+        } else {
+            format!("finalizing blocks {}..={last_height}", rows[0].height)
+        };
         no_panic(&what, || {
             let _g = lock(&self.chain_lock);
             let trees = (
@@ -455,42 +481,58 @@ impl SledStore {
             );
             trees
                 .transaction(|(meta, blocks, commits, hidx, aidx)| {
-                    let head = match meta.get(HEAD_KEY)? {
+                    let mut head = match meta.get(HEAD_KEY)? {
                         None => None,
                         Some(raw) => match unseal(META, HEAD_KEY, &raw).and_then(|v| codec::decode_head(HEAD_KEY, v)) {
                             Ok(h) => Some(h),
                             Err(e) => return abort(e),
                         },
                     };
-                    let existing = match blocks.get(key)? {
-                        None => None,
-                        Some(raw) => match unseal(BLOCKS, &key, &raw).and_then(|v| codec::block_record_hash(&key, v)) {
-                            Ok(h) => Some(h),
+                    let mut appended = false;
+                    for r in &rows {
+                        let existing = match blocks.get(r.key)? {
+                            None => None,
+                            Some(raw) => {
+                                match unseal(BLOCKS, &r.key, &raw).and_then(|v| codec::block_record_hash(&r.key, v)) {
+                                    Ok(h) => Some(h),
+                                    Err(e) => return abort(e),
+                                }
+                            }
+                        };
+                        match decide_put(head, r.height, &r.hash, &r.parent, existing) {
                             Err(e) => return abort(e),
-                        },
-                    };
-                    match decide_put(head, p.height, &p.hash, &parent, existing) {
-                        Err(e) => return abort(e),
-                        Ok(PutAction::AlreadyFinalized) => return Ok(()),
-                        Ok(PutAction::Append) => {}
-                    }
-                    if hidx.get(p.hash)?.is_some() {
-                        return abort(corrupt(
-                            HASH_INDEX,
-                            &p.hash,
-                            format!("already present while block {} is being appended", p.height),
-                        ));
-                    }
-                    blocks.insert(&key[..], block_value.as_slice())?;
-                    commits.insert(&key[..], commit_value.as_slice())?;
-                    hidx.insert(&p.hash[..], index_value.as_slice())?;
-                    for (id, v) in &att_values {
-                        if aidx.get(id)?.is_none() {
-                            aidx.insert(&id[..], v.as_slice())?;
+                            Ok(PutAction::AlreadyFinalized) => continue,
+                            Ok(PutAction::Append) => {}
                         }
+                        if hidx.get(r.hash)?.is_some() {
+                            return abort(corrupt(
+                                HASH_INDEX,
+                                &r.hash,
+                                format!("already present while block {} is being appended", r.height),
+                            ));
+                        }
+                        blocks.insert(&r.key[..], r.block.as_slice())?;
+                        commits.insert(&r.key[..], r.commit.as_slice())?;
+                        hidx.insert(&r.hash[..], r.index.as_slice())?;
+                        for (id, v) in &r.atts {
+                            if aidx.get(id)?.is_none() {
+                                aidx.insert(&id[..], v.as_slice())?;
+                            }
+                        }
+                        head = Some((r.height, r.hash));
+                        appended = true;
                     }
-                    meta.insert(HEAD_KEY, head_value.as_slice())?;
-                    meta.insert(STATE_KEY, state_value.as_slice())?;
+                    // The state belongs to the last block: written only if
+                    // that one was appended (an all-idempotent re-put changes
+                    // nothing).
+                    if appended && head == Some((last_height, last_hash)) {
+                        meta.insert(HEAD_KEY, head_value.as_slice())?;
+                        meta.insert(STATE_KEY, state_value.as_slice())?;
+                    } else if appended {
+                        return abort(StoreError::Conflict(format!(
+                            "block {last_height} was not appended after the blocks before it"
+                        )));
+                    }
                     Ok(())
                 })
                 .map_err(|e| tx_err(&what, e))
@@ -500,7 +542,7 @@ impl SledStore {
         }
         // Flush even for an idempotent re-put: a previous attempt may have
         // committed in memory and then failed to flush.
-        self.make_durable(|a| a.raise_head(p.height, p.hash))
+        self.make_durable(|a| a.raise_head(last_height, last_hash))
     }
 
     /// Where this store lives.
@@ -860,7 +902,7 @@ impl Store for SledStore {
         commit: &bizra_proto::CommitCertificate,
         state: &[u8],
     ) -> Result<(), StoreError> {
-        self.finalize(block, commit, state, true)
+        self.finalize(&[(block, commit)], state, true)
     }
 
     fn put_finalized_unsynced(
@@ -869,7 +911,16 @@ impl Store for SledStore {
         commit: &bizra_proto::CommitCertificate,
         state: &[u8],
     ) -> Result<(), StoreError> {
-        self.finalize(block, commit, state, false)
+        self.finalize(&[(block, commit)], state, false)
+    }
+
+    fn put_finalized_range(
+        &self,
+        blocks: &[(bizra_proto::Block, bizra_proto::CommitCertificate)],
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        let items: Vec<_> = blocks.iter().map(|(b, c)| (b, c)).collect();
+        self.finalize(&items, state, false)
     }
 
     fn update_commit(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {

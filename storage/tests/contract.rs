@@ -118,6 +118,54 @@ fn idempotent_reput<S: Store>(s: &S) {
     }
 }
 
+fn range_put_is_all_or_nothing<S: Store>(s: &S) {
+    let blocks = chain(8, 2);
+    put_chain(s, &blocks[..2]);
+    // A range whose third block forks away from the second: nothing of it is written.
+    let mut bad = blocks[2..6].to_vec();
+    let fork = block_on(5, Some(&[0xab; 32]), None, 1, "fork");
+    let fork_c = commit_for(5, &hash(&fork), 2);
+    bad[2] = (fork, fork_c);
+    let err = s.put_finalized_range(&bad, &state_for(6)).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(s.head().unwrap(), Some((2, hash(&blocks[1].0))));
+    assert_eq!(
+        s.block(3).unwrap(),
+        None,
+        "the good blocks before the fork are not written either"
+    );
+    assert_eq!(s.chain_state().unwrap(), Some(state_for(2)));
+    // The good range, overlapping what is already stored (skipped), in one write.
+    s.put_finalized_range(&blocks[1..6], &state_for(6)).unwrap();
+    assert_eq!(s.head().unwrap(), Some((6, hash(&blocks[5].0))));
+    assert_eq!(
+        s.chain_state().unwrap(),
+        Some(state_for(6)),
+        "the state is the last block's"
+    );
+    for (b, c) in &blocks[..6] {
+        let h = b.header.as_ref().unwrap().height;
+        assert_eq!(s.block(h).unwrap().as_ref(), Some(b));
+        assert_eq!(s.commit(h).unwrap().as_ref(), Some(c));
+        assert_eq!(s.height_of(&hash(b)).unwrap(), Some(h));
+        for (i, env) in b.attestations.iter().enumerate() {
+            assert_eq!(
+                s.attestation_location(&attestation_id(env)).unwrap(),
+                Some((h, i as u32))
+            );
+        }
+    }
+    // Out of order: refused, nothing written; an empty range is a no-op.
+    let err = s.put_finalized_range(&blocks[7..8], &state_for(8)).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    s.put_finalized_range(&[], b"ignored").unwrap();
+    assert_eq!(s.chain_state().unwrap(), Some(state_for(6)));
+    // A single put continues the chain after a range.
+    s.put_finalized(&blocks[6].0, &blocks[6].1, &state_for(7)).unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.head().unwrap(), Some((7, hash(&blocks[6].0))));
+}
+
 fn conflict_on_different_hash<S: Store>(s: &S) {
     let blocks = chain(3, 2);
     put_chain(s, &blocks);
@@ -394,6 +442,7 @@ contract_tests!(
     append_order_enforced,
     idempotent_reput,
     conflict_on_different_hash,
+    range_put_is_all_or_nothing,
     invalid_inputs,
     update_commit_rules,
     blocks_range_limits,

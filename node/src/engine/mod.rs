@@ -10,17 +10,17 @@
 mod servers;
 pub mod sync;
 
+use crate::admission;
 use crate::cli::{resolve, usage, CliResult};
 use crate::config::{parse_peer, NodeConfig};
 use crate::metrics::{ComponentLabels, Metrics, ValidatorLabel};
-use crate::pool::{AttestationPool, FinalizedKey, PoolError};
-use crate::state::{EngineRequest, HeadEvent, Shared, Status, SubmitError};
+use crate::pool::{AttestationPool, FinalizedKey};
+use crate::state::{EngineRequest, HeadEvent, Shared, Status};
 use anyhow::Context as _;
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Driver, Effect, Input, Timeout, Timeouts, FUTURE_HEIGHTS};
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::block_hash;
-use bizra_consensus::poi::{self, ErrorKind};
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{SignPosition, SignStep};
 use bizra_consensus::{certificate, quorum};
@@ -44,6 +44,10 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 /// Bound on [`Engine::verified`]: a height has about 3 messages per validator
 /// per round.
 const MAX_VERIFIED: usize = 65_536;
+/// Attestations per gossip batch, at most ...
+const ATT_BATCH_MAX: usize = 256;
+/// ... and how long the first of a batch waits for company.
+const ATT_BATCH_DELAY: Duration = Duration::from_millis(5);
 /// Finalized heights between two prunes of the WAL.
 const WAL_PRUNE_EVERY: u64 = 16;
 
@@ -437,6 +441,8 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         max_message_bytes: cfg.p2p.max_message_bytes,
         last_status_ask: Instant::now(),
         applying_synced: false,
+        synced_batch: Vec::new(),
+        att_outbox: admission::Outbox::new(ATT_BATCH_MAX, cfg.p2p.max_message_bytes / 4, ATT_BATCH_DELAY),
         verified: HashSet::new(),
         verified_height: 0,
     };
@@ -450,6 +456,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
     let result = loop {
         engine.refresh_status();
         let next = engine.timers.keys().next().map(|(t, _)| *t);
+        let att_due = engine.att_outbox.deadline();
         let sleep = tokio::time::sleep_until(
             next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
                 .into(),
@@ -462,6 +469,9 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
             },
             Some(req) = req_rx.recv() => engine.on_request(req).await,
             _ = sleep => engine.fire_timers().await,
+            _ = tokio::time::sleep_until(att_due.unwrap_or_else(Instant::now).into()), if att_due.is_some() => {
+                engine.flush_attestations().await
+            }
             _ = status_tick.tick() => { engine.ask_status().await; Ok(()) }
         };
         if let Err(e) = step {
@@ -504,9 +514,18 @@ struct Engine {
     pool: AttestationPool,
     max_message_bytes: usize,
     last_status_ask: Instant,
-    /// True while a synced range is applied: blocks are stored without a
-    /// flush each, and the range is flushed once at its end.
+    /// True while a synced range is applied: its decisions collect in
+    /// `synced_batch` and are stored in one write.
     applying_synced: bool,
+    synced_batch: Vec<(
+        bizra_proto::Block,
+        [u8; 32],
+        bizra_proto::CommitCertificate,
+        u32,
+        ChainState,
+    )>,
+    /// Admitted submissions waiting to be gossiped as one batch.
+    att_outbox: admission::Outbox,
     /// Content hashes (attempt zeroed) of consensus messages accepted at
     /// `verified_height`: see [`Engine::check_gossip_once`].
     verified: HashSet<[u8; 32]>,
@@ -537,6 +556,8 @@ impl Engine {
         while let Some(e) = queue.pop_front() {
             match e {
                 Effect::PersistOwn { position, msg } => {
+                    // Blocks before anything we sign after them.
+                    self.store_synced_batch()?;
                     // Durable before anything else happens: guard, then WAL, both synced.
                     let entry = WalEntry {
                         height: position.height,
@@ -556,6 +577,9 @@ impl Engine {
                     );
                 }
                 Effect::RequestValue { height, round } => {
+                    if height != self.driver.height() {
+                        continue; // a height a synced range has already passed
+                    }
                     let attestations = self.payload_for_block();
                     let fx = self.driver.handle(
                         now_ms(),
@@ -574,7 +598,12 @@ impl Engine {
                     round,
                     state,
                 } => {
-                    self.on_decided(block, hash, commit, round, *state)?;
+                    if self.applying_synced {
+                        // Stored with the rest of the range, in one write.
+                        self.synced_batch.push((block, hash, commit, round, *state));
+                    } else {
+                        self.on_decided(block, hash, commit, round, *state)?;
+                    }
                 }
                 Effect::CommitUpdated(c) => {
                     if let Err(e) = self.store.update_commit(&c) {
@@ -606,64 +635,6 @@ impl Engine {
         self.pool.take_for_block(self.max_block_attestations)
     }
 
-    /// Checks an attestation for the pool: every rule of CONTRACT section 7,
-    /// then duplicates against the finalized chain and the pool.
-    fn admit_attestation(&mut self, envelope: &bizra_proto::Envelope) -> Result<String, SubmitError> {
-        let g = &self.shared.genesis;
-        let checked = poi::check(envelope, g.chain_id(), &g.members, now_ms()).map_err(|e| match e.kind() {
-            ErrorKind::FailedPrecondition => SubmitError::Precondition(e.to_string()),
-            ErrorKind::TooLarge => SubmitError::Exhausted(e.to_string()),
-            ErrorKind::InvalidArgument => SubmitError::Invalid(e.to_string()),
-        })?;
-        let id = hex::encode(checked.id);
-        let finalized = self
-            .store
-            .attestation_location(&checked.id)
-            .map_err(|e| SubmitError::Exhausted(e.to_string()))?;
-        if finalized.is_some() || self.pool.is_known(&checked.id, checked.attester, &checked.att.nonce) {
-            return Err(SubmitError::Duplicate(format!(
-                "attestation {id} (or its nonce) is already finalized"
-            )));
-        }
-        self.pool.insert(checked, envelope.clone()).map_err(|e| match e {
-            PoolError::Full(_) => SubmitError::Exhausted(e.to_string()),
-            _ => SubmitError::Duplicate(e.to_string()),
-        })?;
-        Ok(id)
-    }
-
-    /// Payload rules a proposal's attestations must meet (checked at the edge,
-    /// before the proposal reaches the driver): each valid as of the block's
-    /// time, none finalized before, no duplicate id or nonce in the block.
-    fn check_payload(&self, block: &bizra_proto::Block) -> Result<(), String> {
-        let g = &self.shared.genesis;
-        let time = block.header.as_ref().map(|h| h.time_ms).unwrap_or(0);
-        let mut ids = HashSet::new();
-        let mut nonces = HashSet::new();
-        for (i, env) in block.attestations.iter().enumerate() {
-            let id = poi::attestation_id(&env.payload);
-            let pooled = self.pool.get(&id).is_some_and(|p| p == env);
-            let (attester, nonce) = if pooled {
-                let att = <bizra_proto::PoiAttestation as Message>::decode(env.payload.as_slice())
-                    .map_err(|e| e.to_string())?;
-                (g.members.index_of(&att.attester).unwrap_or(usize::MAX), att.nonce)
-            } else {
-                let c =
-                    poi::check(env, g.chain_id(), &g.members, time).map_err(|e| format!("attestation #{i}: {e}"))?;
-                (c.attester, c.att.nonce)
-            };
-            if !ids.insert(id) || !nonces.insert((attester, nonce.clone())) {
-                return Err(format!("attestation #{i}: duplicate id or nonce in the block"));
-            }
-            if self.pool.is_known(&id, attester, &nonce)
-                || self.store.attestation_location(&id).ok().flatten().is_some()
-            {
-                return Err(format!("attestation #{i}: already finalized"));
-            }
-        }
-        Ok(())
-    }
-
     fn on_decided(
         &mut self,
         block: bizra_proto::Block,
@@ -672,17 +643,40 @@ impl Engine {
         round: u32,
         state: ChainState,
     ) -> anyhow::Result<()> {
-        let height = state.height;
-        if self.applying_synced {
-            // One flush per synced range, after the loop (on_sync_response).
-            self.store
-                .put_finalized_unsynced(&block, &commit, &state.to_bytes())
-                .context("store synced block")?;
-        } else {
-            self.store
-                .put_finalized(&block, &commit, &state.to_bytes())
-                .context("store finalized block")?;
+        self.store
+            .put_finalized(&block, &commit, &state.to_bytes())
+            .context("store finalized block")?;
+        self.after_stored(block, hash, commit, round, state)
+    }
+
+    /// Stores the synced blocks decided so far in one write (not flushed:
+    /// see `on_sync_response`), then does for each what follows a decision.
+    fn store_synced_batch(&mut self) -> anyhow::Result<()> {
+        let Some(last) = self.synced_batch.last() else {
+            return Ok(());
+        };
+        let state = last.4.to_bytes();
+        let batch = std::mem::take(&mut self.synced_batch);
+        let items: Vec<_> = batch.iter().map(|(b, _, c, _, _)| (b.clone(), c.clone())).collect();
+        self.store
+            .put_finalized_range(&items, &state)
+            .context("store synced blocks")?;
+        for (block, hash, commit, round, state) in batch {
+            self.after_stored(block, hash, commit, round, state)?;
         }
+        Ok(())
+    }
+
+    /// What follows a stored decision: metrics, pool, epochs, status, head.
+    fn after_stored(
+        &mut self,
+        block: bizra_proto::Block,
+        hash: [u8; 32],
+        commit: bizra_proto::CommitCertificate,
+        round: u32,
+        state: ChainState,
+    ) -> anyhow::Result<()> {
+        let height = state.height;
         // Replay reads only entries at or above the next height, so older
         // ones are dead weight: drop them every WAL_PRUNE_EVERY heights
         // rather than paying the prune (and its anchor fsync) per height.
@@ -812,14 +806,18 @@ impl Engine {
 
     async fn on_request(&mut self, req: EngineRequest) -> anyhow::Result<()> {
         match req {
-            EngineRequest::SubmitAttestation { envelope, reply } => {
-                let result = self.admit_attestation(&envelope);
+            EngineRequest::SubmitAttestation {
+                envelope,
+                checked,
+                reply,
+            } => {
+                let result = admission::admit_checked(self.store.as_ref(), &mut self.pool, *checked, &envelope);
                 match &result {
                     Ok(id) => {
                         self.metrics().attestation("accepted");
-                        info!(%id, "attestation accepted");
-                        if let Err(e) = self.p2p.publish(Topic::Attestations, envelope.encode_to_vec()).await {
-                            debug!("publish attestation: {e}");
+                        debug!(%id, "attestation accepted");
+                        if let Some(batch) = self.att_outbox.push(envelope, Instant::now()) {
+                            self.publish_attestations(batch).await;
                         }
                     }
                     Err(e) => {
@@ -833,6 +831,20 @@ impl Engine {
         Ok(())
     }
 
+    async fn publish_attestations(&mut self, batch: Vec<u8>) {
+        if let Err(e) = self.p2p.publish(Topic::Attestations, batch).await {
+            debug!("publish attestations: {e}");
+        }
+    }
+
+    /// Gossips the attestations waiting in the outbox.
+    async fn flush_attestations(&mut self) -> anyhow::Result<()> {
+        if let Some(batch) = self.att_outbox.take() {
+            self.publish_attestations(batch).await;
+        }
+        Ok(())
+    }
+
     async fn on_p2p(&mut self, ev: P2pEvent) -> anyhow::Result<()> {
         match ev {
             P2pEvent::Gossip {
@@ -841,20 +853,19 @@ impl Engine {
                 source,
                 id,
             } => {
-                let verdict = match bizra_proto::Envelope::decode(data.as_slice()) {
-                    Err(_) => Validation::Reject,
-                    Ok(env) => match self.admit_attestation(&env) {
-                        Ok(_) => {
-                            self.metrics().attestation("gossip_accepted");
-                            Validation::Accept
-                        }
-                        Err(SubmitError::Duplicate(_)) => Validation::Ignore,
-                        Err(SubmitError::Exhausted(_)) => Validation::Ignore,
-                        Err(_) => {
-                            self.metrics().attestation("gossip_rejected");
-                            Validation::Reject
-                        }
-                    },
+                let g = self.shared.genesis.clone();
+                let verdict = match admission::admit_batch(&g, self.store.as_ref(), &mut self.pool, &data, now_ms()) {
+                    admission::BatchVerdict::Accept { admitted } => {
+                        self.metrics().attestations_by("gossip_accepted", admitted as u64);
+                        Validation::Accept
+                    }
+                    admission::BatchVerdict::Ignore { .. } => Validation::Ignore,
+                    admission::BatchVerdict::Reject { admitted, reason } => {
+                        self.metrics().attestations_by("gossip_accepted", admitted as u64);
+                        self.metrics().attestation("gossip_rejected");
+                        debug!(%source, "attestation batch rejected: {reason}");
+                        Validation::Reject
+                    }
                 };
                 self.p2p.report_validation(id, source, verdict);
             }
@@ -968,7 +979,7 @@ impl Engine {
             _ => "proposal",
         };
         if let Input::Proposal(p) = &input {
-            if let Err(e) = self.check_payload(p.block()) {
+            if let Err(e) = admission::check_payload(&self.shared.genesis, self.store.as_ref(), &self.pool, p.block()) {
                 warn!(proposer = %p.proposal().proposer, "proposal refused: {e}");
                 self.metrics().vote(kind, "invalid_payload");
                 return (Validation::Ignore, None);
@@ -1020,37 +1031,31 @@ impl Engine {
         }
     }
 
-    /// Feeds a synced range to the driver, block by block, until the first
-    /// invalid one (whose sender is penalized).
+    /// Applies a synced range: the certificates' signatures first, across
+    /// all cores on a blocking thread, then the blocks in order through the
+    /// driver. The first bad block stops the range and its sender is
+    /// penalized; the blocks before it are kept.
     async fn apply_synced_range(
         &mut self,
         peer: PeerId,
         blocks: Vec<bizra_proto::FinalizedBlock>,
-        applied: &mut u64,
-    ) -> anyhow::Result<()> {
-        for fb in blocks {
-            let (Some(block), Some(commit)) = (fb.block, fb.commit) else {
-                self.p2p.penalize(peer, "sync block without commit");
-                break;
-            };
-            let h = block.header.as_ref().map(|h| h.height).unwrap_or(0);
-            if h < self.driver.height() {
-                continue;
-            }
-            match self.driver.handle(now_ms(), Input::SyncedBlock { block, commit }) {
-                Ok(fx) => {
-                    *applied += 1;
-                    self.execute(fx).await?;
-                }
-                Err(e) => {
-                    warn!(%peer, height = h, "invalid synced block: {e}");
-                    self.p2p.penalize(peer, "invalid synced block");
-                    self.sync.peer_heights.remove(&peer);
-                    break;
-                }
-            }
+    ) -> anyhow::Result<u64> {
+        let genesis = self.shared.genesis.clone();
+        let from = self.driver.height();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let (checked, bad_sig) =
+            tokio::task::spawn_blocking(move || sync::check_range(&genesis, blocks, from, threads))
+                .await
+                .context("sync signature checks")?;
+        let (fx, applied, refused) = sync::apply_range(&mut self.driver, now_ms(), checked);
+        self.execute(fx).await?;
+        self.store_synced_batch()?;
+        if let Some(e) = refused.or(bad_sig) {
+            warn!(%peer, height = e.height, "invalid synced block: {}", e.reason);
+            self.p2p.penalize(peer, "invalid synced block");
+            self.sync.peer_heights.remove(&peer);
         }
-        Ok(())
+        Ok(applied)
     }
 
     async fn on_sync_response(&mut self, peer: PeerId, request_id: u64, response: SyncResponse) -> anyhow::Result<()> {
@@ -1068,13 +1073,46 @@ impl Engine {
                 if self.sync.inflight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
                     self.sync.inflight = None;
                 }
-                let mut applied = 0u64;
+                // Pipeline: ask this peer for the next range before applying
+                // this one, so that it reads from its store while we verify.
+                let last = range
+                    .blocks
+                    .last()
+                    .and_then(|fb| fb.block.as_ref())
+                    .and_then(|b| b.header.as_ref())
+                    .map(|h| h.height);
+                if let Some(last) = last {
+                    let ahead = self.sync.peer_heights.get(&peer).is_some_and(|h| *h > last);
+                    if ahead && self.sync.inflight.is_none() && last >= self.driver.height() {
+                        let req = bizra_proto::BlockRangeRequest {
+                            from_height: last + 1,
+                            max_blocks: sync::BATCH,
+                        };
+                        if let Some(id) = self.request(peer, Req::Blocks(req)).await {
+                            self.sync.inflight = Some((peer, id, Instant::now()));
+                        }
+                    }
+                }
                 self.applying_synced = true;
-                let result = self.apply_synced_range(peer, range.blocks, &mut applied).await;
+                let result = self.apply_synced_range(peer, range.blocks).await;
                 self.applying_synced = false;
-                // Make the range durable (one flush for all of it) before
-                // anything else; an error from the range comes after.
-                self.store.flush().context("flushing synced blocks")?;
+                let applied = *result.as_ref().unwrap_or(&0);
+                self.sync.unflushed += applied;
+                // Synced blocks are made durable in groups: every
+                // SYNC_FLUSH_BLOCKS blocks or SYNC_FLUSH_EVERY, and as soon as
+                // we have caught up or the range failed. Losing an unflushed
+                // tail in a crash costs only a re-fetch (the anchor is raised
+                // only by a flush), and our own votes flush everything first.
+                let caught_up = self.shared.status().finalized_height >= self.sync.best_height();
+                if result.is_err()
+                    || caught_up
+                    || self.sync.unflushed >= sync::SYNC_FLUSH_BLOCKS
+                    || self.sync.last_flush.elapsed() >= sync::SYNC_FLUSH_EVERY
+                {
+                    self.store.flush().context("flushing synced blocks")?;
+                    self.sync.unflushed = 0;
+                    self.sync.last_flush = Instant::now();
+                }
                 result?;
                 if applied > 0 {
                     self.metrics().sync_blocks.inc_by(applied);

@@ -12,8 +12,11 @@
 //! then while any peer ever reported a height above ours (see
 //! [`SyncState::catching_up`]).
 
+use bizra_consensus::certificate::{self, CheckedCertificate};
+use bizra_consensus::driver::{Driver, Effect, Input};
+use bizra_consensus::genesis::Genesis;
 use bizra_p2p::PeerId;
-use bizra_proto::ChainStatus;
+use bizra_proto::{Block, ChainStatus, FinalizedBlock};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -22,7 +25,11 @@ pub const BATCH: u32 = 128;
 /// A request without an answer after this long is abandoned.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Default)]
+/// Synced blocks are flushed at least this often (in blocks) ...
+pub const SYNC_FLUSH_BLOCKS: u64 = 2048;
+/// ... and in time, while catching up; and at once when caught up.
+pub const SYNC_FLUSH_EVERY: Duration = Duration::from_millis(500);
+
 pub struct SyncState {
     /// Latest finalized height each peer reported.
     pub peer_heights: HashMap<PeerId, u64>,
@@ -34,6 +41,23 @@ pub struct SyncState {
     pub best_seen: u64,
     /// Whether any peer has reported its status yet.
     pub heard: bool,
+    /// Synced blocks stored since the last flush.
+    pub unflushed: u64,
+    pub last_flush: Instant,
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        SyncState {
+            peer_heights: HashMap::new(),
+            inflight: None,
+            blocks_applied: 0,
+            best_seen: 0,
+            heard: false,
+            unflushed: 0,
+            last_flush: Instant::now(),
+        }
+    }
 }
 
 impl SyncState {
@@ -87,9 +111,215 @@ impl SyncState {
     }
 }
 
+/// A synced block whose certificate's signatures passed the one rule.
+pub type CheckedBlock = (Block, CheckedCertificate);
+
+/// Why a synced range stopped early: the height of the first bad block and
+/// what is wrong with it. The peer that sent it is penalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeError {
+    pub height: u64,
+    pub reason: String,
+}
+
+fn block_height(b: &Block) -> u64 {
+    b.header.as_ref().map(|h| h.height).unwrap_or(0)
+}
+
+/// The context-free half of checking a synced range, spread over `threads`
+/// threads: each block must come with a commit whose precommits pass the
+/// one signature rule. Blocks below `from_height` (already final here) are
+/// dropped unchecked. Returns the checked blocks in order up to the first
+/// bad one, and the error for that one.
+///
+/// This is where sync spends its CPU (one or more Ed25519 checks per block);
+/// the contextual checks (parent, epoch weights, quorum) follow in
+/// [`apply_range`], in order, on the driver.
+pub fn check_range(
+    genesis: &Genesis,
+    blocks: Vec<FinalizedBlock>,
+    from_height: u64,
+    threads: usize,
+) -> (Vec<CheckedBlock>, Option<RangeError>) {
+    let blocks: Vec<FinalizedBlock> = blocks
+        .into_iter()
+        .filter(|fb| fb.block.as_ref().is_none_or(|b| block_height(b) >= from_height))
+        .collect();
+    let check = |fb: FinalizedBlock| -> Result<CheckedBlock, RangeError> {
+        let height = fb.block.as_ref().map(block_height).unwrap_or(0);
+        let (Some(block), Some(commit)) = (fb.block, fb.commit) else {
+            return Err(RangeError {
+                height,
+                reason: "sync block without commit".into(),
+            });
+        };
+        let commit =
+            certificate::check_signatures(genesis.chain_id(), &genesis.members, commit).map_err(|e| RangeError {
+                height,
+                reason: format!("commit: {e}"),
+            })?;
+        Ok((block, commit))
+    };
+    let threads = threads.clamp(1, 16);
+    let results: Vec<Result<CheckedBlock, RangeError>> = if threads == 1 || blocks.len() < 8 {
+        blocks.into_iter().map(check).collect()
+    } else {
+        let chunk = blocks.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<FinalizedBlock>> = Vec::new();
+        let mut it = blocks.into_iter().peekable();
+        while it.peek().is_some() {
+            chunks.push(it.by_ref().take(chunk).collect());
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|c| s.spawn(move || c.into_iter().map(check).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("signature checks do not panic"))
+                .collect()
+        })
+    };
+    let mut ok = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(b) => ok.push(b),
+            Err(e) => return (ok, Some(e)),
+        }
+    }
+    (ok, None)
+}
+
+/// Feeds checked blocks to the driver in order, until the first one it
+/// refuses. Returns the effects to execute (in order), how many blocks were
+/// decided, and the refusal. A range that starts above the driver's next
+/// height (a pipelined answer after an earlier range failed) is dropped
+/// without blame.
+pub fn apply_range(
+    driver: &mut Driver,
+    now_ms: u64,
+    blocks: Vec<CheckedBlock>,
+) -> (Vec<Effect>, u64, Option<RangeError>) {
+    let mut effects = Vec::new();
+    let mut applied = 0;
+    if blocks.first().is_some_and(|(b, _)| block_height(b) > driver.height()) {
+        return (effects, 0, None);
+    }
+    for (block, commit) in blocks {
+        let height = block_height(&block);
+        if height < driver.height() {
+            continue;
+        }
+        match driver.handle(now_ms, Input::SyncedBlock { block, commit }) {
+            Ok(fx) => {
+                applied += 1;
+                effects.extend(fx);
+            }
+            Err(e) => {
+                return (
+                    effects,
+                    applied,
+                    Some(RangeError {
+                        height,
+                        reason: e.to_string(),
+                    }),
+                )
+            }
+        }
+    }
+    (effects, applied, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::{world, NOW_MS};
+    use bizra_consensus::chain::ChainState;
+    use bizra_consensus::driver::Timeouts;
+
+    fn range() -> Vec<FinalizedBlock> {
+        world()
+            .blocks
+            .iter()
+            .map(|(b, _, c)| FinalizedBlock {
+                block: Some(b.clone()),
+                commit: Some(c.clone()),
+            })
+            .collect()
+    }
+
+    fn driver_at_genesis() -> Driver {
+        let w = world();
+        Driver::new(
+            w.genesis.clone(),
+            ChainState::genesis(&w.genesis),
+            None,
+            None,
+            None,
+            Timeouts::default(),
+        )
+    }
+
+    fn decided(fx: &[Effect]) -> Vec<u64> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Decided { state, .. } => Some(state.height),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_checked_range_applies_in_order_on_any_number_of_threads() {
+        let w = world();
+        for threads in [1, 2, 3] {
+            let (checked, bad) = check_range(&w.genesis, range(), 1, threads);
+            assert_eq!((checked.len(), bad), (w.blocks.len(), None));
+            let mut d = driver_at_genesis();
+            let (fx, applied, refused) = apply_range(&mut d, NOW_MS, checked);
+            assert_eq!((applied, refused), (w.blocks.len() as u64, None));
+            assert_eq!(decided(&fx), vec![1, 2, 3]);
+            assert_eq!(d.height(), 4);
+        }
+        // Blocks already final are dropped before their signatures are checked.
+        let (checked, _) = check_range(&w.genesis, range(), 3, 2);
+        assert_eq!(checked.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_signature_stops_the_range_and_keeps_the_blocks_before_it() {
+        let w = world();
+        let mut blocks = range();
+        let c = blocks[1].commit.as_mut().unwrap();
+        c.precommits[0].signature[0] ^= 1;
+        let (checked, bad) = check_range(&w.genesis, blocks.clone(), 1, 2);
+        assert_eq!(checked.len(), 1, "block 1 is kept");
+        let bad = bad.expect("block 2's forged precommit is found");
+        assert_eq!(bad.height, 2);
+        assert!(bad.reason.contains("precommit #0"), "{}", bad.reason);
+        // A block without its commit is refused the same way.
+        blocks[1].commit = None;
+        let (checked, bad) = check_range(&w.genesis, blocks, 1, 1);
+        assert_eq!((checked.len(), bad.map(|e| e.height)), (1, Some(2)));
+    }
+
+    #[test]
+    fn the_driver_refuses_what_does_not_follow_and_a_range_from_above_is_dropped_without_blame() {
+        let w = world();
+        let (checked, _) = check_range(&w.genesis, range(), 1, 1);
+        // Block 1 missing: the range starts above the driver's next height
+        // (a pipelined answer after an earlier failure): no effects, no blame.
+        let mut d = driver_at_genesis();
+        let (fx, applied, refused) = apply_range(&mut d, NOW_MS, checked[1..].to_vec());
+        assert!(fx.is_empty());
+        assert_eq!((applied, refused), (0, None));
+        // Blocks 1 and 3: 3 does not follow 1.
+        let (fx, applied, refused) = apply_range(&mut d, NOW_MS, vec![checked[0].clone(), checked[2].clone()]);
+        assert_eq!(decided(&fx), vec![1]);
+        assert_eq!(applied, 1);
+        assert_eq!(refused.map(|e| e.height), Some(3));
+    }
 
     fn status(h: u64) -> ChainStatus {
         ChainStatus {

@@ -416,8 +416,16 @@ impl Node for NodeService {
                 "attestation is {size} bytes, above the limit of {MAX_SUBMIT_BYTES}"
             )));
         }
+        // The rules (and the signature check) here, on the API's threads;
+        // the engine only looks for duplicates and pools it.
+        let checked =
+            crate::admission::check(&self.shared.genesis, &envelope, crate::engine::now_ms()).map_err(submit_status)?;
         let (reply, answer) = oneshot::channel();
-        let request = EngineRequest::SubmitAttestation { envelope, reply };
+        let request = EngineRequest::SubmitAttestation {
+            envelope,
+            checked: Box::new(checked),
+            reply,
+        };
         match tokio::time::timeout(ENGINE_SEND_WAIT, self.shared.requests.send(request)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(Status::unavailable("the consensus engine is not running")),

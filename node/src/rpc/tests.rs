@@ -46,9 +46,13 @@ pub(crate) struct Fixture {
 }
 
 fn attestation(signer: &Signer, subject: &Signer, nonce: u8) -> Envelope {
+    attestation_on(CHAIN, signer, subject, nonce)
+}
+
+fn attestation_on(chain: &str, signer: &Signer, subject: &Signer, nonce: u8) -> Envelope {
     let att = PoiAttestation {
         version: poi::VERSION.into(),
-        chain_id: CHAIN.into(),
+        chain_id: chain.into(),
         attester: signer.id().into(),
         subject: subject.id().into(),
         evidence_digest: hash_bytes(&[nonce]).to_vec(),
@@ -150,22 +154,24 @@ impl Fixture {
         }
     }
 
-    /// A stand-in engine: refuses by payload type (`test/invalid`,
-    /// `test/precondition`, `test/duplicate`, `test/exhausted`), holds
-    /// `test/hang` until `release` fires and then drops its reply, accepts
-    /// anything else with its id.
+    /// A stand-in engine for attestations that passed the API's checks:
+    /// by the first nonce byte, 201 is a duplicate, 202 finds the pool
+    /// full, 203 is held until `release` fires and then its reply dropped;
+    /// anything else is accepted with its id.
     pub fn spawn_engine(&self, release: Option<oneshot::Receiver<()>>) -> JoinHandle<()> {
         let mut rx = self.engine.lock().unwrap().take().expect("engine receiver");
         tokio::spawn(async move {
             let mut release = release;
             while let Some(req) = rx.recv().await {
-                let EngineRequest::SubmitAttestation { envelope, reply } = req;
-                let answer = match envelope.payload_type.as_str() {
-                    "test/invalid" => Err(SubmitError::Invalid("bad signature".into())),
-                    "test/precondition" => Err(SubmitError::Precondition("wrong chain".into())),
-                    "test/duplicate" => Err(SubmitError::Duplicate("duplicate id".into())),
-                    "test/exhausted" => Err(SubmitError::Exhausted("pool full".into())),
-                    "test/hang" => {
+                let EngineRequest::SubmitAttestation {
+                    envelope,
+                    checked,
+                    reply,
+                } = req;
+                let answer = match checked.att.nonce.first().copied().unwrap_or(0) {
+                    201 => Err(SubmitError::Duplicate("duplicate id".into())),
+                    202 => Err(SubmitError::Exhausted("pool full".into())),
+                    203 => {
                         // Hold the reply until released, then drop it.
                         if let Some(r) = release.take() {
                             let _ = r.await;
@@ -608,16 +614,17 @@ async fn hostile_requests_get_precise_codes_and_the_server_survives() {
             .submit_attestation(SubmitAttestationRequest { envelope: Some(big) })
             .await;
         expect_code(r, Code::ResourceExhausted, "above the limit");
-        for (ty, code) in [
-            ("test/invalid", Code::InvalidArgument),
-            ("test/precondition", Code::FailedPrecondition),
-            ("test/duplicate", Code::AlreadyExists),
-            ("test/exhausted", Code::ResourceExhausted),
+        // The API checks the rules itself (bad signature, wrong chain); the
+        // engine finds duplicates and a full pool.
+        let mut forged = fx.attestations[0].clone();
+        forged.signatures[0].sig[0] ^= 1;
+        let (a, b) = (&fx.signers[0], &fx.signers[1]);
+        for (env, code) in [
+            (forged, Code::InvalidArgument),
+            (attestation_on("another-chain", a, b, 7), Code::FailedPrecondition),
+            (attestation(a, b, 201), Code::AlreadyExists),
+            (attestation(a, b, 202), Code::ResourceExhausted),
         ] {
-            let env = Envelope {
-                payload_type: ty.into(),
-                ..fx.attestations[0].clone()
-            };
             expect_code(
                 c.submit_attestation(SubmitAttestationRequest { envelope: Some(env) })
                     .await,
@@ -942,10 +949,7 @@ async fn concurrency_limit_refuses_when_busy() {
         let (addr, stop, task) = start(fx.shared.clone(), cfg).await;
         // One call occupies the only slot (the engine holds it).
         let mut c1 = client(addr).await;
-        let env = Envelope {
-            payload_type: "test/hang".into(),
-            ..fx.attestations[0].clone()
-        };
+        let env = attestation(&fx.signers[0], &fx.signers[1], 203);
         let held = tokio::spawn(async move {
             c1.submit_attestation(SubmitAttestationRequest { envelope: Some(env) })
                 .await

@@ -1,6 +1,7 @@
 //! `bizra bench attest`: PoI attestation throughput of a local testnet.
 //!
-//! Starts N validators (`block_interval_ms = 0`), then `--concurrency` tasks
+//! Starts N validators (`block_interval_ms` from `--block-interval-ms`,
+//! default 0: no pacing), then `--concurrency` tasks
 //! per node submit attestations over gRPC `SubmitAttestation`, each signed by
 //! that node's own validator key (`poi::build`, generated before the nodes
 //! start so that signing does not compete with them for the CPU). After a
@@ -57,6 +58,10 @@ pub struct AttestArgs {
     /// Override every node's log.level (e.g. `warn`); default: as generated (`info`).
     #[arg(long)]
     pub log_level: Option<String>,
+    /// The nodes' block pacing (`consensus.block_interval_ms`). 0 runs
+    /// consensus flat out (many small blocks); the shipped default is 200.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub block_interval_ms: u64,
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -73,7 +78,7 @@ pub fn run(a: AttestArgs) -> CliResult {
         base_port: a.base_port,
         host_template: "127.0.0.1".into(),
         epoch_length: 100,
-        block_interval_ms: 0,
+        block_interval_ms: a.block_interval_ms,
     };
     let homes = crate::cli::testnet::init(&init)?;
     let signers: Vec<Signer> = homes
@@ -81,8 +86,9 @@ pub fn run(a: AttestArgs) -> CliResult {
         .map(|h| crate::keys::read(&h.join("validator.key")).map_err(|e| usage(format!("{e:#}"))))
         .collect::<Result<_, _>>()?;
     println!(
-        "bench attest: {n} validators in {}, block_interval_ms = 0",
-        home.display()
+        "bench attest: {n} validators in {}, block_interval_ms = {}",
+        home.display(),
+        a.block_interval_ms
     );
 
     // Single-core Ed25519 rate under the one rule, on an attestation payload.
@@ -414,6 +420,7 @@ async fn measure(
         "machine": common::machine(),
         "validators": n,
         "concurrency_per_node": a.concurrency,
+        "block_interval_ms": a.block_interval_ms,
         "window_s": common::round3(window.as_secs_f64()),
         "finalized_per_s": common::round3(rate),
         "finalized_in_window_per_node": finalized,
