@@ -26,7 +26,11 @@ pub fn check(genesis: &Genesis, envelope: &Envelope, now_ms: u64) -> Result<Chec
     })
 }
 
-/// Checks an attestation and pools it; returns its id (hex).
+/// Checks an attestation and pools it; returns its id (hex). An id already
+/// pending or finalized is a duplicate *before* its signature is checked:
+/// anyone can re-package valid attestations into new gossip batches (new
+/// bytes, so gossip does not drop them), and that must cost a hash, not an
+/// Ed25519 check per envelope.
 pub fn admit(
     genesis: &Genesis,
     store: &dyn Store,
@@ -34,6 +38,16 @@ pub fn admit(
     envelope: &Envelope,
     now_ms: u64,
 ) -> Result<String, SubmitError> {
+    let id = poi::attestation_id(&envelope.payload);
+    let finalized = store
+        .attestation_location(&id)
+        .map_err(|e| SubmitError::Exhausted(e.to_string()))?;
+    if pool.knows_id(&id) || finalized.is_some() {
+        return Err(SubmitError::Duplicate(format!(
+            "attestation {} is already pending or finalized",
+            hex::encode(id)
+        )));
+    }
     let checked = check(genesis, envelope, now_ms)?;
     admit_checked(store, pool, checked, envelope)
 }
@@ -252,6 +266,14 @@ mod tests {
                 "{verdict:?}"
             );
         }
+        // A duplicate is found before its signature is checked: a pooled id
+        // with a forged signature is a duplicate, not a rule violation.
+        let mut pool = w.pool();
+        assert!(admit(&w.genesis, &w.store, &mut pool, &a, NOW_MS).is_ok());
+        let mut forged = a.clone();
+        forged.signatures[0].sig[0] ^= 1;
+        let verdict = admit_batch(&w.genesis, &w.store, &mut pool, &batch(vec![forged]), NOW_MS);
+        assert!(matches!(verdict, BatchVerdict::Ignore { .. }), "{verdict:?}");
         // An attestation already in a finalized block is a duplicate.
         let finalized = w
             .blocks

@@ -237,6 +237,12 @@ impl AttestationPool {
         self.entries.contains_key(id)
     }
 
+    /// Whether an attestation with this id is pending here or was finalized
+    /// (as far as the seen memory reaches): cheap, before any signature check.
+    pub fn knows_id(&self, id: &Hash) -> bool {
+        self.entries.contains_key(id) || self.seen.ids.contains(id)
+    }
+
     /// The pending envelope with this id.
     pub fn get(&self, id: &Hash) -> Option<&Envelope> {
         self.entries.get(id).map(|e| &e.envelope)
