@@ -155,7 +155,7 @@ fn write_seeds() {
 /// by the fuzzer). A block's attestation leaves commit to BLAKE3(payload) and
 /// the signature only (consensus/src/chain.rs `attestation_leaves`), and a
 /// synced block's attestations are not re-checked (the engine runs
-/// `poi::check` on proposals only, node/src/engine/mod.rs `check_payload`).
+/// `poi::check` on proposals only, node/src/admission.rs `check_payload`).
 /// So a sync peer can serve a finalized block whose envelopes carry another
 /// `keyid` or `payloadType`: it has the same hash, the driver accepts it, and
 /// the node stores it and serves it again (sync, `GetAttestation`).
