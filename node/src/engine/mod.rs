@@ -496,6 +496,15 @@ fn check_message(driver: &Driver, msg: &ConsensusMessage) -> Option<Input> {
     }
 }
 
+/// A decided block, as the driver's `Effect::Decided` reports it.
+struct Decision {
+    block: bizra_proto::Block,
+    hash: [u8; 32],
+    commit: bizra_proto::CommitCertificate,
+    round: u32,
+    state: ChainState,
+}
+
 struct Engine {
     shared: Arc<Shared>,
     driver: Driver,
@@ -517,13 +526,7 @@ struct Engine {
     /// True while a synced range is applied: its decisions collect in
     /// `synced_batch` and are stored in one write.
     applying_synced: bool,
-    synced_batch: Vec<(
-        bizra_proto::Block,
-        [u8; 32],
-        bizra_proto::CommitCertificate,
-        u32,
-        ChainState,
-    )>,
+    synced_batch: Vec<Decision>,
     /// Admitted submissions waiting to be gossiped as one batch.
     att_outbox: admission::Outbox,
     /// Content hashes (attempt zeroed) of consensus messages accepted at
@@ -598,11 +601,18 @@ impl Engine {
                     round,
                     state,
                 } => {
+                    let d = Decision {
+                        block,
+                        hash,
+                        commit,
+                        round,
+                        state: *state,
+                    };
                     if self.applying_synced {
                         // Stored with the rest of the range, in one write.
-                        self.synced_batch.push((block, hash, commit, round, *state));
+                        self.synced_batch.push(d);
                     } else {
-                        self.on_decided(block, hash, commit, round, *state)?;
+                        self.on_decided(d)?;
                     }
                 }
                 Effect::CommitUpdated(c) => {
@@ -635,18 +645,11 @@ impl Engine {
         self.pool.take_for_block(self.max_block_attestations)
     }
 
-    fn on_decided(
-        &mut self,
-        block: bizra_proto::Block,
-        hash: [u8; 32],
-        commit: bizra_proto::CommitCertificate,
-        round: u32,
-        state: ChainState,
-    ) -> anyhow::Result<()> {
+    fn on_decided(&mut self, d: Decision) -> anyhow::Result<()> {
         self.store
-            .put_finalized(&block, &commit, &state.to_bytes())
+            .put_finalized(&d.block, &d.commit, &d.state.to_bytes())
             .context("store finalized block")?;
-        self.after_stored(block, hash, commit, round, state)
+        self.after_stored(d)
     }
 
     /// Stores the synced blocks decided so far in one write (not flushed:
@@ -655,27 +658,27 @@ impl Engine {
         let Some(last) = self.synced_batch.last() else {
             return Ok(());
         };
-        let state = last.4.to_bytes();
+        let state = last.state.to_bytes();
         let batch = std::mem::take(&mut self.synced_batch);
-        let items: Vec<_> = batch.iter().map(|(b, _, c, _, _)| (b.clone(), c.clone())).collect();
+        let items: Vec<_> = batch.iter().map(|d| (d.block.clone(), d.commit.clone())).collect();
         self.store
             .put_finalized_range(&items, &state)
             .context("store synced blocks")?;
-        for (block, hash, commit, round, state) in batch {
-            self.after_stored(block, hash, commit, round, state)?;
+        for d in batch {
+            self.after_stored(d)?;
         }
         Ok(())
     }
 
     /// What follows a stored decision: metrics, pool, epochs, status, head.
-    fn after_stored(
-        &mut self,
-        block: bizra_proto::Block,
-        hash: [u8; 32],
-        commit: bizra_proto::CommitCertificate,
-        round: u32,
-        state: ChainState,
-    ) -> anyhow::Result<()> {
+    fn after_stored(&mut self, d: Decision) -> anyhow::Result<()> {
+        let Decision {
+            block,
+            hash,
+            commit,
+            round,
+            state,
+        } = d;
         let height = state.height;
         // Replay reads only entries at or above the next height, so older
         // ones are dead weight: drop them every WAL_PRUNE_EVERY heights
