@@ -252,6 +252,18 @@ impl World {
         &self.blocks.last().expect("head block").2
     }
 
+    /// A driver at genesis, without a key: a node about to sync the world chain.
+    pub fn genesis_driver(&self) -> Driver {
+        Driver::new(
+            self.genesis.clone(),
+            ChainState::genesis(&self.genesis),
+            None,
+            None,
+            None,
+            Timeouts::default(),
+        )
+    }
+
     /// A driver at the height after the world chain, as a restarted node has it.
     pub fn driver(&self, signer: Option<Signer>) -> Driver {
         Driver::new(
@@ -627,14 +639,7 @@ pub fn fuzz_sync_response(data: &[u8]) -> Outcome {
             }
         }
         Some(Resp::Blocks(range)) => {
-            let mut d = Driver::new(
-                w.genesis.clone(),
-                ChainState::genesis(&w.genesis),
-                None,
-                None,
-                None,
-                Timeouts::default(),
-            );
+            let mut d = w.genesis_driver();
             let mut audit = Audit::new(w, ChainState::genesis(&w.genesis), None);
             // The engine's own two steps (engine::sync): signatures, then
             // the driver, in order.

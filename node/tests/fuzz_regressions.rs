@@ -161,18 +161,10 @@ fn write_seeds() {
 /// the node stores it and serves it again (sync, `GetAttestation`).
 #[test]
 fn synced_block_with_rewritten_envelope_metadata_is_refused() {
-    use bizra_consensus::chain::ChainState;
-    use bizra_consensus::driver::{Driver, Input, Timeouts};
+    use bizra_consensus::driver::Input;
     use bizra_consensus::messages::block_hash;
     let w = fuzzing::world();
-    let mut d = Driver::new(
-        w.genesis.clone(),
-        ChainState::genesis(&w.genesis),
-        None,
-        None,
-        None,
-        Timeouts::default(),
-    );
+    let mut d = w.genesis_driver();
     let (b1, _, c1) = &w.blocks[0];
     d.handle(
         fuzzing::NOW_MS,

@@ -244,7 +244,7 @@ pub trait Store: Send + Sync + 'static {
     /// finalized with the same hash are skipped.
     fn put_finalized_range(
         &self,
-        blocks: &[(bizra_proto::Block, bizra_proto::CommitCertificate)],
+        blocks: &[(&bizra_proto::Block, &bizra_proto::CommitCertificate)],
         state: &[u8],
     ) -> Result<(), StoreError>;
     /// Replace the stored commit for an already finalized height with a larger certificate (late precommits for economic finality). Must be for the same block hash; else Conflict.

@@ -85,7 +85,7 @@ impl Store for MemStore {
 
     fn put_finalized_range(
         &self,
-        blocks: &[(bizra_proto::Block, bizra_proto::CommitCertificate)],
+        blocks: &[(&bizra_proto::Block, &bizra_proto::CommitCertificate)],
         state: &[u8],
     ) -> Result<(), StoreError> {
         let mut prepared = Vec::with_capacity(blocks.len());
@@ -124,8 +124,8 @@ impl Store for MemStore {
         }
         for &i in &append {
             let (p, (block, commit)) = (&prepared[i], &blocks[i]);
-            g.blocks.insert(p.height, (p.hash, block.clone()));
-            g.commits.insert(p.height, commit.clone());
+            g.blocks.insert(p.height, (p.hash, (*block).clone()));
+            g.commits.insert(p.height, (*commit).clone());
             g.hash_index.insert(p.hash, p.height);
             for &(id, index) in &p.attestations {
                 g.att_index.entry(id).or_insert((p.height, index));

@@ -916,11 +916,10 @@ impl Store for SledStore {
 
     fn put_finalized_range(
         &self,
-        blocks: &[(bizra_proto::Block, bizra_proto::CommitCertificate)],
+        blocks: &[(&bizra_proto::Block, &bizra_proto::CommitCertificate)],
         state: &[u8],
     ) -> Result<(), StoreError> {
-        let items: Vec<_> = blocks.iter().map(|(b, c)| (b, c)).collect();
-        self.finalize(&items, state, false)
+        self.finalize(blocks, state, false)
     }
 
     fn update_commit(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {

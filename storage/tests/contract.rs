@@ -118,6 +118,12 @@ fn idempotent_reput<S: Store>(s: &S) {
     }
 }
 
+fn refs(
+    blocks: &[(bizra_proto::Block, bizra_proto::CommitCertificate)],
+) -> Vec<(&bizra_proto::Block, &bizra_proto::CommitCertificate)> {
+    blocks.iter().map(|(b, c)| (b, c)).collect()
+}
+
 fn range_put_is_all_or_nothing<S: Store>(s: &S) {
     let blocks = chain(8, 2);
     put_chain(s, &blocks[..2]);
@@ -126,7 +132,7 @@ fn range_put_is_all_or_nothing<S: Store>(s: &S) {
     let fork = block_on(5, Some(&[0xab; 32]), None, 1, "fork");
     let fork_c = commit_for(5, &hash(&fork), 2);
     bad[2] = (fork, fork_c);
-    let err = s.put_finalized_range(&bad, &state_for(6)).unwrap_err();
+    let err = s.put_finalized_range(&refs(&bad), &state_for(6)).unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     assert_eq!(s.head().unwrap(), Some((2, hash(&blocks[1].0))));
     assert_eq!(
@@ -136,7 +142,7 @@ fn range_put_is_all_or_nothing<S: Store>(s: &S) {
     );
     assert_eq!(s.chain_state().unwrap(), Some(state_for(2)));
     // The good range, overlapping what is already stored (skipped), in one write.
-    s.put_finalized_range(&blocks[1..6], &state_for(6)).unwrap();
+    s.put_finalized_range(&refs(&blocks[1..6]), &state_for(6)).unwrap();
     assert_eq!(s.head().unwrap(), Some((6, hash(&blocks[5].0))));
     assert_eq!(
         s.chain_state().unwrap(),
@@ -156,7 +162,7 @@ fn range_put_is_all_or_nothing<S: Store>(s: &S) {
         }
     }
     // Out of order: refused, nothing written; an empty range is a no-op.
-    let err = s.put_finalized_range(&blocks[7..8], &state_for(8)).unwrap_err();
+    let err = s.put_finalized_range(&refs(&blocks[7..8]), &state_for(8)).unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     s.put_finalized_range(&[], b"ignored").unwrap();
     assert_eq!(s.chain_state().unwrap(), Some(state_for(6)));

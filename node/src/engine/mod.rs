@@ -660,7 +660,7 @@ impl Engine {
         };
         let state = last.state.to_bytes();
         let batch = std::mem::take(&mut self.synced_batch);
-        let items: Vec<_> = batch.iter().map(|d| (d.block.clone(), d.commit.clone())).collect();
+        let items: Vec<_> = batch.iter().map(|d| (&d.block, &d.commit)).collect();
         self.store
             .put_finalized_range(&items, &state)
             .context("store synced blocks")?;

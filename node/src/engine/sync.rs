@@ -236,7 +236,8 @@ mod tests {
     use super::*;
     use crate::fuzzing::{world, NOW_MS};
     use bizra_consensus::chain::ChainState;
-    use bizra_consensus::driver::Timeouts;
+    use bizra_consensus::types::hash_bytes;
+    use prost::Message;
 
     fn range() -> Vec<FinalizedBlock> {
         world()
@@ -250,15 +251,7 @@ mod tests {
     }
 
     fn driver_at_genesis() -> Driver {
-        let w = world();
-        Driver::new(
-            w.genesis.clone(),
-            ChainState::genesis(&w.genesis),
-            None,
-            None,
-            None,
-            Timeouts::default(),
-        )
+        world().genesis_driver()
     }
 
     fn decided(fx: &[Effect]) -> Vec<u64> {
@@ -285,6 +278,39 @@ mod tests {
         // Blocks already final are dropped before their signatures are checked.
         let (checked, _) = check_range(&w.genesis, range(), 3, 2);
         assert_eq!(checked.len(), 1);
+    }
+
+    #[test]
+    fn only_a_parent_certificate_equal_to_the_verified_one_skips_verification() {
+        let w = world();
+        let (b1, h1, c1) = &w.blocks[0];
+        let mut state = ChainState::genesis(&w.genesis);
+        state.apply(&w.genesis, b1, *h1);
+        // Block 2 with its last commit's signature forged, and the header
+        // re-bound to the forged bytes (so only the signature is wrong).
+        let mut forged = w.blocks[1].0.clone();
+        let mut lc = forged.last_commit.clone().expect("block 2 carries block 1's commit");
+        assert_eq!(&lc, c1);
+        lc.precommits[0].signature[0] ^= 1;
+        forged.header.as_mut().unwrap().last_commit_hash = hash_bytes(&lc.encode_to_vec()).to_vec();
+        forged.last_commit = Some(lc.clone());
+        assert!(
+            state.validate_block(&w.genesis, &forged).is_err(),
+            "the forged signature is found"
+        );
+        assert!(
+            state.validate_block_trusting(&w.genesis, &forged, Some(c1)).is_err(),
+            "a trusted certificate that differs from the embedded one is no shortcut"
+        );
+        // Trusting exactly these bytes skips the check: the caller vouches.
+        assert!(state.validate_block_trusting(&w.genesis, &forged, Some(&lc)).is_ok());
+        // And the real block 2 validates either way.
+        let b2 = &w.blocks[1].0;
+        assert_eq!(state.validate_block(&w.genesis, b2).ok(), Some(w.blocks[1].1));
+        assert_eq!(
+            state.validate_block_trusting(&w.genesis, b2, Some(c1)).ok(),
+            Some(w.blocks[1].1)
+        );
     }
 
     #[test]
