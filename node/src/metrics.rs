@@ -2,6 +2,12 @@
 //!
 //! Histograms use explicit buckets fitted to their range: finality and block
 //! intervals from 1 ms to 10 min, gRPC requests from 50 us to 5 s.
+//!
+//! Every labelled family is created with its known label values at zero
+//! ([`Metrics::new`]), so dashboards and alert rules see zeros, not gaps,
+//! before the first event. The endpoint serves OpenMetrics text, or the
+//! Prometheus text format 0.0.4 ([`Metrics::encode_prometheus`]) to scrapers
+//! and tools that do not ask for OpenMetrics (`curl | promtool check metrics`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +39,53 @@ pub struct ResultLabel {
 pub struct MethodLabel {
     pub method: String,
 }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodCodeLabels {
+    pub method: String,
+    pub code: String,
+}
+
+/// The `kind` and `result` labels of `bizra_votes_total` that exist from the start.
+pub const VOTE_KINDS: [&str; 3] = ["prevote", "precommit", "proposal"];
+pub const VOTE_RESULTS: [&str; 4] = ["accepted", "resent", "invalid", "out_of_window"];
+/// The `result` labels of `bizra_attestations_total` that exist from the start.
+pub const ATTESTATION_RESULTS: [&str; 4] = ["accepted", "rejected", "gossip_accepted", "gossip_rejected"];
+/// The bounded `method` label values of the gRPC metrics (see `rpc::guard::method_label`).
+pub const GRPC_METHODS: [&str; 13] = [
+    "GetStatus",
+    "GetHead",
+    "GetBlock",
+    "GetCommit",
+    "GetValidators",
+    "GetHeadReport",
+    "SubscribeHeads",
+    "SubmitAttestation",
+    "GetAttestation",
+    "Health/Check",
+    "Health/Watch",
+    "ServerReflectionInfo",
+    "unknown",
+];
+/// gRPC status code names, indexed by code number (the `code` label).
+pub const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
 
 /// Seconds buckets from 1 ms to 10 min. The top ones matter at alpha-100 on
 /// 2 cores, where a height takes a minute or more (mean 76 s measured).
@@ -60,6 +113,9 @@ pub struct Metrics {
     pub commit_weight_share_bps: Gauge,
     pub attestations: Family<ResultLabel, Counter>,
     pub grpc_duration: Family<MethodLabel, Histogram>,
+    pub grpc_requests: Family<MethodCodeLabels, Counter>,
+    pub catching_up: Gauge,
+    pub validators: Gauge,
 }
 
 impl Default for Metrics {
@@ -85,6 +141,9 @@ impl Metrics {
             commit_weight_share_bps: Gauge::default(),
             attestations: Family::default(),
             grpc_duration: Family::new_with_constructor(|| Histogram::new(GRPC_BUCKETS)),
+            grpc_requests: Family::default(),
+            catching_up: Gauge::default(),
+            validators: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -148,7 +207,54 @@ impl Metrics {
             "gRPC request duration by method",
             m.grpc_duration.clone(),
         );
-        Metrics { registry, ..m }
+        registry.register(
+            "bizra_grpc_requests",
+            "gRPC requests by method and status code (the code of the response headers: OK for a streamed or unary success)",
+            m.grpc_requests.clone(),
+        );
+        registry.register(
+            "bizra_catching_up",
+            "1 while the node is catching up (syncing from peers), else 0",
+            m.catching_up.clone(),
+        );
+        registry.register(
+            "bizra_validators",
+            "Validators in the genesis set",
+            m.validators.clone(),
+        );
+        let m = Metrics { registry, ..m };
+        // Known label values at zero: series exist before their first event.
+        for kind in VOTE_KINDS {
+            for result in VOTE_RESULTS {
+                let _ = m.votes.get_or_create(&VoteLabels {
+                    kind: kind.into(),
+                    result: result.into(),
+                });
+            }
+        }
+        let _ = m.votes.get_or_create(&VoteLabels {
+            kind: "proposal".into(),
+            result: "invalid_payload".into(),
+        });
+        for result in ATTESTATION_RESULTS {
+            let _ = m.attestations.get_or_create(&ResultLabel { result: result.into() });
+        }
+        for method in GRPC_METHODS {
+            let _ = m.grpc_duration.get_or_create(&MethodLabel { method: method.into() });
+            let _ = m.grpc_requests.get_or_create(&MethodCodeLabels {
+                method: method.into(),
+                code: "OK".into(),
+            });
+        }
+        m
+    }
+
+    /// The Prometheus text exposition format 0.0.4, for scrapers that do not
+    /// accept OpenMetrics. It differs from [`Metrics::encode`] in that a
+    /// counter family is named with its `_total` suffix in `# HELP` and
+    /// `# TYPE` (as its samples are), and there is no `# EOF`.
+    pub fn encode_prometheus(&self) -> String {
+        to_prometheus_text(&self.encode())
     }
 
     /// The text exposition (OpenMetrics text, which Prometheus scrapes).
@@ -180,9 +286,91 @@ impl Metrics {
     }
 }
 
+/// Rewrites OpenMetrics text (as `prometheus-client` writes it) into the
+/// Prometheus text format 0.0.4: counter families take their samples' `_total`
+/// name in `# HELP`/`# TYPE`, `# UNIT` and `# EOF` lines go.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                if !tail.is_empty() {
+                    out.push(' ');
+                    out.push_str(tail);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prometheus_text_names_counter_families_with_total_and_has_no_eof() {
+        let m = Metrics::new();
+        m.vote("prevote", "accepted");
+        let text = m.encode_prometheus();
+        assert!(text.contains("# HELP bizra_votes_total Votes received"), "{text}");
+        assert!(text.contains("# TYPE bizra_votes_total counter\n"), "{text}");
+        assert!(text.contains("# TYPE bizra_equivocations_total counter\n"), "{text}");
+        assert!(text.contains("# TYPE bizra_sync_blocks_total counter\n"), "{text}");
+        assert!(!text.contains("# TYPE bizra_votes counter"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        // Gauges and histograms keep their names.
+        assert!(text.contains("# TYPE bizra_consensus_height gauge\n"), "{text}");
+        assert!(
+            text.contains("# TYPE bizra_finality_latency_seconds histogram\n"),
+            "{text}"
+        );
+        // Every sample line is unchanged.
+        let samples = |t: &str| {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(samples(&text), samples(&m.encode()));
+    }
+
+    #[test]
+    fn known_label_values_exist_at_zero_before_any_event() {
+        let text = Metrics::new().encode();
+        for series in [
+            "bizra_attestations_total{result=\"accepted\"} 0",
+            "bizra_attestations_total{result=\"rejected\"} 0",
+            "bizra_attestations_total{result=\"gossip_accepted\"} 0",
+            "bizra_votes_total{kind=\"precommit\",result=\"accepted\"} 0",
+            "bizra_votes_total{kind=\"proposal\",result=\"invalid_payload\"} 0",
+            "bizra_grpc_request_duration_seconds_count{method=\"GetHead\"} 0",
+            "bizra_grpc_request_duration_seconds_count{method=\"Health/Check\"} 0",
+            "bizra_grpc_requests_total{method=\"GetStatus\",code=\"OK\"} 0",
+            "bizra_catching_up 0",
+            "bizra_validators 0",
+        ] {
+            assert!(text.contains(series), "missing {series} in\n{text}");
+        }
+    }
 
     #[test]
     fn every_contract_metric_is_exported() {

@@ -1,6 +1,8 @@
 //! The Prometheus endpoint (CONTRACT section 8): `GET /metrics` returns the
-//! OpenMetrics text of the node's registry; any other path is 404, any other
-//! method on `/metrics` 405.
+//! node's registry as OpenMetrics text when the request's `Accept` names
+//! `application/openmetrics-text` (as Prometheus servers do), else as the
+//! Prometheus text format 0.0.4 (`curl`, `promtool check metrics`); any other
+//! path is 404, any other method on `/metrics` 405.
 //!
 //! HTTP is hyper's, through tonic's server with HTTP/1.1 enabled and an axum
 //! router (both already in the dependency tree), so scrapers get ordinary
@@ -18,8 +20,10 @@ use tonic::codegen::Service;
 use tonic::service::{AxumBody, AxumRouter, Routes};
 use tonic::transport::server::TcpIncoming;
 
-/// The content type of the exposition (what `prometheus-client` encodes).
+/// The content type of the OpenMetrics exposition (what `prometheus-client` encodes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the Prometheus text format, served to clients that do not ask for OpenMetrics.
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The scrape path.
 pub const PATH: &str = "/metrics";
 
@@ -75,9 +79,18 @@ impl Service<http::Request<AxumBody>> for MetricsService {
         let mut resp = http::Response::new(String::new());
         match *req.method() {
             Method::GET | Method::HEAD => {
-                let text = self.metrics.encode();
+                let openmetrics = req
+                    .headers()
+                    .get_all(header::ACCEPT)
+                    .iter()
+                    .any(|v| v.to_str().is_ok_and(|v| v.contains("application/openmetrics-text")));
+                let (text, content_type) = if openmetrics {
+                    (self.metrics.encode(), CONTENT_TYPE)
+                } else {
+                    (self.metrics.encode_prometheus(), CONTENT_TYPE_TEXT)
+                };
                 resp.headers_mut()
-                    .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(CONTENT_TYPE));
+                    .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
                 if req.method() == Method::GET {
                     *resp.body_mut() = text;
                 }
@@ -99,8 +112,13 @@ mod tests {
 
     /// One HTTP/1.1 request over a fresh connection; returns the raw response.
     async fn http_get(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
+        http_get_accept(addr, method, path, None).await
+    }
+
+    async fn http_get_accept(addr: std::net::SocketAddr, method: &str, path: &str, accept: Option<&str>) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{accept}Connection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
         let mut out = Vec::new();
         s.read_to_end(&mut out).await.unwrap();
@@ -121,7 +139,9 @@ mod tests {
                 let _ = stopped.await;
             }));
 
-            let resp = http_get(addr, "GET", "/metrics").await;
+            // What a Prometheus server sends.
+            let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+            let resp = http_get_accept(addr, "GET", "/metrics", Some(accept)).await;
             let (head, body) = resp.split_once("\r\n\r\n").expect("headers end");
             assert!(head.starts_with("HTTP/1.1 200"), "{head}");
             assert!(
@@ -147,6 +167,19 @@ mod tests {
             ] {
                 assert!(body.contains(name), "missing {name} in\n{body}");
             }
+
+            // Without Accept (curl, promtool): the Prometheus text format,
+            // counter families named with `_total`, no `# EOF`.
+            let resp = http_get(addr, "GET", "/metrics").await;
+            let (head, body) = resp.split_once("\r\n\r\n").expect("headers end");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains(&format!("content-type: {CONTENT_TYPE_TEXT}")),
+                "{head}"
+            );
+            assert!(body.contains("# TYPE bizra_votes_total counter"), "{body}");
+            assert!(body.contains("bizra_consensus_height 42"), "{body}");
+            assert!(!body.contains("# EOF"), "{body}");
 
             let resp = http_get(addr, "GET", "/nope").await;
             assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");

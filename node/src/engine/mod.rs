@@ -552,6 +552,8 @@ impl Engine {
             .catching_up(s.finalized_height, self.driver.max_seen_height(), solo);
         self.metrics().consensus_round.set(self.driver.round() as i64);
         self.metrics().peers.set(s.peers as i64);
+        self.metrics().catching_up.set(i64::from(s.catching_up));
+        self.metrics().validators.set(self.shared.genesis.members.len() as i64);
     }
 
     async fn execute(&mut self, fx: Vec<Effect>) -> anyhow::Result<()> {
