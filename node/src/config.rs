@@ -49,8 +49,14 @@ pub struct GrpcSection {
     pub max_request_bytes: usize,
     /// Requests served at once.
     pub concurrency_limit: usize,
-    /// Requests per second accepted (token bucket); 0 disables the limit.
-    pub rate_limit_per_sec: u64,
+    /// Requests per second accepted from one client, i.e. one connection
+    /// (token bucket, burst one second's worth); 0 disables the limit. The
+    /// old name `rate_limit_per_sec` (a global bucket until 2026-12) is read
+    /// as this key.
+    #[serde(alias = "rate_limit_per_sec")]
+    pub rate_limit_per_client: u64,
+    /// Connections accepted from one IP address at once; 0: unlimited.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -113,7 +119,8 @@ impl Default for GrpcSection {
             listen: "127.0.0.1:7500".into(),
             max_request_bytes: 1 << 20,
             concurrency_limit: 256,
-            rate_limit_per_sec: 20_000,
+            rate_limit_per_client: 5_000,
+            max_connections_per_ip: 64,
         }
     }
 }

@@ -1371,7 +1371,7 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
             level: "bizra=debug,libp2p=warn".into(),
         },
         grpc: crate::config::GrpcSection {
-            rate_limit_per_sec: 0,
+            rate_limit_per_client: 0,
             ..defaults.grpc.clone()
         },
         ..defaults

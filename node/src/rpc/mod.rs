@@ -9,8 +9,12 @@
 //!   bizra and health protos.
 //!
 //! Limits, applied by [`guard::Guard`] to every call of all three services:
-//! * a global token bucket of `grpc.rate_limit_per_sec` (burst: one second's
-//!   worth; 0 disables it). Over it: `RESOURCE_EXHAUSTED "rate limit ..."`.
+//! * a token bucket per client (one connection, by its peer address) of
+//!   `grpc.rate_limit_per_client` calls per second (burst: one second's worth;
+//!   0 disables it). Over it: `RESOURCE_EXHAUSTED "rate limit ..."`. One busy
+//!   client cannot spend another's tokens; at most `grpc.max_connections_per_ip`
+//!   connections per IP are accepted ([`incoming`]), so one address gets at
+//!   most that many buckets.
 //! * at most `grpc.concurrency_limit` calls in flight for the whole server; a
 //!   call waits up to [`guard::QUEUE_WAIT`] for a slot, then gets
 //!   `RESOURCE_EXHAUSTED "server busy ..."`. The same number also bounds calls
@@ -27,6 +31,7 @@
 //! client cannot grow the label set.
 
 mod guard;
+pub mod incoming;
 mod service;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -37,6 +42,7 @@ use crate::config::GrpcSection;
 use crate::state::Shared;
 use anyhow::Context as _;
 use bizra_proto::node_server::NodeServer;
+use futures::StreamExt as _;
 use guard::{Guard, Limits};
 use std::future::Future;
 use std::sync::Arc;
@@ -124,9 +130,18 @@ pub async fn serve_listener(
 
     let node = NodeServer::new(NodeService::new(shared.clone(), limit, stop_rx))
         .max_decoding_message_size(cfg.max_request_bytes);
-    let limits = Arc::new(Limits::new(limit, cfg.rate_limit_per_sec, shared.metrics.clone()));
+    let limits = Arc::new(Limits::new(limit, cfg.rate_limit_per_client, shared.metrics.clone()));
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let per_ip = incoming::PerIp::new(cfg.max_connections_per_ip);
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .filter_map(move |conn| {
+            let admitted = match conn {
+                Ok(stream) => incoming::admit(&per_ip, stream).map(Ok),
+                Err(e) => Some(Err(e)),
+            };
+            std::future::ready(admitted)
+        });
     let signal = async move {
         shutdown.await;
         let _ = stop_tx.send(true);

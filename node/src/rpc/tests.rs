@@ -909,7 +909,7 @@ async fn rate_limit_is_resource_exhausted() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let fx = Fixture::new(1);
         let cfg = GrpcSection {
-            rate_limit_per_sec: 5,
+            rate_limit_per_client: 5,
             ..GrpcSection::default()
         };
         let (addr, stop, task) = start(fx.shared.clone(), cfg).await;
@@ -927,9 +927,80 @@ async fn rate_limit_is_resource_exhausted() {
         assert!(limited
             .iter()
             .all(|s| s.code() == Code::ResourceExhausted && s.message().contains("rate limit")));
+        // The limit is per client: another connection still has its whole burst.
+        let mut other = client(addr).await;
+        for _ in 0..5 {
+            other
+                .get_status(GetStatusRequest {})
+                .await
+                .expect("a second client is not starved by the first");
+        }
+        // Refusals are counted by code.
+        let text = fx.shared.metrics.encode();
+        assert!(
+            text.contains("bizra_grpc_requests_total{method=\"GetStatus\",code=\"RESOURCE_EXHAUSTED\"}"),
+            "{text}"
+        );
         // Tokens come back.
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(c.get_status(GetStatusRequest {}).await.is_ok());
+        stop_server(stop, task).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn connections_per_ip_are_bounded() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fx = Fixture::new(1);
+        let cfg = GrpcSection {
+            max_connections_per_ip: 2,
+            ..GrpcSection::default()
+        };
+        let (addr, stop, task) = start(fx.shared.clone(), cfg).await;
+        let mut c1 = client(addr).await;
+        let mut c2 = client(addr).await;
+        c1.get_status(GetStatusRequest {})
+            .await
+            .expect("first connection served");
+        c2.get_status(GetStatusRequest {})
+            .await
+            .expect("second connection served");
+        // A third connection from 127.0.0.1 is closed before HTTP/2 starts.
+        let third = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await;
+        match third {
+            Err(_) => {}
+            Ok(ch) => {
+                let r = NodeClient::new(ch).get_status(GetStatusRequest {}).await;
+                assert!(r.is_err(), "a third connection was served: {r:?}");
+            }
+        }
+        // Closing one gives its place back.
+        drop(c2);
+        let mut served = false;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+            {
+                if NodeClient::new(ch).get_status(GetStatusRequest {}).await.is_ok() {
+                    served = true;
+                    break;
+                }
+            }
+        }
+        assert!(served, "a place freed by a closed connection is given to a new one");
+        c1.get_status(GetStatusRequest {})
+            .await
+            .expect("the first connection lives on");
         stop_server(stop, task).await;
     })
     .await

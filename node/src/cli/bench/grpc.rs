@@ -207,7 +207,11 @@ struct Load {
     ok: u64,
     /// Every completed request, warm-up included (for CPU per request).
     all: u64,
+    /// Successful requests, warm-up included (for CPU per served request).
+    ok_all: u64,
     errors: u64,
+    /// Errors that were `RESOURCE_EXHAUSTED`: the node's limits refused them.
+    limited: u64,
     first_error: Option<String>,
     elapsed: Duration,
     /// Successful request latencies, sorted.
@@ -273,6 +277,7 @@ async fn load(url: &str, a: &GrpcArgs, warmup: Duration, measured: Duration) -> 
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(1 << 16);
             let (mut ok, mut errors, mut first_error, mut all) = (0u64, 0u64, None, 0u64);
+            let (mut ok_all, mut limited) = (0u64, 0u64);
             loop {
                 let t = Instant::now();
                 if t >= end {
@@ -281,6 +286,7 @@ async fn load(url: &str, a: &GrpcArgs, warmup: Duration, measured: Duration) -> 
                 let r = call(&mut client, m).await;
                 let done = Instant::now();
                 all += 1;
+                ok_all += u64::from(r.is_ok());
                 if t < t0 {
                     continue;
                 }
@@ -291,6 +297,7 @@ async fn load(url: &str, a: &GrpcArgs, warmup: Duration, measured: Duration) -> 
                     }
                     Err(e) => {
                         errors += 1;
+                        limited += u64::from(e.code() == tonic::Code::ResourceExhausted);
                         if first_error.is_none() {
                             first_error = Some(format!("{:?}: {}", e.code(), e.message()));
                         }
@@ -299,21 +306,25 @@ async fn load(url: &str, a: &GrpcArgs, warmup: Duration, measured: Duration) -> 
                     }
                 }
             }
-            (ok, errors, first_error, lat, all)
+            (ok, errors, first_error, lat, all, ok_all, limited)
         }));
     }
     let mut out = Load {
         ok: 0,
         all: 0,
+        ok_all: 0,
         errors: 0,
+        limited: 0,
         first_error: None,
         elapsed: Duration::ZERO,
         lat: Vec::new(),
     };
     for t in tasks {
-        let (ok, errors, fe, lat, all) = t.await.map_err(|e| check(format!("load task: {e}")))?;
+        let (ok, errors, fe, lat, all, ok_all, limited) = t.await.map_err(|e| check(format!("load task: {e}")))?;
         out.ok += ok;
         out.all += all;
+        out.ok_all += ok_all;
+        out.limited += limited;
         out.errors += errors;
         if out.first_error.is_none() {
             out.first_error = fe;
@@ -331,6 +342,8 @@ impl Load {
     fn merge(&mut self, o: Load) {
         self.ok += o.ok;
         self.all += o.all;
+        self.ok_all += o.ok_all;
+        self.limited += o.limited;
         self.errors += o.errors;
         if self.first_error.is_none() {
             self.first_error = o.first_error;
@@ -480,8 +493,26 @@ fn report(
     after: Option<Scrape>,
 ) -> CliResult {
     let ratio = if bare.rps() > 0.0 { node.rps() / bare.rps() } else { 0.0 };
+    let (cpu, ratios) = cpu;
+    let mut rs = ratios.clone();
+    let median_ratio = common::median_f64(&mut rs);
+    let per = |secs: f64, n: u64| if n > 0 { secs * 1e6 / n as f64 } else { 0.0 };
+    // Per served request: a refused call costs the node little and would
+    // flatter it. With refusals, the node's limits were in the way.
+    let node_us = per(cpu.node_s, node.ok_all);
+    let client_us = per(cpu.client_s, node.all);
+    // The bare server's share: this process's CPU in bare segments, less the
+    // client's CPU per request measured in the node segments.
+    let bare_us = (per(cpu.bare_run_s, bare.all) - client_us).max(0.0);
+    let cost_ratio = if bare_us > 0.0 { node_us / bare_us } else { 0.0 };
     let goals = vec![
         Goal::at_least(&format!("{} rps node/bare", a.method.name()), ratio, 0.8, "x"),
+        Goal::at_most(
+            &format!("{} server CPU per request node/bare", a.method.name()),
+            cost_ratio,
+            1.25,
+            "x",
+        ),
         Goal::at_most(
             &format!("{} p99 (node)", a.method.name()),
             common::ms(node.p(99.0)),
@@ -554,15 +585,6 @@ fn report(
         server_side =
             json!({"p50_us": p50.map(|x| common::round3(x * 1e6)), "p99_us": p99.map(|x| common::round3(x * 1e6))});
     }
-    let (cpu, ratios) = cpu;
-    let mut rs = ratios.clone();
-    let median_ratio = common::median_f64(&mut rs);
-    let per = |secs: f64, n: u64| if n > 0 { secs * 1e6 / n as f64 } else { 0.0 };
-    let node_us = per(cpu.node_s, node.all);
-    let client_us = per(cpu.client_s, node.all);
-    // The bare server's share: this process's CPU in bare segments, less the
-    // client's CPU per request measured in the node segments.
-    let bare_us = (per(cpu.bare_run_s, bare.all) - client_us).max(0.0);
     let mut bn = cpu.busy_node.clone();
     let mut bb = cpu.busy_bare.clone();
     rows.push((
@@ -573,9 +595,20 @@ fn report(
         ),
     ));
     rows.push((
-        "server CPU per request".to_string(),
-        format!("node {node_us:.1} us, bare ~{bare_us:.1} us (client {client_us:.1} us)"),
+        "server CPU per served request".to_string(),
+        format!("node {node_us:.1} us, bare ~{bare_us:.1} us, node/bare {cost_ratio:.2}x (client {client_us:.1} us)"),
     ));
+    if node.limited > 0 {
+        rows.push((
+            "refused by the node's limits".to_string(),
+            format!(
+                "{} RESOURCE_EXHAUSTED: the limits were in the way of this measurement; for the server's own cost \
+                 spread the load (--connections, one bucket per connection) or start the node with \
+                 BIZRA_GRPC_RATE_LIMIT_PER_CLIENT=0",
+                node.limited
+            ),
+        ));
+    }
     rows.push((
         "machine busy (node / bare segments)".to_string(),
         format!(
@@ -610,7 +643,8 @@ fn report(
         "ratio_per_round": ratios.iter().map(|r| common::round3(*r)).collect::<Vec<_>>(),
         "ratio_median_of_rounds": common::round3(median_ratio),
         "cpu_us_per_request": {"node": common::round3(node_us), "bare_server_estimated": common::round3(bare_us),
-                               "client": common::round3(client_us)},
+                               "client": common::round3(client_us), "node_over_bare": common::round3(cost_ratio)},
+        "refused_by_limits": node.limited,
         "machine_busy": {"node_segments": cpu.busy_node.iter().map(|x| common::round3(*x)).collect::<Vec<_>>(),
                          "bare_segments": cpu.busy_bare.iter().map(|x| common::round3(*x)).collect::<Vec<_>>()},
         "loadavg": std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.trim().to_string()),
