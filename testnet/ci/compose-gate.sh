@@ -3,6 +3,7 @@
 # a static bizra), agreement proved over its published gRPC ports with
 # `bizra wq-proof`, then torn down. Skips (one line) when no Docker engine.
 # Usage: testnet/ci/compose-gate.sh STATIC_BIZRA_BINARY [BASE_PORT]
+# IMAGE_TAR=FILE also saves the image (`docker save`) there, for the release bundle.
 set -euo pipefail
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 BASE=${2:-29400}
@@ -18,6 +19,10 @@ PROJECT=bizraci$$
 down() { (cd "$DIR" && "${COMPOSE[@]}" -p "$PROJECT" down -v --remove-orphans >/dev/null 2>&1) || true; }
 trap down EXIT
 (cd "$DIR" && BIZRA_BIN="$BIN" ./build-image.sh >/dev/null)
+if [ -n "${IMAGE_TAR:-}" ]; then
+  image=$(sed -n 's/^ *image: *//p' "$DIR/docker-compose.yml" | head -n 1 | tr -d '"')
+  docker save "$image" -o "$IMAGE_TAR"
+fi
 (cd "$DIR" && "${COMPOSE[@]}" -p "$PROJECT" up -d >/dev/null)
 urls=""
 for k in 0 1 2 3; do

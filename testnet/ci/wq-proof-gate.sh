@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The gate: a real 3-validator testnet on loopback, `bizra wq-proof` over
 # their gRPC endpoints, `bizra verify` and the independent Python verifier on
-# the proof. Always stops the nodes it started (by PID).
+# the proof; a PoI attestation submitted, finalized and verified offline; the
+# metrics checked by `promtool check metrics` and scraped by a real Prometheus
+# server with the shipped rules. Always stops the processes it started (by PID).
 # Usage: testnet/ci/wq-proof-gate.sh [BIZRA_BINARY] [BASE_PORT]
+# GATE_ARTIFACTS=DIR keeps wq_proof.json and attestation.json there.
+# REQUIRE_PROMETHEUS=1 fails (instead of skipping) when promtool/prometheus are missing.
 set -euo pipefail
 BIN=${1:-./target/release/bizra}
 BASE=${2:-27400}
@@ -19,6 +23,8 @@ cleanup() {
   done
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 }
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
 trap cleanup EXIT
 
 "$BIN" testnet init --validators 3 --out "$NET" --base-port "$BASE" --block-interval-ms 100 >/dev/null
@@ -28,14 +34,10 @@ for k in 0 1 2; do
 done
 urls=""
 for k in 0 1 2; do
-  url="http://127.0.0.1:$((BASE + 100 + k))"
-  urls="${urls:+$urls,}$url"
-  # wq-proof treats a dead endpoint as a failure: wait until each answers.
-  for _ in $(seq 1 150); do
-    "$BIN" head --grpc "$url" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
+  urls="${urls:+$urls,}http://127.0.0.1:$((BASE + 100 + k))"
 done
+# No wait for the nodes here: wq-proof retries connecting within --timeout,
+# as a CI script that starts nodes and queries at once needs.
 set +e
 "$BIN" wq-proof --grpc "$urls" --min-height 3 --timeout 120 --genesis "$NET/genesis.json" --out "$WORK/wq_proof.json" >"$WORK/wq-proof.out" 2>&1
 rc=$?
@@ -51,6 +53,46 @@ if python3 -c 'import cryptography' 2>/dev/null; then
   python3 tests/spec_verifier/verify_wq_proof.py "$WORK/wq_proof.json" --genesis "$NET/genesis.json"
 else
   echo "note: python cryptography missing; independent verifier skipped"
+fi
+# A PoI attestation (validator 1 about validator 2), finalized, exported and checked offline.
+echo "gate evidence" >"$WORK/evidence.bin"
+subject=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$NET/node2/validator.key")
+"$BIN" attest --grpc "http://127.0.0.1:$((BASE + 101))" --key "$NET/node1/validator.key" --subject "$subject" \
+  --evidence "$WORK/evidence.bin" --dim quality=8000:6000 --dim reach=5000:4000 --wait --timeout 60 \
+  --out "$WORK/attestation.json" >"$WORK/attest.out" 2>&1 || { cat "$WORK/attest.out"; echo "FAIL: bizra attest"; exit 1; }
+"$BIN" verify "$WORK/attestation.json" --genesis "$NET/genesis.json"
+if [ -n "${GATE_ARTIFACTS:-}" ]; then
+  mkdir -p "$GATE_ARTIFACTS"
+  cp "$WORK/wq_proof.json" "$WORK/attestation.json" "$GATE_ARTIFACTS/"
+fi
+# Metrics: the exposition passes promtool's lint, and a real Prometheus server
+# scrapes all three nodes with the shipped rules and answers a finality query.
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+  python3 -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$((BASE + 200))/metrics" >"$WORK/metrics.txt"
+  if ! promtool check metrics <"$WORK/metrics.txt" >"$WORK/promtool.out" 2>&1; then
+    cat "$WORK/promtool.out"; echo "FAIL: promtool check metrics on node0"; exit 1
+  fi
+  echo "ok: promtool check metrics is clean on node0 ($(grep -c '^# TYPE' "$WORK/metrics.txt") families)"
+  PROM_PORT=$((BASE + 300))
+  cat >"$WORK/prometheus.yml" <<YML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: ["$ROOT/ops/prometheus/bizra-rules.yml"]
+scrape_configs:
+  - job_name: bizra
+    static_configs:
+      - targets: ["127.0.0.1:$((BASE + 200))", "127.0.0.1:$((BASE + 201))", "127.0.0.1:$((BASE + 202))"]
+YML
+  prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+    --web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
+  pids+=($!)
+  if ! python3 "$HERE/prometheus_check.py" "http://127.0.0.1:$PROM_PORT" 3 --timeout 90; then
+    tail -n 20 "$WORK/prometheus.log"; echo "FAIL: Prometheus end-to-end check"; exit 1
+  fi
+elif [ "${REQUIRE_PROMETHEUS:-0}" = 1 ]; then
+  echo "FAIL: promtool/prometheus not installed (REQUIRE_PROMETHEUS=1)"; exit 1
+else
+  echo "note: promtool/prometheus missing (apt-get install prometheus); metrics lint and Prometheus check skipped"
 fi
 # A client generated from proto/ by stock tooling (grpcio-tools' protoc) calls
 # every rpc of bizra.node.v1.Node, health and reflection on node0.

@@ -1,7 +1,10 @@
 //! `bizra wq-proof`: the 3-validator agreement gate (CONTRACT section 6).
 //!
-//! 1. Connects to every endpoint (10 s connect timeout). A dead endpoint, or one
-//!    that answers an RPC with an error, fails the gate (exit 1) naming it; a
+//! 1. Connects to every endpoint, retrying with backoff (100 ms doubling to
+//!    2 s, each attempt at most 10 s) until `--timeout`, so the gate can be run
+//!    right after the nodes were started. An endpoint still unreachable at the
+//!    deadline, or one that answers an RPC with an error (`UNAVAILABLE` is
+//!    retried like a refused connection), fails the gate (exit 1) naming it; a
 //!    malformed URL is bad usage (exit 2).
 //! 2. Polls `GetStatus` until every endpoint has finalized `--min-height`, up to
 //!    `--timeout` seconds. The proof height is the lowest finalized height of
@@ -61,8 +64,11 @@ pub struct WqProofArgs {
     pub genesis: Option<PathBuf>,
 }
 
-/// Connect timeout per endpoint.
+/// Connect timeout per attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// First and longest pause between connection attempts.
+pub const RETRY_FIRST: Duration = Duration::from_millis(100);
+pub const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Timeout of each RPC.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval between status polls.
@@ -212,17 +218,48 @@ fn rpc_fail(url: &str, method: &str, s: tonic::Status) -> Failure {
     ))
 }
 
-async fn connect(url: &str) -> Result<NodeClient<Channel>, Failure> {
+/// Connects to `url`, retrying refused or timed-out attempts with backoff
+/// until `deadline`. The error names the endpoint, the time spent and the last
+/// cause.
+pub async fn connect_until(url: &str, deadline: Instant) -> Result<NodeClient<Channel>, Failure> {
+    let start = Instant::now();
+    let mut pause = RETRY_FIRST;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let budget = deadline.saturating_duration_since(Instant::now()).max(RETRY_FIRST);
+        match connect(url, budget.min(CONNECT_TIMEOUT)).await {
+            Ok(c) => return Ok(c),
+            Err(Failure::Usage(m)) => return Err(Failure::Usage(m)),
+            Err(Failure::Check(m)) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(check(format!(
+                        "{m} (gave up after {attempts} attempts in {:.1} s)",
+                        now.duration_since(start).as_secs_f64()
+                    )));
+                }
+                tracing::debug!(endpoint = url, attempts, "cannot connect yet: {m}");
+                // The last attempt is made at the deadline.
+                tokio::time::sleep(pause.min(deadline - now)).await;
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// One connection attempt of at most `limit`.
+async fn connect(url: &str, limit: Duration) -> Result<NodeClient<Channel>, Failure> {
     let ep = Endpoint::from_shared(url.to_string())
         .map_err(|e| usage(format!("--grpc {url}: {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT)
+        .connect_timeout(limit)
         .timeout(RPC_TIMEOUT);
-    let ch = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), ep.connect())
+    let ch = tokio::time::timeout(limit + Duration::from_millis(500), ep.connect())
         .await
         .map_err(|_| {
             check(format!(
-                "endpoint {url}: cannot connect: timed out after {} s",
-                CONNECT_TIMEOUT.as_secs() + 1
+                "endpoint {url}: cannot connect: timed out after {:.1} s",
+                limit.as_secs_f64()
             ))
         })?
         .map_err(|e| {
@@ -242,14 +279,40 @@ async fn connect(url: &str) -> Result<NodeClient<Channel>, Failure> {
     Ok(NodeClient::new(ch))
 }
 
-async fn status(url: &str, mut c: NodeClient<Channel>) -> Result<GetStatusResponse, Failure> {
+/// A `GetStatus` failure; the variant says whether it is worth polling again.
+enum StatusError {
+    /// `UNAVAILABLE`: the node is (re)starting or the connection is being re-made.
+    Unavailable(Failure),
+    Other(Failure),
+}
+use StatusError::{Other, Unavailable};
+
+impl From<StatusError> for Failure {
+    fn from(e: StatusError) -> Failure {
+        match e {
+            Unavailable(f) | Other(f) => f,
+        }
+    }
+}
+
+async fn status(url: &str, mut c: NodeClient<Channel>) -> Result<GetStatusResponse, StatusError> {
     let s = c
         .get_status(GetStatusRequest {})
         .await
-        .map_err(|e| rpc_fail(url, "GetStatus", e))?
+        .map_err(|e| {
+            let unavailable = e.code() == tonic::Code::Unavailable;
+            let f = rpc_fail(url, "GetStatus", e);
+            if unavailable {
+                Unavailable(f)
+            } else {
+                Other(f)
+            }
+        })?
         .into_inner();
     if hash_from_slice(&s.genesis_hash).ok().flatten().is_none() {
-        return Err(check(format!("endpoint {url}: GetStatus genesis_hash is not 32 bytes")));
+        return Err(Other(check(format!(
+            "endpoint {url}: GetStatus genesis_hash is not 32 bytes"
+        ))));
     }
     Ok(s)
 }
@@ -433,19 +496,25 @@ async fn telemetry_part(
 }
 
 async fn collect(a: &WqProofArgs, urls: &[String], genesis: Option<&Genesis>) -> Result<ProofOutcome, Failure> {
-    let clients: Vec<NodeClient<Channel>> = futures::future::join_all(urls.iter().map(|u| connect(u)))
+    // One deadline for connecting and for the height: nodes may still be starting.
+    let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    let clients: Vec<NodeClient<Channel>> = futures::future::join_all(urls.iter().map(|u| connect_until(u, deadline)))
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
 
     // Wait for a common finalized height >= min_height.
-    let deadline = Instant::now() + Duration::from_secs(a.timeout);
     let statuses = loop {
-        let st: Vec<GetStatusResponse> =
-            futures::future::join_all(urls.iter().zip(&clients).map(|(u, c)| status(u, c.clone())))
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()?;
+        let polled = futures::future::join_all(urls.iter().zip(&clients).map(|(u, c)| status(u, c.clone()))).await;
+        // A node that is restarting answers UNAVAILABLE: poll again until the deadline.
+        if polled.iter().any(|r| matches!(r, Err(Unavailable(_)))) && Instant::now() + POLL_INTERVAL < deadline {
+            tokio::time::sleep(POLL_INTERVAL).await;
+            continue;
+        }
+        let st: Vec<GetStatusResponse> = polled
+            .into_iter()
+            .map(|r| r.map_err(Failure::from))
+            .collect::<Result<_, _>>()?;
         same_chain(urls, &st)?;
         if let Some(g) = genesis {
             if st[0].chain_id != g.chain_id() || st[0].genesis_hash != g.hash.as_slice() {
@@ -647,14 +716,76 @@ mod tests {
         assert!(is_usage(validate_args(&a)));
     }
 
-    #[test]
-    fn dead_endpoint_fails_the_check_naming_it_and_writes_nothing() {
+    fn free_port() -> u16 {
         // Bind and drop a listener to get a free loopback port with nothing behind it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
+            .port()
+    }
+
+    #[test]
+    fn connect_retries_until_a_late_server_answers() {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // The server comes up 800 ms after the first attempt was refused.
+            let server = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                let (_reporter, health) = tonic_health::server::health_reporter();
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+                tonic::transport::Server::builder()
+                    .add_service(health)
+                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                    .await
+            });
+            let start = Instant::now();
+            assert!(
+                connect(&url, Duration::from_secs(1)).await.is_err(),
+                "nothing listens yet: one attempt must fail"
+            );
+            connect_until(&url, start + Duration::from_secs(20))
+                .await
+                .expect("connects once the server is up");
+            assert!(
+                start.elapsed() >= Duration::from_millis(700),
+                "connected before the server started"
+            );
+            server.abort();
+        });
+    }
+
+    #[test]
+    fn connect_gives_up_at_the_deadline_naming_the_endpoint() {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let err = rt
+            .block_on(connect_until(&url, start + Duration::from_millis(1500)))
+            .unwrap_err();
+        let waited = start.elapsed();
+        match err {
+            Failure::Check(m) => {
+                assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+                assert!(m.contains("attempts"), "{m}");
+            }
+            Failure::Usage(m) => panic!("usage error: {m}"),
+        }
+        assert!(waited >= Duration::from_millis(1000), "gave up early: {waited:?}");
+    }
+
+    #[test]
+    fn dead_endpoint_fails_the_check_naming_it_and_writes_nothing() {
+        let port = free_port();
         let mut a = args(&[&format!("127.0.0.1:{port}")]);
         a.out = std::env::temp_dir().join(format!("bizra-wq-proof-dead-{port}.json"));
         let err = run_wq_proof(&a).unwrap_err();
