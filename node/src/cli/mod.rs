@@ -11,6 +11,7 @@ pub mod head;
 pub mod keygen;
 pub mod perturb;
 pub mod proof;
+pub mod release;
 pub mod run;
 pub mod testnet;
 pub mod verify;
@@ -77,8 +78,11 @@ pub enum Command {
     WqProof(wq_proof::WqProofArgs),
     /// Sign a PoI attestation and submit it; prints its id.
     Attest(attest::AttestArgs),
-    /// Check a wq_proof.json or attestation.json offline against the genesis file.
+    /// Check a wq_proof.json or attestation.json offline against the genesis file, or a release bundle against its key.
     Verify(verify::VerifyArgs),
+    /// Release evidence: `release bundle` writes a signed bundle (SBOM, provenance, manifest, DSSE envelopes).
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
     /// Measure consensus, gRPC, attestation and sync throughput; prints a table, writes JSON with --json.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -94,6 +98,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::WqProof(a) => wq_proof::run(a),
         Command::Attest(a) => attest::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Release(c) => release::run(c),
         Command::Bench(c) => bench::run(c),
     };
     match result {

@@ -55,18 +55,58 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(
+    override_usage = "bizra verify FILE --genesis GENESIS\n       bizra verify bundle DIR --key PUBKEY",
+    after_help = "Two forms:\n  \
+bizra verify FILE --genesis GENESIS\n      Check a wq_proof.json or attestation.json offline against the chain's genesis file.\n  \
+bizra verify bundle DIR --key PUBKEY\n      Check a release evidence bundle (from `bizra release bundle`) offline: the DSSE \
+signatures of manifest.json, provenance.intoto.json and sbom.cdx.json by PUBKEY, every file's sha256 and size \
+against manifest.json, no unlisted files, and the provenance subject digest of bin/bizra.\n\n\
+Exit codes: 0 valid; 1 a check failed (the message names the first bad file or field); 2 bad usage or unreadable input."
+)]
 pub struct VerifyArgs {
-    /// A wq_proof.json or attestation.json.
+    /// A wq_proof.json or attestation.json; or the word `bundle`, followed by DIR.
+    #[arg(value_name = "FILE|bundle")]
     pub file: PathBuf,
-    /// The chain's genesis.json.
-    #[arg(long)]
-    pub genesis: PathBuf,
+    /// With `bundle`: the release bundle directory.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The chain's genesis.json (the FILE form).
+    #[arg(long, value_name = "GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// With `bundle`: the release public key, as 64 hex digits, a file holding them, or a bizra key file.
+    #[arg(long, value_name = "PUBKEY")]
+    pub key: Option<String>,
 }
 
 pub fn run(a: VerifyArgs) -> CliResult {
+    if a.file.as_os_str() == "bundle" {
+        let dir = a
+            .dir
+            .ok_or_else(|| usage("verify bundle needs the bundle directory: bizra verify bundle DIR --key PUBKEY"))?;
+        if a.genesis.is_some() {
+            return Err(usage("verify bundle takes --key, not --genesis"));
+        }
+        let key = a
+            .key
+            .ok_or_else(|| usage("verify bundle needs --key PUBKEY (the release public key)"))?;
+        return super::release::verify_bundle(&dir, &key);
+    }
+    if let Some(d) = &a.dir {
+        return Err(usage(format!(
+            "unexpected argument {}: use bizra verify FILE --genesis GENESIS, or bizra verify bundle DIR --key PUBKEY",
+            d.display()
+        )));
+    }
+    if a.key.is_some() {
+        return Err(usage("--key is for bizra verify bundle DIR --key PUBKEY"));
+    }
+    let genesis_path = a
+        .genesis
+        .ok_or_else(|| usage("missing --genesis GENESIS: bizra verify FILE --genesis GENESIS"))?;
     let json = std::fs::read(&a.file).map_err(|e| usage(format!("cannot read {}: {e}", a.file.display())))?;
-    let genesis =
-        std::fs::read(&a.genesis).map_err(|e| usage(format!("cannot read genesis {}: {e}", a.genesis.display())))?;
+    let genesis = std::fs::read(&genesis_path)
+        .map_err(|e| usage(format!("cannot read genesis {}: {e}", genesis_path.display())))?;
     let summary = verify_document(&json, &genesis)?;
     println!("{summary}");
     Ok(())
