@@ -130,3 +130,33 @@ pub fn resolve(home: &std::path::Path, p: &std::path::Path) -> PathBuf {
         home.join(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `cargo run ... --bin bizra -- ARGS` command in the README parses
+    /// as written (a copied command must not be a usage error).
+    #[test]
+    fn readme_commands_parse() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(path).expect("README.md");
+        let mut seen = 0;
+        for line in readme.lines().map(str::trim) {
+            let Some((_, args)) = line.split_once("--bin bizra -- ") else {
+                continue;
+            };
+            if !line.starts_with("cargo run") {
+                continue;
+            }
+            let argv = std::iter::once("bizra").chain(args.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("README command does not parse: {line}\n{e}");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 2, "expected the README's devnet commands, found {seen}");
+        // The check can fail: the form an earlier README suggested is refused.
+        assert!(Cli::try_parse_from(["bizra", "devnet", "--", "--blocks", "10"]).is_err());
+    }
+}
