@@ -73,6 +73,8 @@ struct Configured {
     next_dial: Instant,
     dialing: bool,
     connected_since: Option<Instant>,
+    /// Failed name resolutions in a row (for logging with backoff).
+    resolve_failures: u32,
 }
 
 /// Strikes against a peer; one is forgiven per [`STRIKE_FORGIVE`].
@@ -128,6 +130,8 @@ pub(crate) struct Service {
     pending_in: HashMap<u64, ResponseChannel<bizra_proto::SyncResponse>>,
     next_token: u64,
     resolved_tx: mpsc::UnboundedSender<Resolved>,
+    /// Resolves configured peer names ([`peer_resolver`]).
+    resolver: Resolver,
     resolved_rx: mpsc::UnboundedReceiver<Resolved>,
     last_cleanup: Instant,
 }
@@ -148,8 +152,44 @@ fn is_dns(addr: &Multiaddr) -> bool {
         .any(|p| matches!(p, Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)))
 }
 
+/// The resolver for peer names: hickory, in Rust, reading `/etc/resolv.conf`
+/// (e.g. Docker's embedded DNS, 127.0.0.11, which knows Swarm service names)
+/// and `/etc/hosts`. glibc's resolver is not used: a static binary in a
+/// FROM-scratch image has no NSS. Answers are cached for at most a second, so
+/// a peer rescheduled on another IP is found again at the next redial
+/// (Docker's DNS gives its answers a 600 s TTL). Without a readable
+/// `/etc/resolv.conf` only `/etc/hosts` is used: never a public server.
+pub(crate) fn peer_resolver() -> Resolver {
+    use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    let builder = match hickory_resolver::TokioResolver::builder_tokio() {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(error = %e, "cannot read /etc/resolv.conf: peer names resolve from /etc/hosts only");
+            hickory_resolver::TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], NameServerConfigGroup::new()),
+                TokioConnectionProvider::default(),
+            )
+        }
+    };
+    with_peer_options(builder)
+}
+
+fn with_peer_options(
+    mut builder: hickory_resolver::ResolverBuilder<hickory_resolver::name_server::TokioConnectionProvider>,
+) -> Resolver {
+    let opts = builder.options_mut();
+    opts.positive_max_ttl = Some(Duration::from_secs(1));
+    opts.negative_max_ttl = Some(Duration::from_secs(1));
+    opts.timeout = Duration::from_secs(2);
+    opts.attempts = 1;
+    Arc::new(builder.build())
+}
+
+pub(crate) type Resolver = Arc<hickory_resolver::TokioResolver>;
+
 /// Resolves `/dns*/NAME/tcp/PORT` to `/ip*/ADDR/tcp/PORT` addresses.
-async fn resolve(addr: Multiaddr) -> Result<Vec<Multiaddr>, String> {
+async fn resolve(resolver: &Resolver, addr: Multiaddr) -> Result<Vec<Multiaddr>, String> {
     let (mut host, mut port, mut family) = (None, None, None);
     for p in addr.iter() {
         match p {
@@ -163,12 +203,14 @@ async fn resolve(addr: Multiaddr) -> Result<Vec<Multiaddr>, String> {
     let (Some(host), Some(port)) = (host, port) else {
         return Err(format!("{addr} has no host or port"));
     };
-    let found = tokio::net::lookup_host((host.as_str(), port))
+    let found = resolver
+        .lookup_ip(host.as_str())
         .await
         .map_err(|e| format!("resolving {host}: {e}"))?;
     let addrs: Vec<Multiaddr> = found
-        .filter(|sa| family.is_none_or(|v4| sa.is_ipv4() == v4))
-        .map(|sa| Multiaddr::from(sa.ip()).with(Protocol::Tcp(sa.port())))
+        .iter()
+        .filter(|ip| family.is_none_or(|v4| ip.is_ipv4() == v4))
+        .map(|ip| Multiaddr::from(ip).with(Protocol::Tcp(port)))
         .collect();
     if addrs.is_empty() {
         return Err(format!("{host} resolved to no usable address"));
@@ -213,6 +255,7 @@ impl Service {
                     next_dial: now,
                     dialing: false,
                     connected_since: None,
+                    resolve_failures: 0,
                 },
             );
         }
@@ -269,6 +312,7 @@ impl Service {
             pending_in: HashMap::new(),
             next_token: 0,
             resolved_tx,
+            resolver: peer_resolver(),
             resolved_rx,
             last_cleanup: now,
         };
@@ -635,8 +679,9 @@ impl Service {
             if c.needs_dns {
                 let tx = self.resolved_tx.clone();
                 let addr = c.addr.clone();
+                let resolver = self.resolver.clone();
                 tokio::spawn(async move {
-                    let result = tokio::time::timeout(SETUP_TIMEOUT, resolve(addr))
+                    let result = tokio::time::timeout(SETUP_TIMEOUT, resolve(&resolver, addr))
                         .await
                         .unwrap_or_else(|_| Err("DNS lookup timed out".into()));
                     let _ = tx.send((peer, result));
@@ -651,6 +696,12 @@ impl Service {
     fn on_resolved(&mut self, peer: PeerId, result: Result<Vec<Multiaddr>, String>) {
         match result {
             Ok(addrs) if !self.banned.contains_key(&peer) && !self.swarm.is_connected(&peer) => {
+                if let Some(c) = self.configured.get_mut(&peer) {
+                    if c.resolve_failures > 0 {
+                        info!(%peer, name = %c.addr, ?addrs, "peer name resolves again");
+                    }
+                    c.resolve_failures = 0;
+                }
                 for addr in &addrs {
                     self.swarm.add_peer_address(peer, addr.clone());
                 }
@@ -662,7 +713,20 @@ impl Service {
                 }
             }
             Err(error) => {
-                debug!(%peer, error, "cannot resolve peer address");
+                if let Some(c) = self.configured.get_mut(&peer) {
+                    c.resolve_failures = c.resolve_failures.saturating_add(1);
+                    // Logged at the 1st, 2nd, 4th, 8th... failure in a row:
+                    // a wrong name stays visible without flooding the log.
+                    if c.resolve_failures.is_power_of_two() {
+                        warn!(
+                            %peer,
+                            name = %c.addr,
+                            failures = c.resolve_failures,
+                            retry_in = ?c.backoff,
+                            "cannot resolve peer name; retrying with backoff: {error}"
+                        );
+                    }
+                }
                 self.schedule_redial(peer);
             }
         }
@@ -950,9 +1014,38 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_localhost() {
-        let addrs = resolve("/dns4/localhost/tcp/4001".parse().unwrap()).await.unwrap();
+        let r = peer_resolver();
+        let addrs = resolve(&r, "/dns4/localhost/tcp/4001".parse().unwrap()).await.unwrap();
         assert!(addrs.contains(&"/ip4/127.0.0.1/tcp/4001".parse().unwrap()), "{addrs:?}");
-        assert!(resolve("/dns4/localhost/udp/1".parse().unwrap()).await.is_err());
+        assert!(resolve(&r, "/dns4/localhost/udp/1".parse().unwrap()).await.is_err());
+        // A name no server answers for is an error, not a hang (bounded by the
+        // resolver's timeout). The only name server is a loopback port with
+        // nothing behind it: tests send no traffic off this machine.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = hickory_resolver::config::ResolverConfig::from_parts(
+            None,
+            vec![],
+            hickory_resolver::config::NameServerConfigGroup::from_ips_clear(
+                &["127.0.0.1".parse().unwrap()],
+                port,
+                true,
+            ),
+        );
+        let r = with_peer_options(hickory_resolver::TokioResolver::builder_with_config(
+            cfg,
+            hickory_resolver::name_server::TokioConnectionProvider::default(),
+        ));
+        let bad = tokio::time::timeout(
+            Duration::from_secs(10),
+            resolve(&r, "/dns4/no-such-bizra-peer.invalid/tcp/1".parse().unwrap()),
+        )
+        .await
+        .expect("answers within its timeout");
+        assert!(bad.is_err(), "{bad:?}");
     }
 
     #[test]
