@@ -8,6 +8,7 @@ pub mod attest;
 pub mod bench;
 pub mod devnet;
 pub mod head;
+pub mod health;
 pub mod keygen;
 pub mod perturb;
 pub mod proof;
@@ -74,6 +75,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print one node's finalized head.
     Head(head::HeadArgs),
+    /// Ask a node's gRPC health service (grpc.health.v1): exit 0 when SERVING (container healthchecks).
+    Health(health::HealthArgs),
     /// Prove head agreement of validators over gRPC and write wq_proof.json.
     WqProof(wq_proof::WqProofArgs),
     /// Sign a PoI attestation and submit it; prints its id.
@@ -95,6 +98,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Testnet(c) => testnet::run(c),
         Command::Run(a) => run::run(a),
         Command::Head(a) => head::run(a),
+        Command::Health(a) => health::run(a),
         Command::WqProof(a) => wq_proof::run(a),
         Command::Attest(a) => attest::run(a),
         Command::Verify(a) => verify::run(a),
