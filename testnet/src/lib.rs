@@ -30,11 +30,15 @@
 //!   any other host listens on `0.0.0.0`.
 //! * `FixedIps`: docker compose. Every container gets a fixed IPv4 address on
 //!   a private bridge network (node K = subnet base + 10 + K) and peers are
-//!   given by those addresses, not names: the image's binary is statically
-//!   linked, and a static glibc binary cannot use NSS, so resolving `nodeK`
-//!   through docker's DNS is not possible. Fixed IPs avoid DNS entirely.
+//!   given by those addresses: a plain compose testnet on one host needs no
+//!   DNS at all.
+//! * Docker Swarm stacks ([`swarm`]) use `Template("node{k}")`: peers are
+//!   service names, resolved by the node in Rust (a static binary has no
+//!   NSS) and again after every failed dial, since a rescheduled task comes
+//!   back on another IP.
 
 pub mod docker;
+pub mod swarm;
 
 use anyhow::{bail, Context};
 use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};

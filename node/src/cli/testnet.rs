@@ -12,6 +12,8 @@
 //! DIR/nodeK/genesis.json      a byte-identical copy: each node dir is self-contained
 //! compose only:
 //! DIR/docker-compose.yml, DIR/Dockerfile, DIR/.dockerignore, DIR/build-image.sh
+//! stack only (Docker Swarm):
+//! DIR/stack.yml, DIR/Dockerfile, DIR/.dockerignore, DIR/build-image.sh
 //! ```
 //!
 //! Every input is checked before anything is written; if writing fails half
@@ -21,6 +23,7 @@ use super::{usage, CliResult};
 use crate::config::{ConsensusSection, GrpcSection, MetricsSection, NodeConfig, P2pSection};
 use bizra_consensus::signing::Signer;
 use bizra_testnet::docker::{self, ComposeOptions, Timeouts};
+use bizra_testnet::swarm::{self, StackOptions};
 use bizra_testnet::{Addressing, Ipv4Net, NodePlan, Plan, Spec};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -33,9 +36,41 @@ pub enum TestnetCommand {
     /// As init, plus DIR/docker-compose.yml and what it needs to build the image with no registry.
     #[command(long_about = COMPOSE_ABOUT)]
     Compose(ComposeArgs),
+    /// As init, plus DIR/stack.yml for `docker stack deploy` (Docker Swarm, one or many hosts).
+    #[command(long_about = STACK_ABOUT)]
+    Stack(StackArgs),
     /// Perturb a running compose testnet (kill/pause/disconnect/restart under a third of the
     /// validators at a time), check recovery and agreement, and write a JSON report.
     Perturb(super::perturb::PerturbArgs),
+}
+
+const STACK_ABOUT: &str = "As `testnet init`, plus DIR/stack.yml, DIR/Dockerfile, DIR/.dockerignore and \
+DIR/build-image.sh, for Docker Swarm: one service per validator (nodeK, endpoint_mode dnsrr) on an attachable \
+overlay network, peers by DNS name (re-resolved after every failed dial, so a rescheduled task is found on its \
+new IP), keys as Docker secrets, configs and genesis as Docker configs, limits, restart policy and placement \
+under deploy:, a gRPC health check, and each validator's gRPC port (P+100+K) published in host mode.\n\n\
+No registry: build the image once, `docker save` it and `docker load` it on every host, then \
+`docker stack deploy -c DIR/stack.yml --resolve-image never STACK`. See docs/TESTNET.md.";
+
+#[derive(Args, Debug, Clone)]
+pub struct StackArgs {
+    #[command(flatten)]
+    pub init: InitArgs,
+    /// Publish the gRPC ports of node0..node{N-1} (host mode); default: every validator.
+    #[arg(long)]
+    pub publish_grpc: Option<usize>,
+    /// Image tag built by build-image.sh and used by every service.
+    #[arg(long, default_value = docker::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Memory limit per task (deploy.resources.limits.memory).
+    #[arg(long, default_value = docker::DEFAULT_MEM_LIMIT)]
+    pub mem_limit: String,
+    /// CPU limit per task (deploy.resources.limits.cpus).
+    #[arg(long, default_value = docker::DEFAULT_CPUS)]
+    pub cpus: String,
+    /// Constrain node K to the Swarm host labelled bizra.node=nodeK, so its data (and sign guard) stay put.
+    #[arg(long)]
+    pub pin_to_hosts: bool,
 }
 
 const INIT_ABOUT: &str = "Writes DIR/genesis.json, DIR/testnet.json and DIR/nodeK/{config.toml, validator.key, \
@@ -107,13 +142,22 @@ pub fn run(c: TestnetCommand) -> CliResult {
     match c {
         TestnetCommand::Perturb(a) => super::perturb::run(a),
         TestnetCommand::Init(a) => {
-            let w = write_testnet(&a, None)?;
+            let w = write_testnet(&a, Kind::Init)?;
             print_summary(&w, &a.out);
             println!("start a validator: bizra run --home {}", w.homes[0].display());
             Ok(())
         }
+        TestnetCommand::Stack(a) => {
+            let w = write_testnet(&a.init, Kind::Stack(&a))?;
+            print_summary(&w, &a.init.out);
+            println!(
+                "build and deploy: cd {} && ./build-image.sh && docker stack deploy -c stack.yml --resolve-image never STACK",
+                a.init.out.display()
+            );
+            Ok(())
+        }
         TestnetCommand::Compose(a) => {
-            let w = write_testnet(&a.init, Some(&a))?;
+            let w = write_testnet(&a.init, Kind::Compose(&a))?;
             print_summary(&w, &a.init.out);
             println!(
                 "build and start: cd {} && ./build-image.sh && docker compose up -d   (or docker-compose up -d)",
@@ -126,7 +170,7 @@ pub fn run(c: TestnetCommand) -> CliResult {
 
 /// Writes the layout; returns each node's home directory.
 pub fn init(a: &InitArgs) -> Result<Vec<PathBuf>, super::Failure> {
-    write_testnet(a, None).map(|w| w.homes)
+    write_testnet(a, Kind::Init).map(|w| w.homes)
 }
 
 /// What was written.
@@ -185,16 +229,36 @@ fn check_out_dir(out: &Path) -> Result<(), super::Failure> {
     }
 }
 
-fn write_testnet(a: &InitArgs, compose: Option<&ComposeArgs>) -> Result<Written, super::Failure> {
-    let addressing = match compose {
-        None => Addressing::Template(a.host_template.clone()),
-        Some(c) => {
+/// Which layout to write.
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Init,
+    Compose(&'a ComposeArgs),
+    Stack(&'a StackArgs),
+}
+
+fn write_testnet(a: &InitArgs, kind: Kind<'_>) -> Result<Written, super::Failure> {
+    let compose = match kind {
+        Kind::Compose(c) => Some(c),
+        _ => None,
+    };
+    let addressing = match kind {
+        Kind::Init => Addressing::Template(a.host_template.clone()),
+        Kind::Compose(c) => {
             if a.host_template != bizra_testnet::DEFAULT_HOST_TEMPLATE {
                 return Err(usage(
                     "testnet compose: --host-template is not used: containers are nodeK on fixed IPs (see --subnet)",
                 ));
             }
             Addressing::FixedIps(Ipv4Net::parse(&c.subnet).map_err(|e| usage(format!("--subnet: {e:#}")))?)
+        }
+        Kind::Stack(_) => {
+            if a.host_template != bizra_testnet::DEFAULT_HOST_TEMPLATE {
+                return Err(usage(
+                    "testnet stack: --host-template is not used: services are named nodeK and peers dial those names",
+                ));
+            }
+            Addressing::Template("node{k}".into())
         }
     };
     let spec = Spec {
@@ -218,28 +282,51 @@ fn write_testnet(a: &InitArgs, compose: Option<&ComposeArgs>) -> Result<Written,
         }
         _ => None,
     };
+    let stack = match kind {
+        Kind::Stack(st) => {
+            let mut o = ComposeOptions::new(Ipv4Net::parse(bizra_testnet::DEFAULT_SUBNET).expect("default subnet"));
+            o.image = st.image.clone();
+            o.mem_limit = st.mem_limit.clone();
+            o.cpus = st.cpus.clone();
+            o.check().map_err(|e| usage(format!("{e:#}")))?;
+            Some(StackOptions {
+                compose: o,
+                publish_grpc: st.publish_grpc.unwrap_or(swarm::DEFAULT_PUBLISH_GRPC),
+                pin_to_hosts: st.pin_to_hosts,
+            })
+        }
+        _ => None,
+    };
     bizra_testnet::check_spec(&spec).map_err(|e| usage(format!("{e:#}")))?;
     check_out_dir(&a.out)?;
 
     let signers: Vec<Signer> = (0..spec.validators).map(|_| crate::keys::generate()).collect();
     let ids: Vec<String> = signers.iter().map(|s| s.id().to_string()).collect();
     let plan = bizra_testnet::plan(&spec, &ids).map_err(|e| usage(format!("{e:#}")))?;
-    let timeouts = opts.as_ref().map(|_| Timeouts::for_compose(spec.validators));
+    let containers = opts.is_some() || stack.is_some();
+    let timeouts = containers.then(|| Timeouts::for_compose(spec.validators));
     let configs: Vec<String> = plan
         .nodes
         .iter()
         .map(|n| {
-            let cfg = node_config(n, a.block_interval_ms, timeouts);
+            let mut cfg = node_config(n, a.block_interval_ms, timeouts);
+            if stack.is_some() {
+                // The key is a Docker secret, mounted by Swarm.
+                cfg.key = swarm::KEY_PATH.into();
+            }
             cfg.validate()
                 .map_err(|e| usage(format!("{}: generated config is invalid: {e}", n.name)))?;
-            Ok(config_text(n, &cfg, compose.is_some(), spec.validators))
+            Ok(config_text(n, &cfg, kind, spec.validators))
         })
         .collect::<Result<_, super::Failure>>()?;
-    let grpc: Vec<String> = match &opts {
-        None => plan.nodes.iter().map(NodePlan::grpc_url).collect(),
-        Some(o) => (0..plan.nodes.len())
+    let grpc: Vec<String> = match (&opts, &stack) {
+        (Some(o), _) => (0..plan.nodes.len())
             .map(|k| docker::host_grpc_url(&plan, o, k))
             .collect(),
+        (None, Some(st)) => (0..plan.nodes.len())
+            .map(|k| swarm::host_grpc_url(&plan, st, k).unwrap_or_else(|| plan.nodes[k].grpc_url()))
+            .collect(),
+        (None, None) => plan.nodes.iter().map(NodePlan::grpc_url).collect(),
     };
 
     let created = Created::start(&a.out)?;
@@ -266,12 +353,17 @@ fn write_testnet(a: &InitArgs, compose: Option<&ComposeArgs>) -> Result<Written,
                 docker::compose_yaml(&plan, &o).as_bytes(),
                 0o644,
             )?;
+        }
+        if let Some(st) = &stack {
+            write_file(&dir.join("stack.yml"), swarm::stack_yaml(&plan, st).as_bytes(), 0o644)?;
+        }
+        if let Some(image) = opts.as_ref().or(stack.as_ref().map(|s| &s.compose)).map(|o| &o.image) {
             write_file(&dir.join("Dockerfile"), docker::DOCKERFILE.as_bytes(), 0o644)?;
             write_file(&dir.join(".dockerignore"), docker::DOCKERIGNORE.as_bytes(), 0o644)?;
             let src = source_dir();
             write_file(
                 &dir.join("build-image.sh"),
-                docker::build_image_sh(&o.image, &src).as_bytes(),
+                docker::build_image_sh(image, &src).as_bytes(),
                 0o755,
             )?;
         }
@@ -322,14 +414,19 @@ fn node_config(n: &NodePlan, block_interval_ms: u64, timeouts: Option<Timeouts>)
     }
 }
 
-fn config_text(n: &NodePlan, cfg: &NodeConfig, compose: bool, validators: usize) -> String {
+fn config_text(n: &NodePlan, cfg: &NodeConfig, kind: Kind<'_>, validators: usize) -> String {
+    let (compose, cmd) = match kind {
+        Kind::Init => (false, "init"),
+        Kind::Compose(_) => (true, "compose"),
+        Kind::Stack(_) => (true, "stack"),
+    };
     let peers_note = if validators <= bizra_testnet::FULL_MESH_MAX {
         "every other validator".to_string()
     } else {
         format!("{} validators of a bounded, connected peer graph", n.peers.len())
     };
     let timeouts_note = if compose {
-        "# Consensus timeouts are raised for CPU-capped containers (see docker-compose.yml).\n"
+        "# Consensus timeouts are raised for CPU-capped containers (see docker-compose.yml or stack.yml).\n"
     } else {
         ""
     };
@@ -339,7 +436,7 @@ fn config_text(n: &NodePlan, cfg: &NodeConfig, compose: bool, validators: usize)
 # variable BIZRA_<SECTION>_<KEY> (e.g. BIZRA_LOG_FORMAT=json). Peers: {peers_note}.\n{timeouts_note}\n{body}",
         name = n.name,
         id = n.id,
-        cmd = if compose { "compose" } else { "init" },
+        cmd = cmd,
         body = cfg.to_toml()
     )
 }
@@ -513,7 +610,7 @@ mod tests {
             mem_limit: "128m".into(),
             cpus: "0.1".into(),
         };
-        let w = write_testnet(&c.init, Some(&c)).unwrap();
+        let w = write_testnet(&c.init, Kind::Compose(&c)).unwrap();
         for f in [
             "docker-compose.yml",
             "Dockerfile",
@@ -531,10 +628,50 @@ mod tests {
         std::fs::remove_dir_all(&out).unwrap();
         let mut bad = c.clone();
         bad.init.host_template = "node{k}".into();
-        assert!(write_testnet(&bad.init, Some(&bad)).is_err());
+        assert!(write_testnet(&bad.init, Kind::Compose(&bad)).is_err());
         bad = c.clone();
         bad.subnet = "300.1.1.0/24".into();
-        assert!(write_testnet(&bad.init, Some(&bad)).is_err());
+        assert!(write_testnet(&bad.init, Kind::Compose(&bad)).is_err());
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn testnet_stack_writes_a_swarm_stack_with_named_peers_and_a_secret_key() {
+        let out = tmp("stack");
+        let st = StackArgs {
+            init: args(out.clone(), 4),
+            publish_grpc: None,
+            image: docker::DEFAULT_IMAGE.into(),
+            mem_limit: "128m".into(),
+            cpus: "0.5".into(),
+            pin_to_hosts: false,
+        };
+        let w = write_testnet(&st.init, Kind::Stack(&st)).unwrap();
+        for f in [
+            "stack.yml",
+            "Dockerfile",
+            ".dockerignore",
+            "build-image.sh",
+            "testnet.json",
+        ] {
+            assert!(out.join(f).is_file(), "{f}");
+        }
+        assert!(!out.join("docker-compose.yml").exists());
+        let cfg = NodeConfig::load(&w.homes[2]).unwrap();
+        assert_eq!(cfg.key, PathBuf::from(swarm::KEY_PATH));
+        assert_eq!(cfg.grpc.listen, "0.0.0.0:7502");
+        assert!(cfg.p2p.peers.iter().all(|p| p.contains("@node")), "{:?}", cfg.p2p.peers);
+        assert_eq!(cfg.consensus.propose_timeout_ms, Timeouts::for_compose(4).propose_ms);
+        // Every validator's gRPC port is published on the swarm host.
+        assert_eq!(w.grpc[3], "http://127.0.0.1:7503");
+        let y = std::fs::read_to_string(out.join("stack.yml")).unwrap();
+        assert!(y.contains("endpoint_mode: dnsrr"));
+        // The secret's source file is the key the node dir holds.
+        assert!(out.join("node3/validator.key").is_file());
+        std::fs::remove_dir_all(&out).unwrap();
+        let mut bad = st.clone();
+        bad.init.host_template = "10.0.0.{k}".into();
+        assert!(write_testnet(&bad.init, Kind::Stack(&bad)).is_err());
         assert!(!out.exists());
     }
 }
