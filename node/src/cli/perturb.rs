@@ -9,6 +9,13 @@
 //! checks over gRPC that every validator answers and that all agree on a
 //! common height (the `wq-proof` check over all of them), samples CPU and
 //! memory per container, and writes a JSON report plus a short summary.
+//!
+//! With `--stack NAME` (or a DIR holding stack.yml and no docker-compose.yml)
+//! the testnet is a Docker Swarm stack and the perturbations go through Swarm
+//! (see [`swarm`]): kill a task (Swarm replaces it), scale a service to zero
+//! and back, pause, and cut a task off the overlay network.
+
+mod swarm;
 
 use super::bench::common::{scrape_at, HistDelta, Scrape};
 use super::wq_proof::{wq_proof, WqProofArgs};
@@ -24,7 +31,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Args, Debug, Clone)]
 pub struct PerturbArgs {
-    /// The directory written by `bizra testnet compose` (with docker-compose.yml), already `up`.
+    /// The directory written by `bizra testnet compose` (with docker-compose.yml), already `up`,
+    /// or by `bizra testnet stack` (with stack.yml), already deployed.
     #[arg(long)]
     pub dir: PathBuf,
     /// Seed of the perturbation schedule.
@@ -46,6 +54,11 @@ pub struct PerturbArgs {
     /// Compose project name (default: the directory's name).
     #[arg(long)]
     pub project: Option<String>,
+    /// Swarm stack name (`docker stack deploy ... NAME`): perturb through Swarm instead of
+    /// compose. The default when DIR holds stack.yml and no docker-compose.yml: the directory's
+    /// name.
+    #[arg(long, conflicts_with = "project")]
+    pub stack: Option<String>,
     /// Where to write the JSON report.
     #[arg(long, default_value = "perturb_report.json")]
     pub report: PathBuf,
@@ -58,6 +71,10 @@ pub enum Action {
     PauseUnpause,
     Disconnect,
     Restart,
+    /// Swarm: `docker kill` the task's container; Swarm starts a new task.
+    KillTask,
+    /// Swarm: `docker service scale S=0`, then `S=1`.
+    ScaleToZero,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -104,6 +121,27 @@ struct Outcome {
     recovered: bool,
     recover_s: f64,
     height_at_undo: u64,
+    /// Swarm: the scheduled action this one stood in for (a disconnect
+    /// Docker refused, done as pause/unpause) and Docker's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    substitute_for: Option<Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    substitution_reason: Option<String>,
+    /// Swarm: what did not go as planned in the undo (a reconnect Docker
+    /// refused at the old address, a killed task not replaced in time).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
+}
+
+/// How a swarm run perturbed the stack (absent for compose).
+#[derive(Serialize)]
+struct SwarmInfo {
+    stack: String,
+    network: String,
+    /// Scheduled disconnects done as `docker network disconnect`/`connect`.
+    disconnects: usize,
+    /// Scheduled disconnects Docker refused, done as pause/unpause instead.
+    disconnects_substituted: usize,
 }
 
 #[derive(Serialize)]
@@ -135,6 +173,8 @@ struct Report {
     /// container's init process, read from the host's /proc).
     rss: Vec<ProcMem>,
     containers: Vec<ContainerStat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swarm: Option<SwarmInfo>,
 }
 
 #[derive(Serialize, Default)]
@@ -258,6 +298,7 @@ fn apply(d: &Docker, p: &Perturbation) -> Result<Vec<(String, String, String)>, 
         Action::Restart => {
             d.compose(&with("restart"))?;
         }
+        Action::KillTask | Action::ScaleToZero => return Err(format!("{:?} is a swarm action", p.action)),
         Action::Disconnect => {
             let ids = d.containers(&svcs)?;
             let mut args = vec![
@@ -299,6 +340,7 @@ fn undo(d: &Docker, p: &Perturbation, nets: &[(String, String, String)]) -> Resu
             d.compose(&with("unpause"))?;
         }
         Action::Restart | Action::Disconnect => {}
+        Action::KillTask | Action::ScaleToZero => return Err(format!("{:?} is a swarm action", p.action)),
     }
     for (c, net, ip) in nets {
         Docker::docker(&["network", "connect", "--ip", ip, net, c])?;
@@ -365,25 +407,132 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Compose or Swarm, and the project or stack name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Mode {
+    Compose { project: String },
+    Swarm { stack: String },
+}
+
+/// `--stack` means Swarm; else a DIR with stack.yml and no
+/// docker-compose.yml (and no `--project`) means Swarm with the directory's
+/// name as the stack name; else compose, as before.
+fn detect_mode(
+    stack: Option<&str>,
+    project: Option<&str>,
+    dir_name: &str,
+    has_compose_yml: bool,
+    has_stack_yml: bool,
+) -> Mode {
+    if let Some(s) = stack {
+        return Mode::Swarm { stack: s.to_string() };
+    }
+    if project.is_none() && has_stack_yml && !has_compose_yml {
+        return Mode::Swarm {
+            stack: dir_name.to_string(),
+        };
+    }
+    Mode::Compose {
+        project: project.unwrap_or(dir_name).to_string(),
+    }
+}
+
+/// Where the perturbations go.
+enum Target {
+    Compose(Docker),
+    Swarm(swarm::Swarm),
+}
+
+/// What [`Target::apply`] did, for the undo.
+enum Applied {
+    Compose(Vec<(String, String, String)>),
+    Swarm(swarm::Step),
+}
+
+impl Target {
+    /// The action that is applied for a scheduled one (before any substitution).
+    fn action(&self, scheduled: Action) -> Action {
+        match self {
+            Target::Compose(_) => scheduled,
+            Target::Swarm(_) => swarm::swarm_action(scheduled),
+        }
+    }
+
+    fn apply(&self, p: &Perturbation) -> Result<Applied, String> {
+        match self {
+            Target::Compose(d) => apply(d, p).map(Applied::Compose),
+            Target::Swarm(s) => s.apply(p.action, &p.nodes).map(Applied::Swarm),
+        }
+    }
+
+    /// Undoes a perturbation; for a killed swarm task, waits (up to
+    /// `timeout`) until Swarm runs a new container for each killed service.
+    /// Returns notes (swarm: a reconnect at a new address).
+    async fn undo(&self, p: &Perturbation, done: &Applied, timeout: Duration) -> Result<Vec<String>, String> {
+        match (self, done) {
+            (Target::Compose(d), Applied::Compose(nets)) => undo(d, p, nets).map(|()| Vec::new()),
+            (Target::Swarm(s), Applied::Swarm(step)) => {
+                let mut notes = s.undo(step)?;
+                if !step.killed.is_empty() {
+                    let t = Instant::now();
+                    while !s.replaced(step) && t.elapsed() < timeout {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    if !s.replaced(step) {
+                        notes.push(format!("swarm did not replace the killed task within {timeout:?}"));
+                    }
+                }
+                Ok(notes)
+            }
+            _ => Err("internal: undo of another backend's perturbation".into()),
+        }
+    }
+
+    /// Every node's metrics address now (a swarm task's address changes
+    /// when Swarm replaces it).
+    fn metrics(&self, from_manifest: &[(String, u16)]) -> Vec<(String, u16)> {
+        match self {
+            Target::Compose(_) => from_manifest.to_vec(),
+            Target::Swarm(s) => s.metrics_addrs(from_manifest),
+        }
+    }
+}
+
 pub fn run(a: PerturbArgs) -> CliResult {
     let genesis = std::fs::read(a.dir.join("genesis.json")).map_err(|e| {
         usage(format!(
-            "{}: {e} (run `bizra testnet compose` first)",
+            "{}: {e} (run `bizra testnet compose` or `bizra testnet stack` first)",
             a.dir.join("genesis.json").display()
         ))
     })?;
     let g = bizra_consensus::genesis::Genesis::from_bytes(&genesis).map_err(|e| usage(format!("genesis: {e}")))?;
     let n = g.members.len();
-    let project = a.project.clone().unwrap_or_else(|| {
-        a.dir
-            .file_name()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_else(|| "bizra".into())
-    });
-    let d = Docker::new(&a.dir, &project).map_err(usage)?;
+    let dir_name = a
+        .dir
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "bizra".into());
+    let mode = detect_mode(
+        a.stack.as_deref(),
+        a.project.as_deref(),
+        &dir_name,
+        a.dir.join("docker-compose.yml").is_file(),
+        a.dir.join("stack.yml").is_file(),
+    );
+    let target = match &mode {
+        Mode::Compose { project } => Target::Compose(Docker::new(&a.dir, project).map_err(usage)?),
+        Mode::Swarm { stack } => {
+            println!(
+                "swarm stack {stack}: services {}..{}",
+                swarm::service(stack, 0),
+                swarm::service(stack, n.saturating_sub(1))
+            );
+            Target::Swarm(swarm::Swarm::new(stack))
+        }
+    };
     let urls = grpc_urls(&a, n)?;
     let metrics = metrics_addrs(&a, n)?;
-    super::runtime().block_on(run_async(a, n, d, urls, metrics))
+    super::runtime().block_on(run_async(a, n, target, urls, metrics))
 }
 
 /// The gRPC URL of each validator: from DIR/testnet.json when it lists them
@@ -499,6 +648,11 @@ fn container_memory(d: &Docker) -> Vec<ProcMem> {
         return Vec::new();
     };
     let ids: Vec<&str> = ids.lines().filter(|l| !l.trim().is_empty()).collect();
+    memory_of(ids)
+}
+
+/// VmRSS and VmHWM of the given containers' init processes.
+fn memory_of(ids: Vec<&str>) -> Vec<ProcMem> {
     if ids.is_empty() {
         return Vec::new();
     }
@@ -540,7 +694,7 @@ fn spread(mut v: Vec<u64>) -> Option<(u64, u64, u64)> {
     Some((v[0], v[v.len() / 2], v[v.len() - 1]))
 }
 
-async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metrics: Vec<(String, u16)>) -> CliResult {
+async fn run_async(a: PerturbArgs, n: usize, t: Target, urls: Vec<String>, metrics: Vec<(String, u16)>) -> CliResult {
     let started = Instant::now();
     // Every validator must answer before we start.
     let mut hs = heights(&urls).await;
@@ -555,7 +709,7 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
             urls[k]
         )));
     }
-    let scrape_start = scrape_all(&metrics).await;
+    let scrape_start = scrape_all(&t.metrics(&metrics)).await;
     // Block cadence from node0's head stream.
     let stream_url = urls[0].clone();
     let intervals = std::sync::Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
@@ -588,10 +742,20 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
             break;
         }
         let t0 = started.elapsed().as_secs_f64();
-        println!("[{t0:>6.0}s] {:?} on {:?}", p.action, p.nodes);
+        println!("[{t0:>6.0}s] {:?} on {:?}", t.action(p.action), p.nodes);
         let t_apply = Instant::now();
-        let nets = apply(&d, &p).map_err(check)?;
+        let done = t.apply(&p).map_err(check)?;
         let apply_s = t_apply.elapsed().as_secs_f64();
+        let (action, substitute_for, substitution_reason) = match &done {
+            Applied::Compose(_) => (p.action, None, None),
+            Applied::Swarm(step) => (step.action, step.substitute_for, step.reason.clone()),
+        };
+        if let Some(was) = substitute_for {
+            println!(
+                "         {was:?} refused by docker ({}); done as {action:?} instead",
+                substitution_reason.as_deref().unwrap_or("")
+            );
+        }
         // Hold, sampling the lag of the validators that still answer.
         let hold_until = Instant::now() + Duration::from_secs(a.hold);
         while Instant::now() < hold_until {
@@ -599,7 +763,13 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
             tokio::time::sleep(Duration::from_secs(2).min(hold_until.saturating_duration_since(Instant::now()))).await;
         }
         let t_undo = Instant::now();
-        undo(&d, &p, &nets).map_err(check)?;
+        let notes = t
+            .undo(&p, &done, Duration::from_secs(a.recover_timeout))
+            .await
+            .map_err(check)?;
+        for n in &notes {
+            println!("         note: {n}");
+        }
         let undo_s = t_undo.elapsed().as_secs_f64();
         let undo_at = Instant::now();
         let hs = heights(&urls).await;
@@ -619,7 +789,7 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
             "         applied in {apply_s:.1}s, undone in {undo_s:.1}s; recovered={recovered} in {rec:.1}s (all past B{target})"
         );
         outcomes.push(Outcome {
-            action: p.action,
+            action,
             nodes: p.nodes,
             started_s: t0,
             apply_s,
@@ -627,6 +797,9 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
             recovered,
             recover_s: rec,
             height_at_undo: target - 1,
+            substitute_for,
+            substitution_reason,
+            notes,
         });
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
@@ -648,15 +821,36 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
     iv.sort_by(|a, b| a.total_cmp(b));
     let elapsed = started.elapsed().as_secs_f64();
     let last = heights(&urls).await.iter().flatten().copied().max().unwrap_or(0);
-    let finality = finality(&scrape_start, &scrape_all(&metrics).await);
-    let rss = container_memory(&d);
-    let stats = Docker::docker(&[
-        "stats",
-        "--no-stream",
-        "--format",
-        "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}",
-    ])
-    .unwrap_or_default();
+    let finality = finality(&scrape_start, &scrape_all(&t.metrics(&metrics)).await);
+    let (rss, stats) = match &t {
+        Target::Compose(d) => (
+            container_memory(d),
+            Docker::docker(&[
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}",
+            ])
+            .unwrap_or_default(),
+        ),
+        // The stack's task containers only, found by the service label.
+        Target::Swarm(s) => {
+            let ids = s.stack_containers();
+            let mut args = vec![
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}",
+            ];
+            args.extend(ids.iter().map(String::as_str));
+            let stats = if ids.is_empty() {
+                String::new()
+            } else {
+                Docker::docker(&args).unwrap_or_default()
+            };
+            (memory_of(ids.iter().map(String::as_str).collect()), stats)
+        }
+    };
     let containers = stats
         .lines()
         .filter_map(|l| {
@@ -668,6 +862,18 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
             })
         })
         .collect();
+    let swarm_info = match &t {
+        Target::Compose(_) => None,
+        Target::Swarm(s) => Some(SwarmInfo {
+            stack: s.stack.clone(),
+            network: swarm::network(&s.stack),
+            disconnects: outcomes.iter().filter(|o| o.action == Action::Disconnect).count(),
+            disconnects_substituted: outcomes
+                .iter()
+                .filter(|o| o.substitute_for == Some(Action::Disconnect))
+                .count(),
+        }),
+    };
     let report = Report {
         version: "perturb-report/1",
         seed: a.seed,
@@ -684,6 +890,7 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
         finality,
         rss,
         containers,
+        swarm: swarm_info,
     };
     let json = serde_json::to_string_pretty(&report).expect("report json");
     std::fs::write(&a.report, json + "\n").map_err(|e| check(format!("write {}: {e}", a.report.display())))?;
@@ -721,6 +928,20 @@ async fn run_async(a: PerturbArgs, n: usize, d: Docker, urls: Vec<String>, metri
             mib(lo),
             mib(mid),
             mib(hi)
+        );
+    }
+    if let Some(sw) = &report.swarm {
+        let refused = report
+            .perturbations
+            .iter()
+            .find_map(|o| o.substitution_reason.as_deref());
+        println!(
+            "swarm stack {}: {} disconnects from {} (docker network disconnect/connect), {} refused by docker and done as pause/unpause{}",
+            sw.stack,
+            sw.disconnects,
+            sw.network,
+            sw.disconnects_substituted,
+            refused.map_or(String::new(), |r| format!(" ({r})"))
         );
     }
     println!("{agreement}");
@@ -802,6 +1023,72 @@ mod tests {
         assert_eq!(lag, vec![0, 5, 0]);
         note_lag(&mut lag, &[Some(20), Some(11), Some(2)]);
         assert_eq!(lag, vec![0, 9, 18]);
+    }
+
+    #[test]
+    fn mode_follows_the_flags_and_the_directory() {
+        let compose = |p: &str| Mode::Compose { project: p.into() };
+        let swarm = |s: &str| Mode::Swarm { stack: s.into() };
+        // As before: a compose directory, or anything without stack.yml.
+        assert_eq!(detect_mode(None, None, "t4", true, false), compose("t4"));
+        assert_eq!(detect_mode(None, None, "t4", false, false), compose("t4"));
+        assert_eq!(detect_mode(None, Some("p"), "t4", true, false), compose("p"));
+        // Both files: compose unless asked for the stack.
+        assert_eq!(detect_mode(None, None, "t4", true, true), compose("t4"));
+        assert_eq!(detect_mode(Some("s"), None, "t4", true, true), swarm("s"));
+        // stack.yml only: the stack named after the directory.
+        assert_eq!(detect_mode(None, None, "st4", false, true), swarm("st4"));
+        assert_eq!(detect_mode(Some("other"), None, "st4", false, true), swarm("other"));
+        // An explicit compose project wins over the directory's contents.
+        assert_eq!(detect_mode(None, Some("p"), "st4", false, true), compose("p"));
+    }
+
+    #[test]
+    fn stack_and_project_conflict() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: PerturbArgs,
+        }
+        let ok = Cli::try_parse_from(["x", "--dir", "/tmp/st4", "--stack", "st4"]).expect("parses");
+        assert_eq!(ok.a.stack.as_deref(), Some("st4"));
+        assert!(Cli::try_parse_from(["x", "--dir", "d", "--stack", "s", "--project", "p"]).is_err());
+    }
+
+    #[test]
+    fn swarm_fields_are_absent_from_a_compose_report() {
+        let o = Outcome {
+            action: Action::KillStart,
+            nodes: vec![1],
+            started_s: 0.0,
+            apply_s: 0.0,
+            undo_s: 0.0,
+            recovered: true,
+            recover_s: 1.0,
+            height_at_undo: 5,
+            substitute_for: None,
+            substitution_reason: None,
+            notes: Vec::new(),
+        };
+        let j = serde_json::to_value(&o).expect("json");
+        assert!(j.get("substitute_for").is_none() && j.get("substitution_reason").is_none());
+        assert!(j.get("notes").is_none());
+        let o = Outcome {
+            action: Action::PauseUnpause,
+            substitute_for: Some(Action::Disconnect),
+            substitution_reason: Some("refused".into()),
+            ..o
+        };
+        let j = serde_json::to_value(&o).expect("json");
+        assert_eq!(j["action"], "pause_unpause");
+        assert_eq!(j["substitute_for"], "disconnect");
+        assert_eq!(j["substitution_reason"], "refused");
+        assert_eq!(
+            serde_json::to_value(Action::ScaleToZero).expect("json"),
+            "scale_to_zero"
+        );
+        assert_eq!(serde_json::to_value(Action::KillTask).expect("json"), "kill_task");
     }
 
     #[test]

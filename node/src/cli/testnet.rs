@@ -39,8 +39,8 @@ pub enum TestnetCommand {
     /// As init, plus DIR/stack.yml for `docker stack deploy` (Docker Swarm, one or many hosts).
     #[command(long_about = STACK_ABOUT)]
     Stack(StackArgs),
-    /// Perturb a running compose testnet (kill/pause/disconnect/restart under a third of the
-    /// validators at a time), check recovery and agreement, and write a JSON report.
+    /// Perturb a running compose testnet or Swarm stack (kill/pause/disconnect/restart or scale to
+    /// zero, under a third of the validators at a time), check recovery and agreement, write a JSON report.
     Perturb(super::perturb::PerturbArgs),
 }
 
