@@ -14,7 +14,7 @@ use libp2p::{
     gossipsub::{self, IdentityTransform, MessageAcceptance, PublishError, TopicHash},
     identify,
     multiaddr::Protocol,
-    noise,
+    noise, ping,
     request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
@@ -50,6 +50,14 @@ const MAX_OUTBOX: usize = 65_536;
 const TICK: Duration = Duration::from_millis(250);
 /// Period of the cleanup of expired response channels and strikes.
 const CLEANUP_PERIOD: Duration = Duration::from_secs(5);
+/// Period of the liveness ping on every connection.
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// A connection whose ping is not answered within this is closed: a peer
+/// whose address vanished without a reset (a rescheduled container, a
+/// partition) would otherwise look connected until TCP gives up (minutes),
+/// and nobody would redial it. Generous, so a CPU-starved peer (alpha-100 on
+/// 2 cores) is not cut off.
+const PING_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for the listener to come up and to resolve a DNS name.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,6 +70,7 @@ pub(crate) struct Behaviour {
     gossipsub: GossipBehaviour,
     sync: request_response::Behaviour<SyncCodec>,
     identify: identify::Behaviour,
+    ping: ping::Behaviour,
 }
 
 /// A configured peer that is kept connected.
@@ -371,6 +380,11 @@ impl Service {
             gossipsub,
             sync,
             identify,
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
+            ),
         })
     }
 
@@ -776,6 +790,7 @@ impl Service {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossipsub(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.on_ping(event),
             SwarmEvent::Behaviour(BehaviourEvent::BlockList(never))
             | SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::ConnectionEstablished {
@@ -969,6 +984,19 @@ impl Service {
             }
             request_response::Event::ResponseSent { peer, .. } => {
                 trace!(%peer, "sync response sent");
+            }
+        }
+    }
+
+    /// Closes a connection whose liveness ping failed (not one whose peer
+    /// does not speak ping); a configured peer is then redialled, with its
+    /// name resolved again.
+    fn on_ping(&mut self, event: ping::Event) {
+        match event.result {
+            Ok(_) | Err(ping::Failure::Unsupported) => {}
+            Err(e) => {
+                debug!(peer = %event.peer, error = %e, "ping failed; closing the connection");
+                self.swarm.close_connection(event.connection);
             }
         }
     }
