@@ -3,8 +3,9 @@
 //! 1. Connects to every endpoint, retrying with backoff (100 ms doubling to
 //!    2 s, each attempt at most 10 s) until `--timeout`, so the gate can be run
 //!    right after the nodes were started. An endpoint still unreachable at the
-//!    deadline, or one that answers an RPC with an error (`UNAVAILABLE` is
-//!    retried like a refused connection), fails the gate (exit 1) naming it; a
+//!    deadline, or one that answers an RPC with an error (`UNAVAILABLE`,
+//!    `UNKNOWN` and `DEADLINE_EXCEEDED` from `GetStatus` are retried like a
+//!    refused connection), fails the gate (exit 1) naming it; a
 //!    malformed URL is bad usage (exit 2).
 //! 2. Polls `GetStatus` until every endpoint has finalized `--min-height`, up to
 //!    `--timeout` seconds. The proof height is the lowest finalized height of
@@ -281,7 +282,8 @@ async fn connect(url: &str, limit: Duration) -> Result<NodeClient<Channel>, Fail
 
 /// A `GetStatus` failure; the variant says whether it is worth polling again.
 enum StatusError {
-    /// `UNAVAILABLE`: the node is (re)starting or the connection is being re-made.
+    /// `UNAVAILABLE` (or `UNKNOWN`/`DEADLINE_EXCEEDED` from the transport):
+    /// the node is (re)starting or the connection is being re-made.
     Unavailable(Failure),
     Other(Failure),
 }
@@ -300,7 +302,13 @@ async fn status(url: &str, mut c: NodeClient<Channel>) -> Result<GetStatusRespon
         .get_status(GetStatusRequest {})
         .await
         .map_err(|e| {
-            let unavailable = e.code() == tonic::Code::Unavailable;
+            // Transport trouble while a node (re)starts: UNAVAILABLE, or
+            // UNKNOWN "transport error" when a published port accepted the
+            // connection before the node behind it listened.
+            let unavailable = matches!(
+                e.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded
+            );
             let f = rpc_fail(url, "GetStatus", e);
             if unavailable {
                 Unavailable(f)
