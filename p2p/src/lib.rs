@@ -32,6 +32,17 @@
 //! 100 validators) while a publisher still sends its own messages to every
 //! connected peer (flood publishing).
 //!
+//! # Direct mode
+//! Validators are few and known from genesis. When a node's configured peers
+//! name every other validator ([`P2pConfig::direct`]), every connection is an
+//! explicit peer and a publisher sends its message to each validator itself:
+//! one hop, no mesh. The node then reports `Ignore` for valid consensus
+//! messages, so nothing is relayed: each message crosses each link once
+//! instead of D times (ADR 0012). Attestation batches are still relayed.
+//! Of two validators that list each other, the one with the smaller peer id
+//! dials first; the other dials only if no connection came within two
+//! seconds.
+//!
 //! # Sync
 //! Request-response protocol `/bizra/sync/1`: the request is a
 //! [`bizra_proto::SyncRequest`] and the response a [`bizra_proto::SyncResponse`],
@@ -138,6 +149,11 @@ pub struct P2pConfig {
     /// ("at capacity") and catching up stalled. A full channel answers
     /// `Resp::Error("busy")` at once.
     pub sync_requests: Option<mpsc::Sender<P2pEvent>>,
+    /// The configured peers name every validator (a full mesh): every
+    /// connected peer is an explicit gossipsub peer, whatever the number of
+    /// validators, so a publisher reaches each validator in one hop. The node
+    /// then relays no consensus message (see the crate docs, "Direct mode").
+    pub direct: bool,
 }
 
 impl P2pConfig {
@@ -152,6 +168,7 @@ impl P2pConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             validator_count: 1,
             sync_requests: None,
+            direct: false,
         }
     }
 }

@@ -58,6 +58,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// and nobody would redial it. Generous, so a CPU-starved peer (alpha-100 on
 /// 2 cores) is not cut off.
 const PING_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a configured peer with a smaller peer id is given to dial us
+/// before we dial it ourselves.
+const DIAL_YIELD: Duration = Duration::from_secs(2);
 /// Time allowed for the listener to come up and to resolve a DNS name.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -261,7 +264,11 @@ impl Service {
                     needs_dns: is_dns(&base),
                     addr: base,
                     backoff: INITIAL_BACKOFF,
-                    next_dial: now,
+                    // Both sides of a full mesh list each other: the side
+                    // with the smaller peer id dials first, the other waits a
+                    // moment for that connection instead of opening a second
+                    // one (100 validators: 4,950 connections, not 9,900).
+                    next_dial: if local < peer { now } else { now + DIAL_YIELD },
                     dialing: false,
                     connected_since: None,
                     resolve_failures: 0,
@@ -312,7 +319,7 @@ impl Service {
             topics: topic_list.iter().map(|(t, ident)| (ident.hash(), *t)).collect(),
             topic_hashes: topic_list.iter().map(|(t, ident)| (*t, ident.hash())).collect(),
             max_message_bytes: cfg.max_message_bytes,
-            flood: cfg.validator_count <= gossip::FLOOD_MAX_VALIDATORS,
+            flood: cfg.direct || cfg.validator_count <= gossip::FLOOD_MAX_VALIDATORS,
             protocol_version: protocol_version(&cfg.chain_id),
             configured,
             strikes: HashMap::new(),

@@ -14,14 +14,17 @@
 //! a `u16` ([`check_ports`]).
 //!
 //! ## Peer graph ([`peer_graph`])
-//! Up to [`FULL_MESH_MAX`] validators (the p2p layer's flood limit, 16), every
-//! node peers with every other one. Above that each node gets a bounded,
+//! Up to [`FULL_MESH_MAX`] validators (128), every node peers with every
+//! other one, which puts the nodes in direct mode: each consensus message
+//! goes from its author to every validator in one hop (ADR 0012). Above that
+//! each node gets a bounded,
 //! deterministic peer list: the circulant graph on the ring `0..N` with four
 //! offsets, each taken in both directions, so 8 peers per node (node K peers
 //! with K +- o mod N). The first offset is 1, so the graph is a ring plus
 //! chords, hence connected; the other three are chosen greedily to minimise
 //! the diameter ([`ring_offsets`]; N = 100: offsets 1, 18, 11, 42, at most 4
-//! hops between any two validators). The graph is symmetric: if A lists B
+//! hops between any two validators; the offsets are still computed for
+//! N = 100 in a test). The graph is symmetric: if A lists B
 //! then B lists A, so either side redials a lost link.
 //!
 //! ## Addressing ([`Addressing`])
@@ -45,9 +48,9 @@ use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValida
 use serde::Serialize;
 use std::net::Ipv4Addr;
 
-/// Largest validator count that gets a full mesh; also the p2p layer's
-/// flood-publishing limit (`bizra_p2p::FLOOD_MAX_VALIDATORS`).
-pub const FULL_MESH_MAX: usize = 16;
+/// Largest validator count that gets a full mesh. A full mesh puts every
+/// node in direct mode (ADR 0012): consensus messages go one hop, unrelayed.
+pub const FULL_MESH_MAX: usize = 128;
 /// Stake of every generated validator.
 pub const DEFAULT_STAKE: u64 = 1_000_000;
 /// Default base port (CONTRACT section 2).
@@ -213,10 +216,7 @@ pub fn peer_graph(n: usize) -> Vec<Vec<usize>> {
 /// the smaller offset). An offset of exactly n/2 is skipped (both directions
 /// would be one peer). For n = 100: 1, 18, 11, 42 (diameter 4).
 pub fn ring_offsets(n: usize) -> Vec<usize> {
-    assert!(
-        n > FULL_MESH_MAX,
-        "ring offsets are for more than {FULL_MESH_MAX} nodes"
-    );
+    assert!(n > 16, "ring offsets are for more than 16 nodes");
     let mut out = vec![1];
     let mut cand = out.clone();
     for _ in 0..3 {
@@ -623,16 +623,19 @@ mod tests {
     }
 
     #[test]
-    fn alpha_100_graph_has_small_diameter() {
-        assert_eq!(ring_offsets(100), vec![1, 18, 11, 42]);
+    fn alpha_100_is_a_full_mesh_and_larger_networks_a_small_diameter_graph() {
+        // alpha-100: every validator lists every other one (direct mode).
         let g = peer_graph(100);
-        assert!(g.iter().all(|p| p.len() == 8));
-        let diameter = (0..100).map(|s| *bfs(&g, s).iter().max().unwrap()).max().unwrap();
-        assert!(diameter <= 4, "diameter {diameter}");
-        // Deterministic.
-        assert_eq!(g, peer_graph(100));
+        assert!(g.iter().all(|p| p.len() == 99));
         let p = plan(&spec(100), &ids(100)).unwrap();
-        assert!(p.nodes.iter().all(|n| n.peers.len() == 8));
+        assert!(p.nodes.iter().all(|n| n.peers.len() == 99));
+        // Above FULL_MESH_MAX: 8 peers, at most 4 hops apart.
+        assert_eq!(ring_offsets(100), vec![1, 18, 11, 42]);
+        let g = peer_graph(200);
+        assert!(g.iter().all(|p| p.len() == 8));
+        let diameter = (0..200).map(|s| *bfs(&g, s).iter().max().unwrap()).max().unwrap();
+        assert!(diameter <= 5, "diameter {diameter}");
+        assert_eq!(g, peer_graph(200));
     }
 
     #[test]
