@@ -253,6 +253,13 @@ pub trait Store: Send + Sync + 'static {
     /// (`Ok`, nothing written): a stored certificate never shrinks. No
     /// finalized block at `commit.height` is `Conflict`. Flushed.
     fn update_commit(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError>;
+
+    /// [`Store::update_commit`] without the flush: the certificate becomes
+    /// durable with the next flush (the node writes late precommits at most
+    /// once per height, just before it stores the next block).
+    fn update_commit_unsynced(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {
+        self.update_commit(commit)
+    }
     /// Height and hash of the last finalized block, `None` when empty.
     fn head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
     fn block(&self, height: u64) -> Result<Option<bizra_proto::Block>, StoreError>;

@@ -923,6 +923,11 @@ impl Store for SledStore {
     }
 
     fn update_commit(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {
+        self.update_commit_unsynced(commit)?;
+        self.make_durable(|_| ())
+    }
+
+    fn update_commit_unsynced(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {
         no_panic(&format!("updating commit {}", commit.height), || {
             let _g = lock(&self.chain_lock);
             let key = u64_key(commit.height);
@@ -934,8 +939,7 @@ impl Store for SledStore {
                     .map_err(|e| sled_err(&format!("writing {}", codec::label(COMMITS, &key)), e))?;
             }
             Ok(())
-        })?;
-        self.make_durable(|_| ())
+        })
     }
 
     fn head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
