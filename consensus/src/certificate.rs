@@ -1,10 +1,10 @@
 //! Commit certificates: verifiable on their own, given the epoch's weights.
 
-use crate::messages::{check_vote, MessageError, VerifiedVote};
+use crate::messages::{check_vote_with, MessageError, VerifiedVote};
 use crate::quorum;
 use crate::types::{hash_from_slice, Hash, Height};
 use crate::validators::{EpochWeights, Membership};
-use bizra_proto::{CommitCertificate, VoteKind};
+use bizra_proto::{CommitCertificate, SignedVote, VoteKind};
 use std::collections::HashSet;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -69,11 +69,25 @@ pub fn check_signatures(
     members: &Membership,
     cert: CommitCertificate,
 ) -> Result<CheckedCertificate, CertError> {
+    check_signatures_with(chain_id, members, cert, |_, _| false)
+}
+
+/// [`check_signatures`], skipping the Ed25519 check of precommits that
+/// `known` says already passed it byte for byte (see
+/// [`crate::messages::check_vote_with`]).
+pub fn check_signatures_with(
+    chain_id: &str,
+    members: &Membership,
+    cert: CommitCertificate,
+    known: impl Fn(usize, &SignedVote) -> bool,
+) -> Result<CheckedCertificate, CertError> {
     let votes = cert
         .precommits
         .iter()
         .enumerate()
-        .map(|(index, sv)| check_vote(chain_id, members, sv).map_err(|source| CertError::Vote { index, source }))
+        .map(|(index, sv)| {
+            check_vote_with(chain_id, members, sv, &known).map_err(|source| CertError::Vote { index, source })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(CheckedCertificate { cert, votes })
 }
@@ -109,8 +123,21 @@ pub fn verify(
 ) -> Result<CertTally, CertError> {
     // The cheap header checks first, so a mismatched certificate costs no
     // signature checks.
+    verify_with(chain_id, members, weights, threshold_bps, cert, expected, |_, _| false)
+}
+
+/// [`verify`], skipping the Ed25519 check of precommits `known` vouches for.
+pub fn verify_with(
+    chain_id: &str,
+    members: &Membership,
+    weights: &EpochWeights,
+    threshold_bps: u32,
+    cert: &CommitCertificate,
+    expected: Option<(Height, Hash)>,
+    known: impl Fn(usize, &SignedVote) -> bool,
+) -> Result<CertTally, CertError> {
     check_expected(cert, expected)?;
-    let checked = check_signatures(chain_id, members, cert.clone())?;
+    let checked = check_signatures_with(chain_id, members, cert.clone(), known)?;
     verify_checked(members, weights, threshold_bps, &checked, expected)
 }
 

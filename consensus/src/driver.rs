@@ -35,6 +35,14 @@ pub const FUTURE_BUFFER: usize = 8192;
 /// are dropped).
 pub const PROPOSALS_PER_ROUND: usize = 2;
 
+/// Bounds of the adaptive timeout scale, in percent of the configured
+/// timeouts (see [`Driver::timeout_scale_pct`]).
+pub const TIMEOUT_SCALE_MIN_PCT: u32 = 100;
+pub const TIMEOUT_SCALE_MAX_PCT: u32 = 400;
+/// The rebroadcast interval doubles each time it fires in a round, up to
+/// this many doublings.
+pub const REBROADCAST_MAX_DOUBLINGS: u32 = 4;
+
 /// Round timeouts, in ms. Each grows linearly with the round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
@@ -202,6 +210,24 @@ pub struct Driver {
     missing_block_reported: bool,
     last: Option<LastDecision>,
     proposer_cache: HashMap<Round, usize>,
+    /// Adaptive timeout scale in percent (ADR 0012): raised by half after a height
+    /// that needed more than one round although its proposer was heard (the
+    /// votes were slow, not the proposer absent), decayed by 1/16 after each
+    /// height decided in round 0. Pure: a function of the decisions seen.
+    timeout_scale_pct: u32,
+    /// A proposal arrived in a round that then failed: the round was slow.
+    slow_round_seen: bool,
+    /// Rebroadcast timers fired in the current round (for the backoff).
+    rebroadcasts_in_round: u32,
+    /// The time of the input being handled, and when this height started
+    /// (both from the host's `now_ms`).
+    now_ms: u64,
+    height_started_ms: Option<u64>,
+    /// Moving average (1/8 weight per height) of recent heights' duration,
+    /// in ms: the first re-send waits at least twice this, so a network that
+    /// is merely slow (100 validators on 2 cores) is not flooded with copies
+    /// of votes that are still on their way.
+    height_ms_avg: u64,
 }
 
 impl Driver {
@@ -247,6 +273,12 @@ impl Driver {
             missing_block_reported: false,
             last: None,
             proposer_cache: HashMap::new(),
+            timeout_scale_pct: TIMEOUT_SCALE_MIN_PCT,
+            slow_round_seen: false,
+            rebroadcasts_in_round: 0,
+            now_ms: 0,
+            height_started_ms: None,
+            height_ms_avg: 0,
         }
     }
 
@@ -317,6 +349,10 @@ impl Driver {
 
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<Vec<Effect>, DriverError> {
         let mut fx = Vec::new();
+        self.now_ms = now_ms;
+        if self.height_started_ms.is_none() {
+            self.height_started_ms = Some(now_ms);
+        }
         match input {
             Input::Proposal(p) => self.on_proposal(p, &mut fx),
             Input::Vote(v) => self.on_vote(v, &mut fx),
@@ -353,7 +389,23 @@ impl Driver {
         if entries.iter().any(|e| e.hash == p.block_hash) || entries.len() >= PROPOSALS_PER_ROUND {
             return;
         }
-        let valid = self.chain.validate_block(&self.genesis, p.block()).is_ok();
+        // Precommits of the embedded last commit that we verified when they
+        // arrived are not verified again (byte-equal signed votes only).
+        let last = self.last.as_ref();
+        let known = |i: usize, sv: &SignedVote| {
+            last.is_some_and(|l| {
+                l.precommits.contains_signed(i, sv)
+                    || sv.vote.as_ref().is_some_and(|v| {
+                        l.keeper
+                            .set(v.round, VoteKind::Precommit)
+                            .is_some_and(|set| set.contains_signed(i, sv))
+                    })
+            })
+        };
+        let valid = self
+            .chain
+            .validate_block_with(&self.genesis, p.block(), None, known)
+            .is_ok();
         entries.push(ProposalEntry {
             hash: p.block_hash,
             pol_round: p.pol_round(),
@@ -436,14 +488,25 @@ impl Driver {
             _ if t.round != self.round => return,
             TimeoutKind::Rebroadcast => {
                 self.rebroadcast_own(true, fx);
+                self.rebroadcasts_in_round = self.rebroadcasts_in_round.saturating_add(1);
                 self.schedule_rebroadcast(fx);
                 return;
             }
             _ => {}
         }
-        // Lost votes must not stall a round: re-send ours on every timeout
-        // (polkas only on the Rebroadcast timer).
-        self.rebroadcast_own(false, fx);
+        // Lost votes must not stall a round: re-send ours on a timeout that
+        // finds the round stuck at its step (polkas only on the Rebroadcast
+        // timer). A timeout the round has already passed (the prevote
+        // timeout after the polka arrived) re-sends nothing: at 100
+        // validators those re-sends were half of all consensus traffic.
+        let stuck = match t.kind {
+            TimeoutKind::Propose => self.step == Step::Propose,
+            TimeoutKind::Prevote => self.step == Step::Prevote,
+            _ => true,
+        };
+        if stuck {
+            self.rebroadcast_own(false, fx);
+        }
         match t.kind {
             TimeoutKind::Propose if self.step == Step::Propose => {
                 // Lines 57-60.
@@ -471,10 +534,22 @@ impl Driver {
                 kind: TimeoutKind::Rebroadcast,
             },
             after_ms: self
-                .timeouts
-                .propose_ms
-                .saturating_add(self.timeouts.delta_ms.saturating_mul(self.round as u64)),
+                .round_timeout(self.timeouts.propose_ms, self.round)
+                .max(self.height_ms_avg.saturating_mul(2))
+                .saturating_mul(1 << self.rebroadcasts_in_round.min(REBROADCAST_MAX_DOUBLINGS)),
         });
+    }
+
+    /// A timeout of round `r`: `base + delta * r`, times the adaptive scale.
+    fn round_timeout(&self, base: u64, r: Round) -> u64 {
+        base.saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64))
+            .saturating_mul(self.timeout_scale_pct as u64)
+            / 100
+    }
+
+    /// The adaptive timeout scale, in percent of the configured timeouts.
+    pub fn timeout_scale_pct(&self) -> u32 {
+        self.timeout_scale_pct
     }
 
     /// Whether this validator re-sends polkas in the current round. Every
@@ -647,7 +722,11 @@ impl Driver {
 
     fn start_round(&mut self, r: Round, fx: &mut Vec<Effect>) {
         // Lines 11-21.
+        if r > self.round && self.proposals.get(&self.round).is_some_and(|e| !e.is_empty()) {
+            self.slow_round_seen = true;
+        }
         self.round = r;
+        self.rebroadcasts_in_round = 0;
         self.step = Step::Propose;
         if let Some(step) = self.own.keys().filter(|(rr, _)| *rr == r).map(|(_, s)| *s).max() {
             self.step = match step {
@@ -663,10 +742,7 @@ impl Driver {
                 round: r,
                 kind: TimeoutKind::Propose,
             },
-            after_ms: self
-                .timeouts
-                .propose_ms
-                .saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64)),
+            after_ms: self.round_timeout(self.timeouts.propose_ms, r),
         });
         self.schedule_rebroadcast(fx);
         if self.me.is_some() && self.proposer(r) == self.me.unwrap() && self.step == Step::Propose {
@@ -869,10 +945,7 @@ impl Driver {
                     round: r,
                     kind: TimeoutKind::Prevote,
                 },
-                after_ms: self
-                    .timeouts
-                    .prevote_ms
-                    .saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64)),
+                after_ms: self.round_timeout(self.timeouts.prevote_ms, r),
             });
         }
         // Lines 36-43: a polka for a valid proposal locks (if prevoting) and
@@ -910,10 +983,7 @@ impl Driver {
                     round: r,
                     kind: TimeoutKind::Precommit,
                 },
-                after_ms: self
-                    .timeouts
-                    .precommit_ms
-                    .saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64)),
+                after_ms: self.round_timeout(self.timeouts.precommit_ms, r),
             });
         }
         false
@@ -955,6 +1025,31 @@ impl Driver {
             round,
             state: Box::new(self.chain.clone()),
         });
+        // Adapt the timeouts: a height that took several rounds although a
+        // proposal was heard means votes arrive slower than the timeouts
+        // allow (a busy host); a silent proposer is not a reason.
+        self.timeout_scale_pct = if self.slow_round_seen {
+            (self.timeout_scale_pct.saturating_mul(3) / 2).min(TIMEOUT_SCALE_MAX_PCT)
+        } else {
+            (self.timeout_scale_pct - self.timeout_scale_pct / 16).max(TIMEOUT_SCALE_MIN_PCT)
+        };
+        self.slow_round_seen = false;
+        // Only heights decided in their first round count, each at most 4
+        // propose timeouts: a height that waited out a partition says
+        // nothing about how long votes take, and must not delay re-sends
+        // after the network heals.
+        let started = self.height_started_ms.replace(self.now_ms);
+        if let Some(start) = started.filter(|_| round == 0) {
+            let took = self
+                .now_ms
+                .saturating_sub(start)
+                .min(self.timeouts.propose_ms.saturating_mul(4));
+            self.height_ms_avg = if self.height_ms_avg == 0 {
+                took
+            } else {
+                (self.height_ms_avg * 7 + took) / 8
+            };
+        }
         // Reset for the next height.
         self.height = self.chain.next_height();
         self.round = 0;

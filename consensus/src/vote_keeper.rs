@@ -69,6 +69,13 @@ impl VoteSet {
         self.votes.get(&validator).and_then(|v| v.first())
     }
     /// The signed votes for `value`, in validator order (deterministic).
+    /// Whether this exact signed vote of `validator` is in the set.
+    pub fn contains_signed(&self, validator: usize, sv: &SignedVote) -> bool {
+        self.votes
+            .get(&validator)
+            .is_some_and(|vs| vs.iter().any(|v| &v.signed == sv))
+    }
+
     pub fn signed_for(&self, value: &Option<Hash>) -> Vec<SignedVote> {
         self.votes
             .values()
