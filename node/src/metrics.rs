@@ -23,6 +23,11 @@ pub struct VoteLabels {
     pub result: String,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindDirectionLabels {
+    pub kind: String,
+    pub direction: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ValidatorLabel {
     pub validator: String,
 }
@@ -48,6 +53,28 @@ pub struct MethodCodeLabels {
 /// The `kind` and `result` labels of `bizra_votes_total` that exist from the start.
 pub const VOTE_KINDS: [&str; 3] = ["prevote", "precommit", "proposal"];
 pub const VOTE_RESULTS: [&str; 4] = ["accepted", "resent", "invalid", "out_of_window"];
+/// The `kind` labels of the consensus message counters, in [`MsgKind`] order.
+pub const MSG_KINDS: [&str; 3] = ["proposal", "prevote", "precommit"];
+/// The `direction` labels of the consensus message counters.
+pub const MSG_DIRECTIONS: [&str; 2] = ["sent", "received"];
+/// Buckets of `bizra_consensus_rounds_per_height` (round of the decision + 1).
+pub const ROUND_BUCKETS: [f64; 9] = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0];
+
+/// A consensus message kind, for [`Metrics::message`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgKind {
+    Proposal = 0,
+    Prevote = 1,
+    Precommit = 2,
+}
+
+/// Which way a consensus message went, for [`Metrics::message`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Sent = 0,
+    Received = 1,
+}
+
 /// The `result` labels of `bizra_attestations_total` that exist from the start.
 pub const ATTESTATION_RESULTS: [&str; 4] = ["accepted", "rejected", "gossip_accepted", "gossip_rejected"];
 /// The bounded `method` label values of the gRPC metrics (see `rpc::guard::method_label`).
@@ -116,6 +143,12 @@ pub struct Metrics {
     pub grpc_requests: Family<MethodCodeLabels, Counter>,
     pub catching_up: Gauge,
     pub validators: Gauge,
+    pub messages: Family<KindDirectionLabels, Counter>,
+    pub message_bytes: Family<KindDirectionLabels, Counter>,
+    pub rounds_per_height: Histogram,
+    /// `messages` and `message_bytes` resolved once, by [kind][direction]:
+    /// they count every consensus message, so no label lookup per message.
+    msg_counters: [[(Counter, Counter); 2]; 3],
 }
 
 impl Default for Metrics {
@@ -144,6 +177,10 @@ impl Metrics {
             grpc_requests: Family::default(),
             catching_up: Gauge::default(),
             validators: Gauge::default(),
+            messages: Family::default(),
+            message_bytes: Family::default(),
+            rounds_per_height: Histogram::new(ROUND_BUCKETS),
+            msg_counters: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -222,7 +259,35 @@ impl Metrics {
             "Validators in the genesis set",
             m.validators.clone(),
         );
-        let m = Metrics { registry, ..m };
+        registry.register(
+            "bizra_consensus_messages",
+            "Consensus messages by kind (proposal, prevote, precommit) and direction: sent counts one per message published (re-sends included), received one per message taken from the network",
+            m.messages.clone(),
+        );
+        registry.register(
+            "bizra_consensus_message_bytes",
+            "Bytes of consensus messages by kind and direction; sent counts the encoded message once per connected peer it goes to",
+            m.message_bytes.clone(),
+        );
+        registry.register(
+            "bizra_consensus_rounds_per_height",
+            "Rounds a decided height took (the decision's round + 1)",
+            m.rounds_per_height.clone(),
+        );
+        let mut m = Metrics { registry, ..m };
+        let counters: [[(Counter, Counter); 2]; 3] = std::array::from_fn(|k| {
+            std::array::from_fn(|d| {
+                let l = KindDirectionLabels {
+                    kind: MSG_KINDS[k].into(),
+                    direction: MSG_DIRECTIONS[d].into(),
+                };
+                (
+                    m.messages.get_or_create(&l).clone(),
+                    m.message_bytes.get_or_create(&l).clone(),
+                )
+            })
+        });
+        m.msg_counters = counters;
         // Known label values at zero: series exist before their first event.
         for kind in VOTE_KINDS {
             for result in VOTE_RESULTS {
@@ -262,6 +327,14 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encode metrics");
         out
+    }
+
+    /// Counts one consensus message of `bytes` bytes (`copies` peers for a
+    /// sent one).
+    pub fn message(&self, kind: MsgKind, dir: Direction, bytes: usize, copies: usize) {
+        let (msgs, b) = &self.msg_counters[kind as usize][dir as usize];
+        msgs.inc();
+        b.inc_by((bytes as u64).saturating_mul(copies as u64));
     }
 
     pub fn vote(&self, kind: &str, result: &str) {
@@ -367,6 +440,27 @@ mod tests {
             "bizra_grpc_requests_total{method=\"GetStatus\",code=\"OK\"} 0",
             "bizra_catching_up 0",
             "bizra_validators 0",
+            "bizra_consensus_messages_total{kind=\"prevote\",direction=\"received\"} 0",
+            "bizra_consensus_message_bytes_total{kind=\"proposal\",direction=\"sent\"} 0",
+            "bizra_consensus_rounds_per_height_count 0",
+        ] {
+            assert!(text.contains(series), "missing {series} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn messages_are_counted_by_kind_and_direction_and_sent_bytes_per_peer() {
+        let m = Metrics::new();
+        m.message(MsgKind::Prevote, Direction::Received, 150, 1);
+        m.message(MsgKind::Prevote, Direction::Received, 150, 1);
+        m.message(MsgKind::Proposal, Direction::Sent, 1000, 99);
+        let text = m.encode();
+        for series in [
+            "bizra_consensus_messages_total{kind=\"prevote\",direction=\"received\"} 2",
+            "bizra_consensus_message_bytes_total{kind=\"prevote\",direction=\"received\"} 300",
+            "bizra_consensus_messages_total{kind=\"proposal\",direction=\"sent\"} 1",
+            "bizra_consensus_message_bytes_total{kind=\"proposal\",direction=\"sent\"} 99000",
+            "bizra_consensus_messages_total{kind=\"precommit\",direction=\"sent\"} 0",
         ] {
             assert!(text.contains(series), "missing {series} in\n{text}");
         }

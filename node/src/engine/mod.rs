@@ -13,7 +13,7 @@ pub mod sync;
 use crate::admission;
 use crate::cli::{resolve, usage, CliResult};
 use crate::config::{parse_peer, NodeConfig};
-use crate::metrics::{ComponentLabels, Metrics, ValidatorLabel};
+use crate::metrics::{ComponentLabels, Direction, Metrics, MsgKind, ValidatorLabel};
 use crate::pool::{AttestationPool, FinalizedKey};
 use crate::state::{EngineRequest, HeadEvent, Shared, Status};
 use anyhow::Context as _;
@@ -41,6 +41,8 @@ use tracing::{debug, error, info, warn};
 
 /// How often peers are asked for their status.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+/// Peers asked for their status per round (see [`Engine::ask_status`]).
+const STATUS_FANOUT: usize = 4;
 /// Bound on [`Engine::verified`]: a height has about 3 messages per validator
 /// per round.
 const MAX_VERIFIED: usize = 65_536;
@@ -194,7 +196,7 @@ pub fn load(home: &Path) -> Result<NodeSetup, String> {
 pub fn run_node(home: &Path) -> CliResult {
     let setup = load(home).map_err(usage)?;
     init_logging(&setup.cfg.log.format, &setup.cfg.log.level);
-    let rt = crate::cli::runtime();
+    let rt = node_runtime();
     rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -207,6 +209,23 @@ pub fn run_node(home: &Path) -> CliResult {
         error!("node stopped: {e:#}");
         crate::cli::check(format!("{e:#}"))
     })
+}
+
+/// The node's runtime: one thread for the engine, the swarm, its
+/// connections and the servers (ADR 0012). A gossip message then passes from
+/// its connection to the swarm to the engine without waking another thread:
+/// with 100 validators on 2 cores the futex wake-ups and context switches of
+/// a work-stealing pool cost more than the work. CPU-heavy work (a synced
+/// range's signatures, block reads for peers) still runs on blocking threads.
+/// `BIZRA_RUNTIME=multi_thread` selects tokio's work-stealing pool instead.
+fn node_runtime() -> tokio::runtime::Runtime {
+    if std::env::var("BIZRA_RUNTIME").is_ok_and(|v| v == "multi_thread") {
+        return crate::cli::runtime();
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -243,6 +262,23 @@ fn from_store_pos(p: bizra_storage::SignPosition) -> SignPosition {
         round: p.round,
         step,
     }
+}
+
+/// Whether the configured peers (`<validator-id>@host:port`) name every
+/// validator of `genesis` other than `me`: then the node runs in direct mode
+/// (ADR 0012).
+fn names_every_validator(genesis: &bizra_consensus::genesis::Genesis, me: &str, peers: &[String]) -> bool {
+    let listed: HashSet<String> = peers
+        .iter()
+        .filter_map(|p| parse_peer(p).ok())
+        .map(|p| p.validator.to_ascii_lowercase())
+        .collect();
+    genesis
+        .doc
+        .validators
+        .iter()
+        .filter(|v| !v.id.eq_ignore_ascii_case(me))
+        .all(|v| listed.contains(&v.id.to_ascii_lowercase()))
 }
 
 fn peer_multiaddr(spec: &str) -> anyhow::Result<bizra_p2p::Multiaddr> {
@@ -409,8 +445,13 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
     p2p_cfg.peers = peers;
     p2p_cfg.max_message_bytes = cfg.p2p.max_message_bytes;
     p2p_cfg.validator_count = genesis.members.len();
+    p2p_cfg.direct = names_every_validator(&genesis, &signer.id(), &cfg.p2p.peers);
     let (sync_tx, sync_rx) = tokio::sync::mpsc::channel(SYNC_SERVER_QUEUE);
     p2p_cfg.sync_requests = Some(sync_tx);
+    let p2p_cfg_direct = p2p_cfg.direct;
+    if p2p_cfg_direct {
+        info!("direct mode: the configured peers name every validator; consensus messages go one hop, unrelayed");
+    }
     let (p2p, mut events) = bizra_p2p::start(p2p_cfg)
         .await
         .with_context(|| format!("p2p listen {listen}"))?;
@@ -445,6 +486,9 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         att_outbox: admission::Outbox::new(ATT_BATCH_MAX, cfg.p2p.max_message_bytes / 4, ATT_BATCH_DELAY),
         verified: HashSet::new(),
         verified_height: 0,
+        relay_consensus: !p2p_cfg_direct,
+        pending_commit: None,
+        status_cursor: 0,
     };
     engine.set_weight_metrics();
     engine.execute(pending).await?;
@@ -472,13 +516,18 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
             _ = tokio::time::sleep_until(att_due.unwrap_or_else(Instant::now).into()), if att_due.is_some() => {
                 engine.flush_attestations().await
             }
-            _ = status_tick.tick() => { engine.ask_status().await; Ok(()) }
+            _ = status_tick.tick() => {
+                engine.store_pending_commit();
+                engine.ask_status().await;
+                Ok(())
+            }
         };
         if let Err(e) = step {
             break Err(e);
         }
     };
     info!("shutting down");
+    engine.store_pending_commit();
     engine.shared.status.write().expect("status").serving = false;
     p2p.shutdown();
     let flushed = engine.store.flush();
@@ -533,6 +582,13 @@ struct Engine {
     /// `verified_height`: see [`Engine::check_gossip_once`].
     verified: HashSet<[u8; 32]>,
     verified_height: u64,
+    /// The latest certificate grown by late precommits, not yet stored.
+    pending_commit: Option<bizra_proto::CommitCertificate>,
+    /// False in direct mode (ADR 0012): every validator is a peer and hears
+    /// each author itself, so valid consensus messages are not forwarded.
+    relay_consensus: bool,
+    /// Where the next status round starts in the sorted peer list.
+    status_cursor: usize,
 }
 
 impl Engine {
@@ -618,8 +674,11 @@ impl Engine {
                     }
                 }
                 Effect::CommitUpdated(c) => {
-                    if let Err(e) = self.store.update_commit(&c) {
-                        warn!("late precommits not stored: {e}");
+                    // Late precommits arrive one by one after the decision
+                    // (dozens at 100 validators); the grown certificate is
+                    // written once, with the next block or status tick.
+                    if self.pending_commit.as_ref().is_none_or(|p| p.height <= c.height) {
+                        self.pending_commit = Some(c);
                     }
                 }
                 Effect::Evidence(ev) => {
@@ -647,7 +706,18 @@ impl Engine {
         self.pool.take_for_block(self.max_block_attestations)
     }
 
+    /// Writes the certificate grown by late precommits, if any (unflushed:
+    /// the caller's next flush makes it durable).
+    fn store_pending_commit(&mut self) {
+        if let Some(c) = self.pending_commit.take() {
+            if let Err(e) = self.store.update_commit_unsynced(&c) {
+                warn!("late precommits not stored: {e}");
+            }
+        }
+    }
+
     fn on_decided(&mut self, d: Decision) -> anyhow::Result<()> {
+        self.store_pending_commit();
         self.store
             .put_finalized(&d.block, &d.commit, &d.state.to_bytes())
             .context("store finalized block")?;
@@ -702,6 +772,7 @@ impl Engine {
         self.last_block_at = Some(now);
         self.height_started = now;
         self.metrics().consensus_height.set(height as i64);
+        self.metrics().rounds_per_height.observe(round as f64 + 1.0);
         let tally = certificate::tally_trusted(&self.shared.genesis.members, &state.last_weights, &commit);
         self.metrics()
             .commit_weight_share_bps
@@ -784,7 +855,12 @@ impl Engine {
             Some(Msg::Proposal(_)) => Topic::Proposals,
             _ => Topic::Votes,
         };
-        if let Err(e) = self.p2p.publish(topic, msg.encode_to_vec()).await {
+        let data = msg.encode_to_vec();
+        if let Some(kind) = msg_kind(&msg) {
+            self.metrics()
+                .message(kind, Direction::Sent, data.len(), self.p2p.connected_peers());
+        }
+        if let Err(e) = self.p2p.publish(topic, data).await {
             if e.is_benign() {
                 debug!("publish: {e}");
             } else {
@@ -881,6 +957,10 @@ impl Engine {
                 id,
             } => {
                 let (verdict, input) = self.check_gossip_once(topic, &data);
+                let verdict = match verdict {
+                    Validation::Accept if !self.relay_consensus => Validation::Ignore,
+                    v => v,
+                };
                 self.p2p.report_validation(id, source, verdict);
                 if let Some((input, msg)) = input {
                     if let Some(h) = input_height(&input) {
@@ -950,6 +1030,17 @@ impl Engine {
             self.metrics().vote("unknown", "malformed");
             return (Validation::Reject, None);
         };
+        if let Some(kind) = msg_kind(&msg) {
+            self.metrics().message(kind, Direction::Received, data.len(), 1);
+        }
+        // Cheap filter before any signature: a height the driver can no
+        // longer use (below the one whose late precommits it still takes).
+        if let Some(h) = claimed_height(&msg) {
+            if h.saturating_add(1) < self.driver.height() {
+                self.metrics().vote(topic_kind(topic), "out_of_window");
+                return (Validation::Ignore, None);
+            }
+        }
         let key = content_key(&msg);
         if self.verified.contains(&key) {
             self.metrics().vote(topic_kind(topic), "resent");
@@ -1015,11 +1106,23 @@ impl Engine {
         }
     }
 
+    /// Asks [`STATUS_FANOUT`] peers for their status, taking the connected
+    /// peers in turn: O(1) requests per node per round, not O(N) (at 100
+    /// validators in a full mesh, asking everyone was 5,000 requests a
+    /// second across the network). A node that hears votes from a higher
+    /// height asks again at once (`SyncNeeded`), and every peer is asked
+    /// when it connects.
     async fn ask_status(&mut self) {
         self.last_status_ask = Instant::now();
-        for peer in self.p2p.peers() {
+        let mut peers = self.p2p.peers();
+        peers.sort();
+        let n = peers.len();
+        let take = n.min(STATUS_FANOUT);
+        for i in 0..take {
+            let peer = peers[(self.status_cursor + i) % n];
             self.request(peer, Req::Status(StatusRequest {})).await;
         }
+        self.status_cursor = if n == 0 { 0 } else { (self.status_cursor + take) % n };
         self.maybe_fetch_blocks().await;
     }
 
@@ -1135,6 +1238,28 @@ impl Engine {
             None => self.p2p.penalize(peer, "empty sync response"),
         }
         Ok(())
+    }
+}
+
+/// The kind of a consensus message, for the message counters.
+fn msg_kind(msg: &ConsensusMessage) -> Option<MsgKind> {
+    match &msg.msg {
+        Some(Msg::Proposal(_)) => Some(MsgKind::Proposal),
+        Some(Msg::Vote(sv)) => match sv.vote.as_ref().map(|v| v.kind()) {
+            Some(bizra_proto::VoteKind::Precommit) => Some(MsgKind::Precommit),
+            Some(_) => Some(MsgKind::Prevote),
+            None => None,
+        },
+        None => None,
+    }
+}
+
+/// The height a consensus message claims, before any check.
+fn claimed_height(msg: &ConsensusMessage) -> Option<u64> {
+    match &msg.msg {
+        Some(Msg::Vote(sv)) => sv.vote.as_ref().map(|v| v.height),
+        Some(Msg::Proposal(sp)) => sp.proposal.as_ref().map(|p| p.height),
+        None => None,
     }
 }
 

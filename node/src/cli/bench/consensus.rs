@@ -15,7 +15,14 @@
 //!   filesystem), measured before the nodes start and again after they stop
 //!   (the disk of a shared VM varies a lot; the lower median is used);
 //! * CPU: the machine's busy share over the window and the CPU the nodes used,
-//!   per finalized block, so a run on a busy machine is recognisable.
+//!   per finalized block, so a run on a busy machine is recognisable;
+//! * the signature floor: every node checks about 2N signatures per height
+//!   (N prevotes, N precommits), so all nodes together at least
+//!   N x 2N x one strict Ed25519 verify (timed here, on a vote);
+//! * per height and node (median node): rounds, consensus messages and bytes
+//!   sent and received (the nodes' `bizra_consensus_messages_total`,
+//!   `bizra_consensus_message_bytes_total` and
+//!   `bizra_consensus_rounds_per_height`, window deltas).
 
 use super::common::{self, Goal, HistDelta, Nodes};
 use crate::cli::testnet::InitArgs;
@@ -30,7 +37,7 @@ use std::time::{Duration, Instant};
 #[derive(Args, Debug)]
 pub struct ConsensusArgs {
     /// Number of validators.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub validators: u32,
     /// Measurement window, in seconds (after a warm-up).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -50,12 +57,39 @@ pub struct ConsensusArgs {
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Block pacing (`consensus.block_interval_ms`); 0 runs as fast as the
+    /// nodes can, 200 is what `bizra testnet init` writes.
+    #[arg(long, default_value_t = 0)]
+    pub block_interval_ms: u64,
+}
+
+/// The figures `bench scale` puts in its curve.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub validators: usize,
+    pub blocks_per_min: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub rounds_per_height: Option<f64>,
+    pub node_cpu_ms_per_height: f64,
+    pub all_cpu_ms_per_height: f64,
+    pub sig_floor_ms: f64,
+    pub msgs_recv_per_height: f64,
+    pub msgs_sent_per_height: f64,
+    pub kib_recv_per_height: f64,
+    pub kib_sent_per_height: f64,
+    pub max_rss_mib: Option<f64>,
 }
 
 /// Finalization arrivals per node: (height, when the stream delivered it).
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 pub fn run(a: ConsensusArgs) -> CliResult {
+    run_summary(a).map(|_| ())
+}
+
+/// Runs the benchmark, prints its report and returns the curve figures.
+pub fn run_summary(a: ConsensusArgs) -> Result<Summary, crate::cli::Failure> {
     let n = a.validators as usize;
     common::check_ports(a.base_port, n)?;
     let home = common::bench_home(&a.home, "consensus");
@@ -66,12 +100,13 @@ pub fn run(a: ConsensusArgs) -> CliResult {
         base_port: a.base_port,
         host_template: "127.0.0.1".into(),
         epoch_length: 100,
-        block_interval_ms: 0,
+        block_interval_ms: a.block_interval_ms,
     };
     let homes = crate::cli::testnet::init(&init)?;
     println!(
-        "bench consensus: {n} validators in {}, block_interval_ms = 0",
-        home.display()
+        "bench consensus: {n} validators in {}, block_interval_ms = {}",
+        home.display(),
+        a.block_interval_ms
     );
     let rt = crate::cli::runtime();
     let mut nodes = Nodes::new(homes, a.base_port, a.log_level.as_deref());
@@ -84,8 +119,54 @@ pub fn run(a: ConsensusArgs) -> CliResult {
     result
 }
 
-async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -> CliResult {
+/// One strict Ed25519 verification of a signed vote, in microseconds
+/// (median of 9 runs of 200).
+pub fn vote_verify_us() -> f64 {
+    use bizra_consensus::messages;
+    use bizra_consensus::signing::{self, Signer};
+    let s = Signer::from_secret([7; 32]);
+    let vote = bizra_proto::Vote {
+        chain_id: "bizra-bench".into(),
+        height: 12,
+        round: 0,
+        kind: bizra_proto::VoteKind::Prevote as i32,
+        block_hash: vec![1; 32],
+        validator: s.id().to_string(),
+    };
+    let sv = messages::sign_vote(&s, vote.clone());
+    let payload = messages::encode_vote(&vote);
+    let key = s.public_key();
+    let mut runs = Vec::new();
+    for _ in 0..9 {
+        let t = Instant::now();
+        for _ in 0..200 {
+            signing::verify(
+                &key,
+                bizra_proto::payload_type::VOTE,
+                std::hint::black_box(&payload),
+                &sv.signature,
+            )
+            .expect("valid");
+        }
+        runs.push(t.elapsed().as_secs_f64() * 1e6 / 200.0);
+    }
+    common::median_f64(&mut runs)
+}
+
+/// Sum over kinds of a per-kind counter with `direction`, after minus before.
+fn by_direction(before: &common::Scrape, after: &common::Scrape, family: &str, direction: &str) -> f64 {
+    crate::metrics::MSG_KINDS
+        .iter()
+        .map(|kind| {
+            let key = format!("{family}{{kind=\"{kind}\",direction=\"{direction}\"}}");
+            after.get(&key) - before.get(&key)
+        })
+        .sum()
+}
+
+async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -> Result<Summary, crate::cli::Failure> {
     let n = nodes.len();
+    let verify_us = vote_verify_us();
     // The floor first, on a machine without our nodes running.
     let fsync_before = common::fsync_median(home, 200)?;
     let rtt = common::loopback_rtt(5000).await?;
@@ -97,7 +178,7 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
 
     nodes.start_all()?;
     let all: Vec<usize> = (0..n).collect();
-    common::wait_ready(nodes, &all, 1, n > 1, Duration::from_secs(90)).await?;
+    common::wait_ready(nodes, &all, 1, n > 1, Duration::from_secs(90 + 2 * n as u64)).await?;
     println!("all {n} nodes finalize; warming up {} s", a.warmup);
     tokio::time::sleep(Duration::from_secs(a.warmup)).await;
     nodes.check_alive()?;
@@ -192,12 +273,73 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
         hist.add(&HistDelta::between(b, af, "bizra_finality_latency_seconds"));
     }
     let ratio_floor = p50.as_secs_f64() / floor.as_secs_f64();
-    let goals = vec![Goal::at_most(
+    // Per height and node, over the nodes that gained heights.
+    let per_height = |family: &str, direction: &str| -> f64 {
+        let mut v: Vec<f64> = before
+            .iter()
+            .zip(&after)
+            .zip(&gained)
+            .filter(|(_, g)| **g > 0)
+            .map(|((b, af), g)| by_direction(b, af, family, direction) / *g as f64)
+            .collect();
+        common::median_f64(&mut v)
+    };
+    let msgs_recv = per_height("bizra_consensus_messages_total", "received");
+    let msgs_sent = per_height("bizra_consensus_messages_total", "sent");
+    let kib_recv = per_height("bizra_consensus_message_bytes_total", "received") / 1024.0;
+    let kib_sent = per_height("bizra_consensus_message_bytes_total", "sent") / 1024.0;
+    let mut rounds = HistDelta::default();
+    for (b, af) in before.iter().zip(&after) {
+        rounds.add(&HistDelta::between(b, af, "bizra_consensus_rounds_per_height"));
+    }
+    let rounds_per_height = (rounds.count > 0.0).then(|| rounds.sum / rounds.count);
+    let mut g: Vec<f64> = gained.iter().map(|x| *x as f64).collect();
+    let median_gained = common::median_f64(&mut g);
+    let all_cpu_ms = if median_gained > 0.0 {
+        cpu.total_proc_secs() * 1e3 / median_gained
+    } else {
+        f64::NAN
+    };
+    let sig_floor_ms = (n * 2 * n) as f64 * verify_us / 1e3;
+    let blocks_per_min = blocks_per_s * 60.0;
+    let max_rss_mib = rss.iter().flatten().max().map(|k| *k as f64 / 1024.0);
+    let mut goals = vec![Goal::at_most(
         &format!("finality p50 at {n} validators"),
         common::ms(p50),
         10.0,
         "ms",
     )];
+    if n >= 32 {
+        goals.push(Goal::at_most(
+            "all nodes' CPU per height / signature floor",
+            all_cpu_ms / sig_floor_ms,
+            2.5,
+            "x",
+        ));
+    }
+    if n == 100 {
+        goals.push(Goal::at_least(
+            "blocks/min at 100 validators",
+            blocks_per_min,
+            30.0,
+            "/min",
+        ));
+        goals.push(Goal::at_most(
+            "node CPU per height at 100 validators",
+            cpu_ms_per_block,
+            25.0,
+            "ms",
+        ));
+        goals.push(Goal::at_most(
+            "finality p99 at 100 validators",
+            common::ms(p99),
+            5000.0,
+            "ms",
+        ));
+        if let Some(r) = max_rss_mib {
+            goals.push(Goal::at_most("peak RSS per validator at 100", r, 40.0, "MiB"));
+        }
+    }
 
     let mut rows = vec![
         ("validators".to_string(), n.to_string()),
@@ -211,6 +353,13 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
             ),
         ),
         ("blocks/s (median node)".to_string(), format!("{blocks_per_s:.1}")),
+        ("blocks/min (median node)".to_string(), format!("{blocks_per_min:.1}")),
+        (
+            "rounds per height (mean)".to_string(),
+            rounds_per_height
+                .map(|r| format!("{r:.2}"))
+                .unwrap_or_else(|| "-".into()),
+        ),
         ("finality samples".to_string(), lat.len().to_string()),
         ("finality p50".to_string(), format!("{:.3} ms", common::ms(p50))),
         ("finality p99".to_string(), format!("{:.3} ms", common::ms(p99))),
@@ -238,6 +387,26 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
             "node CPU per block (median node)".to_string(),
             format!("{cpu_ms_per_block:.2} ms"),
         ),
+        (
+            "all nodes' CPU per height".to_string(),
+            format!(
+                "{all_cpu_ms:.1} ms ({:.2}x the signature floor)",
+                all_cpu_ms / sig_floor_ms
+            ),
+        ),
+        (
+            "signature floor".to_string(),
+            format!(
+                "{sig_floor_ms:.1} ms = {n} nodes x {} verifies x {verify_us:.1} us",
+                2 * n
+            ),
+        ),
+        (
+            "messages per height per node".to_string(),
+            format!(
+                "received {msgs_recv:.0} ({kib_recv:.1} KiB), sent {msgs_sent:.0} ({kib_sent:.1} KiB to all peers)"
+            ),
+        ),
         ("cpu during window".to_string(), cpu.describe(elapsed)),
         ("loopback rtt p50".to_string(), format!("{:.1} us", common::us(rtt))),
         (
@@ -257,7 +426,7 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
         "bench": "consensus",
         "machine": common::machine(),
         "validators": n,
-        "block_interval_ms": 0,
+        "block_interval_ms": a.block_interval_ms,
         "window_s": common::round3(elapsed.as_secs_f64()),
         "heights_start": h0,
         "heights_end": h1,
@@ -286,13 +455,42 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
             "definition": "3 one-way loopback hops (rtt/2 each) + 1 fdatasync (lower of the medians before and after)",
             "p50_over_floor": common::round3(ratio_floor),
         },
+        "blocks_per_min": common::round3(blocks_per_min),
+        "rounds_per_height": rounds_per_height.map(common::round3),
+        "all_nodes_cpu_ms_per_height": common::round3(all_cpu_ms),
+        "signature_floor": {
+            "verify_us": common::round3(verify_us),
+            "ms": common::round3(sig_floor_ms),
+            "definition": "N nodes x 2N strict Ed25519 verifies x the measured verify time",
+            "ratio": common::round3(all_cpu_ms / sig_floor_ms),
+        },
+        "per_height_per_node": {
+            "messages_received": common::round3(msgs_recv),
+            "messages_sent": common::round3(msgs_sent),
+            "kib_received": common::round3(kib_recv),
+            "kib_sent": common::round3(kib_sent),
+        },
         "node_cpu_ms_per_block": cpu_per_block.iter().map(|x| x.map(common::round3)).collect::<Vec<_>>(),
         "cpu": cpu.json(elapsed),
         "peak_rss_kib": common::rss_json(&rss),
         "goals": goals.iter().map(Goal::json).collect::<Vec<_>>(),
     });
     common::write_json(a.json.as_deref(), &value)?;
-    Ok(())
+    Ok(Summary {
+        validators: n,
+        blocks_per_min,
+        p50_ms: common::ms(p50),
+        p99_ms: common::ms(p99),
+        rounds_per_height,
+        node_cpu_ms_per_height: cpu_ms_per_block,
+        all_cpu_ms_per_height: all_cpu_ms,
+        sig_floor_ms,
+        msgs_recv_per_height: msgs_recv,
+        msgs_sent_per_height: msgs_sent,
+        kib_recv_per_height: kib_recv,
+        kib_sent_per_height: kib_sent,
+        max_rss_mib,
+    })
 }
 
 fn opt_ms(x: Option<f64>) -> String {
