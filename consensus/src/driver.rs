@@ -1028,11 +1028,7 @@ impl Driver {
         // Adapt the timeouts: a height that took several rounds although a
         // proposal was heard means votes arrive slower than the timeouts
         // allow (a busy host); a silent proposer is not a reason.
-        self.timeout_scale_pct = if self.slow_round_seen {
-            (self.timeout_scale_pct.saturating_mul(3) / 2).min(TIMEOUT_SCALE_MAX_PCT)
-        } else {
-            (self.timeout_scale_pct - self.timeout_scale_pct / 16).max(TIMEOUT_SCALE_MIN_PCT)
-        };
+        self.timeout_scale_pct = next_timeout_scale(self.timeout_scale_pct, self.slow_round_seen);
         self.slow_round_seen = false;
         // Only heights decided in their first round count, each at most 4
         // propose timeouts: a height that waited out a partition says
@@ -1101,6 +1097,17 @@ impl Driver {
             kind,
             value,
         })
+    }
+}
+
+/// The adaptive timeout scale after a decided height: x1.5 (up to
+/// [`TIMEOUT_SCALE_MAX_PCT`]) after a slow one, else 1/16 back towards
+/// [`TIMEOUT_SCALE_MIN_PCT`].
+fn next_timeout_scale(pct: u32, slow: bool) -> u32 {
+    if slow {
+        (pct.saturating_mul(3) / 2).min(TIMEOUT_SCALE_MAX_PCT)
+    } else {
+        (pct - pct / 16).max(TIMEOUT_SCALE_MIN_PCT)
     }
 }
 
@@ -1184,5 +1191,75 @@ mod tests {
         let mut observer = drivers(4).remove(0);
         observer.me = None;
         assert!(!observer.resends_polkas());
+    }
+
+    #[test]
+    fn timeout_scale_rises_by_half_after_slow_heights_and_decays_back() {
+        assert_eq!(next_timeout_scale(100, true), 150);
+        assert_eq!(next_timeout_scale(150, true), 225);
+        assert_eq!(next_timeout_scale(300, true), TIMEOUT_SCALE_MAX_PCT);
+        assert_eq!(next_timeout_scale(TIMEOUT_SCALE_MAX_PCT, true), TIMEOUT_SCALE_MAX_PCT);
+        let mut pct = TIMEOUT_SCALE_MAX_PCT;
+        let mut heights = 0;
+        while pct > TIMEOUT_SCALE_MIN_PCT {
+            pct = next_timeout_scale(pct, false);
+            heights += 1;
+        }
+        assert!((15..=30).contains(&heights), "{heights} fast heights to decay from 4x");
+        assert_eq!(next_timeout_scale(100, false), 100);
+        // The scale applies to every round timeout.
+        let mut d = drivers(4).remove(0);
+        assert_eq!(d.round_timeout(1000, 2), 1500);
+        d.timeout_scale_pct = 200;
+        assert_eq!(d.round_timeout(1000, 2), 3000);
+    }
+
+    fn rebroadcast_after(d: &Driver) -> u64 {
+        let mut fx = Vec::new();
+        d.schedule_rebroadcast(&mut fx);
+        match fx.as_slice() {
+            [Effect::ScheduleTimeout { after_ms, .. }] => *after_ms,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rebroadcasts_back_off_within_a_round_and_wait_for_twice_the_average_height() {
+        let mut d = drivers(4).remove(0);
+        assert_eq!(rebroadcast_after(&d), 1000);
+        d.rebroadcasts_in_round = 1;
+        assert_eq!(rebroadcast_after(&d), 2000);
+        d.rebroadcasts_in_round = 50;
+        assert_eq!(rebroadcast_after(&d), 1000 << REBROADCAST_MAX_DOUBLINGS);
+        d.rebroadcasts_in_round = 0;
+        d.height_ms_avg = 3000;
+        assert_eq!(rebroadcast_after(&d), 6000);
+    }
+
+    #[test]
+    fn a_timeout_the_round_already_passed_resends_nothing() {
+        let mut d = drivers(4).remove(1);
+        let _ = d.start(0);
+        let t = |kind| Timeout {
+            height: 1,
+            round: 0,
+            kind,
+        };
+        // Stuck at Propose: the timeout prevotes nil (and re-sends).
+        let fx = d.handle(10, Input::Timeout(t(TimeoutKind::Propose))).unwrap();
+        assert!(fx.iter().any(|e| matches!(e, Effect::Broadcast(_))));
+        // Stuck at Prevote: re-sends our prevote and precommits nil.
+        let fx = d.handle(20, Input::Timeout(t(TimeoutKind::Prevote))).unwrap();
+        let sent = fx.iter().filter(|e| matches!(e, Effect::Broadcast(_))).count();
+        assert!(sent >= 2, "{fx:?}");
+        // Now at Precommit: a late Propose or Prevote timeout of this round
+        // finds nothing stuck and re-sends nothing.
+        for kind in [TimeoutKind::Propose, TimeoutKind::Prevote] {
+            let fx = d.handle(30, Input::Timeout(t(kind))).unwrap();
+            assert!(
+                !fx.iter().any(|e| matches!(e, Effect::Broadcast(_))),
+                "{kind:?}: {fx:?}"
+            );
+        }
     }
 }
