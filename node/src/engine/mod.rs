@@ -445,7 +445,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
     p2p_cfg.peers = peers;
     p2p_cfg.max_message_bytes = cfg.p2p.max_message_bytes;
     p2p_cfg.validator_count = genesis.members.len();
-    p2p_cfg.direct = names_every_validator(&genesis, &signer.id(), &cfg.p2p.peers);
+    p2p_cfg.direct = names_every_validator(&genesis, signer.id(), &cfg.p2p.peers);
     let (sync_tx, sync_rx) = tokio::sync::mpsc::channel(SYNC_SERVER_QUEUE);
     p2p_cfg.sync_requests = Some(sync_tx);
     let p2p_cfg_direct = p2p_cfg.direct;
