@@ -166,7 +166,35 @@ fn testnet_init_into_an_empty_directory_and_large_validator_sets() {
     for k in 0..40 {
         let text = std::fs::read_to_string(out.join(format!("node{k}/config.toml"))).unwrap();
         let cfg = NodeConfig::from_toml_with_env(&text, &[]).unwrap();
-        assert_eq!(cfg.p2p.peers.len(), 8, "node{k}: bounded peer list above 16 validators");
+        assert_eq!(
+            cfg.p2p.peers.len(),
+            39,
+            "node{k}: a full mesh up to 128 validators (direct mode)"
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    // Above 128 validators (one host per node): a bounded peer list.
+    let out = tmp("larger");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = bizra(&[
+        "testnet",
+        "init",
+        "--validators",
+        "130",
+        "--host-template",
+        "node{k}",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for k in [0, 64, 129] {
+        let text = std::fs::read_to_string(out.join(format!("node{k}/config.toml"))).unwrap();
+        let cfg = NodeConfig::from_toml_with_env(&text, &[]).unwrap();
+        assert_eq!(
+            cfg.p2p.peers.len(),
+            8,
+            "node{k}: bounded peer list above 128 validators"
+        );
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
