@@ -27,10 +27,11 @@ use std::sync::Arc;
 
 /// How far ahead (in rounds) votes and proposals are kept.
 pub const ROUND_WINDOW: Round = 64;
-/// How far ahead (in heights) messages are buffered.
-pub const FUTURE_HEIGHTS: Height = 4;
-/// Most buffered future-height messages.
-pub const FUTURE_BUFFER: usize = 8192;
+mod admit;
+pub use admit::{
+    Admission, Claim, ClaimKind, DropReason, FUTURE_BUFFER, FUTURE_HEIGHTS, FUTURE_MSGS_PER_VALIDATOR,
+    FUTURE_PROPOSAL_BYTES, FUTURE_PROPOSAL_ROUNDS,
+};
 /// Most distinct proposals kept per round (an equivocating proposer's extras
 /// are dropped).
 pub const PROPOSALS_PER_ROUND: usize = 2;
@@ -146,6 +147,11 @@ pub enum Effect {
     },
     /// More precommits arrived for the last decided block.
     CommitUpdated(CommitCertificate),
+    /// The proposal or vote being handled was kept (not a duplicate, not
+    /// dropped by [`Driver::admit`]): a host with a WAL may record it
+    /// (unsynced) so that a restart replays it. Emitted only for messages
+    /// handed to [`Driver::handle`], never for buffered ones re-fed later.
+    Kept,
     Evidence(Equivocation),
     /// Messages from a height above ours arrived, or a decision whose block we
     /// lack: fetch finalized blocks starting at `from`.
@@ -206,6 +212,12 @@ pub struct Driver {
     polka_done: BTreeSet<Round>,
     value_requested: BTreeSet<Round>,
     future: Vec<Input>,
+    /// Per-validator use of `future`, and the bytes of its proposals.
+    future_use: HashMap<usize, admit::FutureUse>,
+    future_proposal_bytes: usize,
+    /// `start` not called yet: inputs are the WAL being replayed, kept
+    /// whatever their round (the round restored from it is not known yet).
+    replaying: bool,
     max_seen_height: Height,
     missing_block_reported: bool,
     last: Option<LastDecision>,
@@ -269,6 +281,9 @@ impl Driver {
             polka_done: BTreeSet::new(),
             value_requested: BTreeSet::new(),
             future: Vec::new(),
+            future_use: HashMap::new(),
+            future_proposal_bytes: 0,
+            replaying: true,
             max_seen_height: 0,
             missing_block_reported: false,
             last: None,
@@ -342,6 +357,7 @@ impl Driver {
         let mut fx = Vec::new();
         let round = self.own.keys().map(|(r, _)| *r).max().unwrap_or(0);
         self.started = true;
+        self.replaying = false;
         self.start_round(round, &mut fx);
         self.process(&mut fx);
         fx
@@ -354,8 +370,11 @@ impl Driver {
             self.height_started_ms = Some(now_ms);
         }
         match input {
-            Input::Proposal(p) => self.on_proposal(p, &mut fx),
-            Input::Vote(v) => self.on_vote(v, &mut fx),
+            Input::Proposal(_) | Input::Vote(_) => {
+                if self.deliver(input, &mut fx) {
+                    fx.push(Effect::Kept);
+                }
+            }
             Input::Timeout(t) => self.on_timeout(t, &mut fx),
             Input::ProposeValue {
                 height,
@@ -373,21 +392,44 @@ impl Driver {
 
     // ---- inputs ----
 
-    fn on_proposal(&mut self, p: VerifiedProposal, fx: &mut Vec<Effect>) {
-        let (h, r) = (p.proposal().height, p.proposal().round);
-        if h > self.height {
-            self.buffer_future(h, Input::Proposal(p), fx);
-            return;
+    /// A verified proposal or vote, from the network or re-fed from the
+    /// future buffer: admitted ([`Driver::admit`]) and then used. Returns
+    /// whether it was kept.
+    fn deliver(&mut self, input: Input, fx: &mut Vec<Effect>) -> bool {
+        let claim = match &input {
+            Input::Proposal(p) => admit::proposal_claim(p),
+            Input::Vote(v) => admit::vote_claim(v),
+            _ => return false,
+        };
+        let admission = self.admit(&claim);
+        if claim.height > self.height {
+            if claim.height > self.max_seen_height {
+                self.max_seen_height = claim.height;
+                fx.push(Effect::SyncNeeded {
+                    from: self.height,
+                    seen: claim.height,
+                });
+            }
+            return admission == Admission::Use && self.buffer_future_input(&claim, input);
         }
-        if h < self.height || r > self.round.saturating_add(ROUND_WINDOW) {
-            return;
+        if admission != Admission::Use {
+            return false;
         }
-        if p.proposer != self.proposer(r) {
-            return; // not this round's proposer
+        match input {
+            Input::Proposal(p) => self.on_proposal(p),
+            Input::Vote(v) if claim.height < self.height => self.late_precommit(v, fx),
+            Input::Vote(v) => self.on_vote(v, fx),
+            _ => false,
         }
+    }
+
+    /// A proposal at our height from its round's proposer, within the
+    /// round window ([`Driver::deliver`] checked).
+    fn on_proposal(&mut self, p: VerifiedProposal) -> bool {
+        let r = p.proposal().round;
         let entries = self.proposals.entry(r).or_default();
         if entries.iter().any(|e| e.hash == p.block_hash) || entries.len() >= PROPOSALS_PER_ROUND {
-            return;
+            return false;
         }
         // Precommits of the embedded last commit that we verified when they
         // arrived are not verified again (byte-equal signed votes only).
@@ -414,37 +456,39 @@ impl Driver {
         if valid {
             self.blocks.insert(p.block_hash, p.block().clone());
         }
+        true
     }
 
-    fn on_vote(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) {
-        let h = v.height();
-        if h > self.height {
-            self.buffer_future(h, Input::Vote(v), fx);
-            return;
-        }
-        if h < self.height {
-            self.late_precommit(v, fx);
-            return;
-        }
-        if v.round() > self.round.saturating_add(ROUND_WINDOW) {
-            return;
-        }
-        if let AddOutcome::Equivocation(e) = self.keeper.add(v) {
-            fx.push(Effect::Evidence(*e));
+    /// A vote at our height, within the round window.
+    fn on_vote(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) -> bool {
+        match self.keeper.add(v) {
+            AddOutcome::Added => true,
+            AddOutcome::Duplicate => false,
+            AddOutcome::Equivocation(e) => {
+                fx.push(Effect::Evidence(*e));
+                true
+            }
         }
     }
 
-    fn late_precommit(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) {
-        let Some(last) = self.last.as_mut() else { return };
-        if v.kind != VoteKind::Precommit || v.height() != last.height {
-            return;
+    /// A precommit at the last decided height, of a round up to the decided
+    /// one ([`Driver::admit`]: later rounds cannot change the decision, and
+    /// would let one signer fill 2^32 rounds).
+    fn late_precommit(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) -> bool {
+        let Some(last) = self.last.as_mut() else { return false };
+        if v.kind != VoteKind::Precommit || v.height() != last.height || v.round() > last.round {
+            return false;
         }
-        if let AddOutcome::Equivocation(e) = last.keeper.add(v.clone()) {
-            fx.push(Effect::Evidence(*e));
-            return;
+        match last.keeper.add(v.clone()) {
+            AddOutcome::Duplicate => return false,
+            AddOutcome::Equivocation(e) => {
+                fx.push(Effect::Evidence(*e));
+                return true;
+            }
+            AddOutcome::Added => {}
         }
         if v.round() != last.round || v.value != Some(last.hash) {
-            return;
+            return true;
         }
         let w = self.chain.last_weights.weight(v.validator);
         if last.precommits.add(v, w) == AddOutcome::Added {
@@ -458,19 +502,7 @@ impl Driver {
             self.last_commit = Some(cert.clone());
             fx.push(Effect::CommitUpdated(cert));
         }
-    }
-
-    fn buffer_future(&mut self, h: Height, input: Input, fx: &mut Vec<Effect>) {
-        if h > self.max_seen_height {
-            self.max_seen_height = h;
-            fx.push(Effect::SyncNeeded {
-                from: self.height,
-                seen: h,
-            });
-        }
-        if h <= self.height + FUTURE_HEIGHTS && self.future.len() < FUTURE_BUFFER {
-            self.future.push(input);
-        }
+        true
     }
 
     fn on_timeout(&mut self, t: Timeout, fx: &mut Vec<Effect>) {
@@ -709,8 +741,7 @@ impl Driver {
             }
             Some(Msg::Proposal(sp)) => {
                 let p = self.check_proposal(sp).expect("checked above");
-                let mut ignored = Vec::new();
-                self.on_proposal(p, &mut ignored);
+                self.on_proposal(p);
             }
             None => {}
         }
@@ -796,7 +827,7 @@ impl Driver {
         };
         self.record_signed(pos, msg, fx);
         let p = self.check_proposal(&sp).expect("own proposal verifies");
-        self.on_proposal(p, fx);
+        self.on_proposal(p);
     }
 
     /// The double-sign guard: never sign below the highest signed position,
@@ -1075,14 +1106,13 @@ impl Driver {
             self.started = true;
             self.start_round(0, fx);
         }
-        // Replay buffered messages for the new height.
+        // Replay buffered messages for the new height (the rest is
+        // buffered again, within fresh quotas).
         let future = std::mem::take(&mut self.future);
+        self.future_use.clear();
+        self.future_proposal_bytes = 0;
         for input in future {
-            match input {
-                Input::Vote(v) => self.on_vote(v, fx),
-                Input::Proposal(p) => self.on_proposal(p, fx),
-                _ => {}
-            }
+            self.deliver(input, fx);
         }
     }
 

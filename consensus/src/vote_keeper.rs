@@ -135,6 +135,11 @@ impl VoteKeeper {
         out
     }
 
+    /// Rounds holding at least one vote.
+    pub fn rounds_len(&self) -> usize {
+        self.rounds.len()
+    }
+
     pub fn set(&self, round: Round, kind: VoteKind) -> Option<&VoteSet> {
         self.rounds.get(&round).map(|r| match kind {
             VoteKind::Precommit => &r.precommits,

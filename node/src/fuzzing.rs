@@ -1009,7 +1009,7 @@ impl<'w> Audit<'w> {
                         panic!("updated commit does not verify: {e}");
                     }
                 }
-                Effect::Evidence(_) | Effect::SyncNeeded { .. } => {}
+                Effect::Evidence(_) | Effect::SyncNeeded { .. } | Effect::Kept => {}
             }
         }
     }

@@ -18,7 +18,7 @@ use crate::pool::{AttestationPool, FinalizedKey};
 use crate::state::{EngineRequest, HeadEvent, Shared, Status};
 use anyhow::Context as _;
 use bizra_consensus::chain::ChainState;
-use bizra_consensus::driver::{Driver, Effect, Input, Timeout, Timeouts, FUTURE_HEIGHTS};
+use bizra_consensus::driver::{Admission, Driver, Effect, Input, Timeout, Timeouts, FUTURE_HEIGHTS};
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::block_hash;
 use bizra_consensus::signing::Signer;
@@ -31,7 +31,7 @@ use bizra_proto::{
 };
 use bizra_storage::{DataDirIdentity, SledStore, Store, WalEntry, WalKind};
 use prost::Message;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,6 +52,29 @@ const ATT_BATCH_MAX: usize = 256;
 const ATT_BATCH_DELAY: Duration = Duration::from_millis(5);
 /// Finalized heights between two prunes of the WAL.
 const WAL_PRUNE_EVERY: u64 = 16;
+
+/// Copies of one signed content forwarded per height (re-sends differ in
+/// `attempt` only; a rogue peer can mint any number of them).
+const MAX_FORWARDS: u8 = 8;
+
+/// What [`Engine::check_gossip_once`] found: the gossip verdict and, for a
+/// message to show the driver, the input, the message and its content key.
+struct GossipCheck {
+    verdict: Validation,
+    input: Option<(Input, ConsensusMessage, [u8; 32])>,
+}
+
+impl GossipCheck {
+    fn verdict(verdict: Validation) -> Self {
+        GossipCheck { verdict, input: None }
+    }
+}
+
+/// Whether `data` is the one encoding of `msg` (prost's, field order, no
+/// unknown fields): what honest senders produce.
+fn is_canonical(msg: &ConsensusMessage, data: &[u8]) -> bool {
+    msg.encoded_len() == data.len() && msg.encode_to_vec() == data
+}
 
 /// The signed content of a consensus message: BLAKE3 of its encoding with
 /// the unsigned `attempt` zeroed (re-sends differ only in `attempt`).
@@ -484,7 +507,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         applying_synced: false,
         synced_batch: Vec::new(),
         att_outbox: admission::Outbox::new(ATT_BATCH_MAX, cfg.p2p.max_message_bytes / 4, ATT_BATCH_DELAY),
-        verified: HashSet::new(),
+        verified: HashMap::new(),
         verified_height: 0,
         relay_consensus: !p2p_cfg_direct,
         pending_commit: None,
@@ -580,7 +603,7 @@ struct Engine {
     att_outbox: admission::Outbox,
     /// Content hashes (attempt zeroed) of consensus messages accepted at
     /// `verified_height`: see [`Engine::check_gossip_once`].
-    verified: HashSet<[u8; 32]>,
+    verified: HashMap<[u8; 32], u8>,
     verified_height: u64,
     /// The latest certificate grown by late precommits, not yet stored.
     pending_commit: Option<bizra_proto::CommitCertificate>,
@@ -690,6 +713,7 @@ impl Engine {
                         .map(|v| v.validator.clone());
                     warn!(validator = ?who, "equivocation evidence");
                 }
+                Effect::Kept => {} // recorded by the gossip path, which holds the bytes
                 Effect::SyncNeeded { from, seen } => {
                     // Normal for a moment after each block; ask at most twice a second.
                     if self.last_status_ask.elapsed() >= Duration::from_millis(500) {
@@ -846,7 +870,7 @@ impl Engine {
         // polka) needs bytes no peer has seen, or gossip drops it as a
         // duplicate. `attempt` starts at a random value per process, so two
         // validators re-sending the same vote do not collide either.
-        let first_own_send = self.published.insert(content) && !self.verified.contains(&content);
+        let first_own_send = self.published.insert(content) && !self.verified.contains_key(&content);
         if !first_own_send {
             self.attempt = self.attempt.wrapping_add(1).max(1);
             msg.attempt = self.attempt;
@@ -956,28 +980,33 @@ impl Engine {
                 source,
                 id,
             } => {
-                let (verdict, input) = self.check_gossip_once(topic, &data);
+                let GossipCheck { verdict, input } = self.check_gossip_once(topic, &data);
                 let verdict = match verdict {
                     Validation::Accept if !self.relay_consensus => Validation::Ignore,
                     v => v,
                 };
                 self.p2p.report_validation(id, source, verdict);
-                if let Some((input, msg)) = input {
-                    if let Some(h) = input_height(&input) {
-                        // Only what the driver may still use: bounded, so a
-                        // validator signing far-future votes cannot grow the WAL.
-                        if h >= self.driver.height() && h <= self.driver.height() + FUTURE_HEIGHTS {
-                            let entry = WalEntry {
-                                height: h,
-                                kind: WalKind::Received,
-                                msg,
-                            };
-                            if let Err(e) = self.store.wal_append(&entry, false) {
-                                warn!("WAL append (received): {e}");
-                            }
+                if let Some((input, msg, key)) = input {
+                    let height = input_height(&input).unwrap_or(0);
+                    let fx = self.driver.handle(now_ms(), input)?;
+                    if fx.contains(&Effect::Kept) {
+                        // Only what the driver kept (its quotas bound it), so
+                        // a validator signing far-future or far-round messages
+                        // cannot grow the WAL; and only kept content skips
+                        // verification when re-sent (a vote dropped by the
+                        // round window is delivered when it comes again).
+                        if self.verified.len() < MAX_VERIFIED {
+                            self.verified.insert(key, 1);
+                        }
+                        let entry = WalEntry {
+                            height,
+                            kind: WalKind::Received,
+                            msg,
+                        };
+                        if let Err(e) = self.store.wal_append(&entry, false) {
+                            warn!("WAL append (received): {e}");
                         }
                     }
-                    let fx = self.driver.handle(now_ms(), input)?;
                     self.execute(fx).await?;
                 }
             }
@@ -1013,44 +1042,58 @@ impl Engine {
         Ok(())
     }
 
-    /// [`Engine::check_gossip`], except for a re-send of signed content
-    /// already accepted at this height (a rebroadcast differs only in the
-    /// unsigned `attempt`): that is forwarded without verifying it again and
-    /// without showing it to the driver, which already has it. At 100
+    /// [`Engine::check_gossip`], after the checks that cost no signature:
+    /// the encoding must be canonical (prost drops unknown fields, so padded
+    /// or re-encoded variants of one signed message would all pass as new
+    /// gossip: a strike), and the driver must be able to use the claim
+    /// ([`Driver::admit`]: heights, rounds, proposer, future quotas; else it
+    /// is ignored unverified). A re-send of signed content the driver kept at
+    /// this height (a rebroadcast differs only in the unsigned `attempt`) is
+    /// forwarded without verifying it again, at most [`MAX_FORWARDS`] times
+    /// per height, and not shown to the driver, which already has it. At 100
     /// validators re-sends were most of the signature checks.
-    fn check_gossip_once(&mut self, topic: Topic, data: &[u8]) -> (Validation, Option<(Input, ConsensusMessage)>) {
+    fn check_gossip_once(&mut self, topic: Topic, data: &[u8]) -> GossipCheck {
         if self.verified_height != self.driver.height() {
             self.verified.clear();
             self.verified_height = self.driver.height();
         }
         if topic == Topic::Attestations {
-            return (Validation::Ignore, None);
+            return GossipCheck::verdict(Validation::Ignore);
         }
         let Ok(msg) = ConsensusMessage::decode(data) else {
             self.metrics().vote("unknown", "malformed");
-            return (Validation::Reject, None);
+            return GossipCheck::verdict(Validation::Reject);
         };
         if let Some(kind) = msg_kind(&msg) {
             self.metrics().message(kind, Direction::Received, data.len(), 1);
         }
-        // Cheap filter before any signature: a height the driver can no
-        // longer use (below the one whose late precommits it still takes).
-        if let Some(h) = claimed_height(&msg) {
-            if h.saturating_add(1) < self.driver.height() {
-                self.metrics().vote(topic_kind(topic), "out_of_window");
-                return (Validation::Ignore, None);
+        if !is_canonical(&msg, data) {
+            self.metrics().vote(topic_kind(topic), "non_canonical");
+            return GossipCheck::verdict(Validation::Reject);
+        }
+        if let Some(claim) = self.driver.claim(&msg) {
+            if let Admission::Drop(reason) = self.driver.admit(&claim) {
+                self.metrics().vote(topic_kind(topic), reason.as_str());
+                return GossipCheck::verdict(Validation::Ignore);
             }
         }
         let key = content_key(&msg);
-        if self.verified.contains(&key) {
+        if let Some(copies) = self.verified.get_mut(&key) {
+            *copies = copies.saturating_add(1);
+            let copies = *copies;
             self.metrics().vote(topic_kind(topic), "resent");
-            return (Validation::Accept, None);
+            let verdict = if copies <= MAX_FORWARDS {
+                Validation::Accept
+            } else {
+                Validation::Ignore
+            };
+            return GossipCheck::verdict(verdict);
         }
         let (verdict, input) = self.check_gossip(topic, msg);
-        if verdict == Validation::Accept && self.verified.len() < MAX_VERIFIED {
-            self.verified.insert(key);
+        GossipCheck {
+            verdict,
+            input: input.map(|(i, m)| (i, m, key)),
         }
-        (verdict, input)
     }
 
     /// Validates a decoded gossip message before it may be forwarded: decoding, topic,
@@ -1254,19 +1297,59 @@ fn msg_kind(msg: &ConsensusMessage) -> Option<MsgKind> {
     }
 }
 
-/// The height a consensus message claims, before any check.
-fn claimed_height(msg: &ConsensusMessage) -> Option<u64> {
-    match &msg.msg {
-        Some(Msg::Vote(sv)) => sv.vote.as_ref().map(|v| v.height),
-        Some(Msg::Proposal(sp)) => sp.proposal.as_ref().map(|p| p.height),
-        None => None,
-    }
-}
-
 fn input_height(i: &Input) -> Option<u64> {
     match i {
         Input::Vote(v) => Some(v.height()),
         Input::Proposal(p) => Some(p.proposal().height),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod gossip_tests {
+    use super::*;
+    use bizra_proto::{SignedVote, Vote};
+
+    fn vote_msg(attempt: u64) -> ConsensusMessage {
+        ConsensusMessage {
+            msg: Some(Msg::Vote(SignedVote {
+                vote: Some(Vote {
+                    chain_id: "c".into(),
+                    height: 3,
+                    round: 1,
+                    kind: 1,
+                    block_hash: vec![9; 32],
+                    validator: "v".into(),
+                }),
+                signature: vec![1; 64],
+            })),
+            attempt,
+        }
+    }
+
+    /// D1: a real vote padded with an unknown field, or with a field
+    /// repeated (prost keeps the last), decodes to the same message; only the
+    /// one canonical encoding passes. Re-sends (other `attempt`) are
+    /// canonical and share the content key, which bounds their forwarding.
+    #[test]
+    fn only_the_canonical_encoding_passes_and_attempts_share_a_content_key() {
+        let m = vote_msg(0);
+        let bytes = m.encode_to_vec();
+        assert!(is_canonical(&m, &bytes));
+        // Unknown field 15 (varint 1) appended.
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[15 << 3, 1]);
+        let d = ConsensusMessage::decode(padded.as_slice()).unwrap();
+        assert_eq!(d, m, "prost drops the unknown field");
+        assert!(!is_canonical(&d, &padded));
+        // `attempt` encoded twice (the last one wins).
+        let mut twice = vote_msg(5).encode_to_vec();
+        twice.extend_from_slice(&[10 << 3, 5]);
+        let d = ConsensusMessage::decode(twice.as_slice()).unwrap();
+        assert!(!is_canonical(&d, &twice));
+        let r = vote_msg(7);
+        assert!(is_canonical(&r, &r.encode_to_vec()));
+        assert_eq!(content_key(&r), content_key(&m));
+        assert_ne!(r.encode_to_vec(), bytes);
     }
 }

@@ -1,0 +1,553 @@
+//! Which consensus messages the driver may use, decided from what a message
+//! *claims* (height, round, kind, signer) before anyone pays for its
+//! signature, and the per-validator quotas of the future-height buffer.
+//!
+//! The host calls [`Driver::admit`] on a decoded but unverified message and
+//! verifies the signature only when the answer is not [`Admission::Drop`].
+//! [`Driver::handle`] applies the same rule again to the verified input, so
+//! a host that skips the pre-check is still bounded. Every bound is a
+//! function of the driver's state only, so it runs in `bizra-sim`.
+//!
+//! | claim | kept when |
+//! | --- | --- |
+//! | height below `height - 1` | never |
+//! | height `height - 1` | a precommit, round at most the decided round (late precommits, evidence) |
+//! | current height, before `start` (WAL replay) | any round |
+//! | current height | round within [`ROUND_WINDOW`] of ours; a proposal only from that round's proposer |
+//! | `height + 1 ..= height + FUTURE_HEIGHTS` | votes: [`FUTURE_MSGS_PER_VALIDATOR`] per validator, [`FUTURE_BUFFER`] in all |
+//! | `height + 1`, proposal | rounds below [`FUTURE_PROPOSAL_ROUNDS`], that round's proposer when it is known (same epoch), one per validator, [`FUTURE_PROPOSAL_BYTES`] in all |
+//! | further ahead | not kept; shown once per new highest height ([`Admission::Hint`]) so the host syncs |
+
+use super::{Driver, Input, ROUND_WINDOW};
+use crate::messages::{vote_kind, VerifiedProposal};
+use crate::types::{Height, Round};
+use bizra_proto::{consensus_message::Msg, ConsensusMessage, VoteKind};
+use prost::Message;
+
+/// How far ahead (in heights) messages are buffered.
+pub const FUTURE_HEIGHTS: Height = 4;
+/// Most buffered future-height messages, from all validators.
+pub const FUTURE_BUFFER: usize = 8192;
+/// Most buffered future-height messages from one validator: two votes a
+/// round for 8 rounds of each buffered height.
+pub const FUTURE_MSGS_PER_VALIDATOR: u32 = 2 * 8 * FUTURE_HEIGHTS as u32;
+/// Proposals for the next height are buffered only for its first rounds.
+pub const FUTURE_PROPOSAL_ROUNDS: Round = 4;
+/// Bytes of buffered next-height proposals, from all validators.
+pub const FUTURE_PROPOSAL_BYTES: usize = 16 << 20;
+
+/// What a consensus message says about itself, read before its signature is
+/// checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub height: Height,
+    pub round: Round,
+    pub kind: ClaimKind,
+    /// Index of the claimed signer in the membership.
+    pub validator: usize,
+    /// Encoded size (counted for proposals only).
+    pub bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimKind {
+    Proposal,
+    Prevote,
+    Precommit,
+}
+
+/// The driver's answer to a [`Claim`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The driver may keep it: verify it and hand it over.
+    Use,
+    /// Not kept, but it shows a height above any seen: verify it and hand it
+    /// over, so the driver asks for sync ([`super::Effect::SyncNeeded`]).
+    Hint,
+    /// Useless to the driver, whatever its signature: do not verify it.
+    Drop(DropReason),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Below the height whose late precommits are still collected.
+    OldHeight,
+    /// At the last decided height, but not a precommit of a round up to the
+    /// decided one.
+    LateRound,
+    /// More than [`ROUND_WINDOW`] rounds ahead of ours.
+    RoundWindow,
+    /// A proposal from a validator that is not that round's proposer.
+    NotProposer,
+    /// A future height beyond what is buffered, or a quota is full.
+    FutureQuota,
+}
+
+impl DropReason {
+    /// A short label, for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::OldHeight => "old_height",
+            DropReason::LateRound => "late_round",
+            DropReason::RoundWindow => "round_window",
+            DropReason::NotProposer => "not_proposer",
+            DropReason::FutureQuota => "future_quota",
+        }
+    }
+}
+
+/// What one validator holds in the future buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct FutureUse {
+    pub msgs: u32,
+    pub proposals: u32,
+}
+
+impl Driver {
+    /// The claim of a decoded, unverified message: `None` if it names no
+    /// member or no known kind (the signature check rejects those).
+    pub fn claim(&self, msg: &ConsensusMessage) -> Option<Claim> {
+        match msg.msg.as_ref()? {
+            Msg::Vote(sv) => {
+                let v = sv.vote.as_ref()?;
+                let kind = match vote_kind(v)? {
+                    VoteKind::Precommit => ClaimKind::Precommit,
+                    _ => ClaimKind::Prevote,
+                };
+                Some(Claim {
+                    height: v.height,
+                    round: v.round,
+                    kind,
+                    validator: self.genesis.members.index_of(&v.validator)?,
+                    bytes: 0,
+                })
+            }
+            Msg::Proposal(sp) => {
+                let p = sp.proposal.as_ref()?;
+                Some(Claim {
+                    height: p.height,
+                    round: p.round,
+                    kind: ClaimKind::Proposal,
+                    validator: self.genesis.members.index_of(&p.proposer)?,
+                    bytes: sp.encoded_len(),
+                })
+            }
+        }
+    }
+
+    /// Whether the driver can use a message with this claim (module docs).
+    pub fn admit(&self, c: &Claim) -> Admission {
+        if c.height.saturating_add(1) < self.height {
+            return Admission::Drop(DropReason::OldHeight);
+        }
+        if c.height < self.height {
+            return match &self.last {
+                Some(l) if c.kind == ClaimKind::Precommit && c.height == l.height && c.round <= l.round => {
+                    Admission::Use
+                }
+                _ => Admission::Drop(DropReason::LateRound),
+            };
+        }
+        if c.height == self.height {
+            if !self.replaying && c.round > self.round.saturating_add(ROUND_WINDOW) {
+                return Admission::Drop(DropReason::RoundWindow);
+            }
+            if c.kind == ClaimKind::Proposal && c.validator != self.chain.proposer(c.round) {
+                return Admission::Drop(DropReason::NotProposer);
+            }
+            return Admission::Use;
+        }
+        match self.future_verdict(c) {
+            Ok(()) => Admission::Use,
+            Err(_) if c.height > self.max_seen_height => Admission::Hint,
+            Err(reason) => Admission::Drop(reason),
+        }
+    }
+
+    /// The future-buffer rules for a claim above our height.
+    fn future_verdict(&self, c: &Claim) -> Result<(), DropReason> {
+        if c.height > self.height + FUTURE_HEIGHTS || self.future.len() >= FUTURE_BUFFER {
+            return Err(DropReason::FutureQuota);
+        }
+        let used = self.future_use.get(&c.validator).copied().unwrap_or_default();
+        if used.msgs >= FUTURE_MSGS_PER_VALIDATOR {
+            return Err(DropReason::FutureQuota);
+        }
+        if c.kind == ClaimKind::Proposal {
+            if c.height != self.height + 1
+                || c.round >= FUTURE_PROPOSAL_ROUNDS
+                || used.proposals >= 1
+                || self.future_proposal_bytes.saturating_add(c.bytes) > FUTURE_PROPOSAL_BYTES
+            {
+                return Err(DropReason::FutureQuota);
+            }
+            if self.next_height_proposer(c.round).is_some_and(|p| p != c.validator) {
+                return Err(DropReason::NotProposer);
+            }
+        }
+        Ok(())
+    }
+
+    /// The proposer of `round` at `height + 1`, when it does not depend on
+    /// the block still being decided: both heights in one epoch (the
+    /// priorities then advance by one step with the same weights).
+    fn next_height_proposer(&self, round: Round) -> Option<usize> {
+        let len = self.genesis.params().epoch_length;
+        if self.height.is_multiple_of(len) {
+            return None; // `height + 1` starts a new epoch: weights unknown yet
+        }
+        let w = &self.chain.weights.weights;
+        let mut p = self.chain.priorities.clone();
+        p.step(w);
+        Some(p.proposer_for_round(w, round))
+    }
+
+    /// Buffers a verified future-height input if its quotas allow (the
+    /// caller checked [`Driver::admit`]); returns whether it was kept.
+    pub(super) fn buffer_future_input(&mut self, c: &Claim, input: Input) -> bool {
+        if self.future_verdict(c).is_err() {
+            return false;
+        }
+        let used = self.future_use.entry(c.validator).or_default();
+        used.msgs += 1;
+        if c.kind == ClaimKind::Proposal {
+            used.proposals += 1;
+            self.future_proposal_bytes += c.bytes;
+        }
+        self.future.push(input);
+        true
+    }
+}
+
+/// The claim of a verified proposal.
+pub(super) fn proposal_claim(p: &VerifiedProposal) -> Claim {
+    Claim {
+        height: p.proposal().height,
+        round: p.proposal().round,
+        kind: ClaimKind::Proposal,
+        validator: p.proposer,
+        bytes: p.signed.encoded_len(),
+    }
+}
+
+/// The claim of a verified vote.
+pub(super) fn vote_claim(v: &crate::messages::VerifiedVote) -> Claim {
+    Claim {
+        height: v.height(),
+        round: v.round(),
+        kind: if v.kind == VoteKind::Precommit {
+            ClaimKind::Precommit
+        } else {
+            ClaimKind::Prevote
+        },
+        validator: v.validator,
+        bytes: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Effect, Input, Timeouts};
+    use super::*;
+    use crate::chain::ChainState;
+    use crate::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
+    use crate::messages::{check_vote, new_vote, sign_vote, VerifiedVote};
+    use crate::signing::Signer;
+    use crate::types::Hash;
+    use bizra_proto::{ConsensusMessage, SignedVote};
+    use std::sync::Arc;
+
+    fn signer(i: usize) -> Signer {
+        Signer::from_secret([i as u8 + 1; 32])
+    }
+
+    fn genesis(n: usize, epoch_length: u64) -> Arc<Genesis> {
+        let doc = GenesisDoc {
+            chain_id: "bizra-test".into(),
+            genesis_time_ms: 1,
+            params: GenesisParams {
+                epoch_length,
+                ..GenesisParams::default()
+            },
+            validators: (0..n)
+                .map(|i| GenesisValidator {
+                    id: signer(i).id().to_string(),
+                    stake: 1000,
+                    name: format!("v{i}"),
+                })
+                .collect(),
+        };
+        Arc::new(Genesis::from_doc(&doc).expect("genesis").0)
+    }
+
+    fn driver(g: &Arc<Genesis>, i: usize) -> Driver {
+        Driver::new(
+            g.clone(),
+            ChainState::genesis(g),
+            None,
+            Some(signer(i)),
+            None,
+            Timeouts::default(),
+        )
+    }
+
+    fn signed(g: &Genesis, i: usize, h: u64, r: u32, kind: VoteKind, value: Option<Hash>) -> SignedVote {
+        let s = signer(i);
+        sign_vote(&s, new_vote(g.chain_id(), h, r, kind, value, s.id()))
+    }
+
+    fn vote(g: &Genesis, i: usize, h: u64, r: u32, kind: VoteKind, value: Option<Hash>) -> VerifiedVote {
+        check_vote(g.chain_id(), &g.members, &signed(g, i, h, r, kind, value)).expect("valid vote")
+    }
+
+    fn vote_msg(sv: SignedVote) -> ConsensusMessage {
+        ConsensusMessage {
+            msg: Some(Msg::Vote(sv)),
+            attempt: 0,
+        }
+    }
+
+    /// Runs 4 drivers until every one decided height 1; returns them.
+    fn past_height_one(g: &Arc<Genesis>) -> Vec<Driver> {
+        let mut ds: Vec<Driver> = (0..4).map(|i| driver(g, i)).collect();
+        let mut queue: Vec<(usize, Effect)> = Vec::new();
+        for (i, d) in ds.iter_mut().enumerate() {
+            queue.extend(d.start(0).into_iter().map(|e| (i, e)));
+        }
+        let mut steps = 0;
+        while let Some((from, e)) = queue.pop() {
+            steps += 1;
+            assert!(steps < 10_000, "height 1 never decided");
+            match e {
+                Effect::Broadcast(msg) => {
+                    for (j, d) in ds.iter_mut().enumerate() {
+                        if j == from {
+                            continue;
+                        }
+                        let input = match msg.msg.as_ref() {
+                            Some(Msg::Vote(sv)) => Input::Vote(d.check_vote(sv).expect("vote")),
+                            Some(Msg::Proposal(sp)) => Input::Proposal(d.check_proposal(sp).expect("proposal")),
+                            None => continue,
+                        };
+                        queue.extend(d.handle(1, input).expect("handle").into_iter().map(|e| (j, e)));
+                    }
+                }
+                Effect::RequestValue { height, round } => {
+                    let fx = ds[from]
+                        .handle(
+                            1,
+                            Input::ProposeValue {
+                                height,
+                                round,
+                                attestations: vec![],
+                            },
+                        )
+                        .expect("value");
+                    queue.extend(fx.into_iter().map(|e| (from, e)));
+                }
+                _ => {}
+            }
+            if ds.iter().all(|d| d.height() >= 2) {
+                return ds;
+            }
+        }
+        panic!(
+            "height 1 never decided: {:?}",
+            ds.iter().map(|d| d.height()).collect::<Vec<_>>()
+        );
+    }
+
+    /// L1: a WAL holding our precommit and the polka behind it at round 70
+    /// (a long stall) is replayed before `start`, while the driver's round is
+    /// still 0: the polka must be counted, not dropped by the round window.
+    #[test]
+    fn wal_replay_above_round_64_keeps_the_polka_behind_our_lock() {
+        let g = genesis(4, 1000);
+        let mut d = driver(&g, 0);
+        let value = Some([7u8; 32]);
+        let round = ROUND_WINDOW + 6;
+        for i in 1..4 {
+            let fx = d
+                .handle(0, Input::Vote(vote(&g, i, 1, round, VoteKind::Prevote, value)))
+                .unwrap();
+            assert!(fx.contains(&Effect::Kept), "replayed prevote {i} kept");
+        }
+        let own = vote_msg(signed(&g, 0, 1, round, VoteKind::Precommit, value));
+        d.handle(0, Input::RestoreOwn(own)).unwrap();
+        let _ = d.start(0);
+        assert_eq!(d.round(), round);
+        assert!(
+            d.votes().quorum_for(round, VoteKind::Prevote, &value),
+            "the polka at round {round} is counted after the replay"
+        );
+        assert_eq!(d.locked(), Some(([7u8; 32], round)));
+        // After start, the window applies again.
+        let far = vote(&g, 1, 1, round + ROUND_WINDOW + 1, VoteKind::Prevote, None);
+        let fx = d.handle(0, Input::Vote(far)).unwrap();
+        assert!(!fx.contains(&Effect::Kept));
+    }
+
+    /// D4: precommits at the last decided height are kept only up to the
+    /// decided round, so one signer cannot fill 2^32 rounds.
+    #[test]
+    fn late_precommits_above_the_decided_round_are_dropped_before_their_signature() {
+        let g = genesis(4, 1000);
+        let mut ds = past_height_one(&g);
+        let d = &mut ds[0];
+        let decided_round = d.last.as_ref().unwrap().round;
+        let rounds_before = d.last.as_ref().unwrap().keeper.rounds_len();
+        for r in decided_round + 1..decided_round + 2_000 {
+            let claim = Claim {
+                height: 1,
+                round: r,
+                kind: ClaimKind::Precommit,
+                validator: 3,
+                bytes: 0,
+            };
+            assert_eq!(d.admit(&claim), Admission::Drop(DropReason::LateRound));
+            let fx = d
+                .handle(1, Input::Vote(vote(&g, 3, 1, r, VoteKind::Precommit, None)))
+                .unwrap();
+            assert!(!fx.contains(&Effect::Kept), "round {r}");
+        }
+        assert_eq!(d.last.as_ref().unwrap().keeper.rounds_len(), rounds_before);
+        // A prevote at the last height is no use either.
+        let claim = Claim {
+            height: 1,
+            round: decided_round,
+            kind: ClaimKind::Prevote,
+            validator: 3,
+            bytes: 0,
+        };
+        assert_eq!(d.admit(&claim), Admission::Drop(DropReason::LateRound));
+        // Older heights are dropped outright.
+        let old = Claim { height: 0, ..claim };
+        assert_eq!(d.admit(&old), Admission::Drop(DropReason::OldHeight));
+    }
+
+    /// D2: one validator's future votes are capped, whatever their rounds,
+    /// and a capped message is neither kept nor marked for the WAL.
+    #[test]
+    fn one_validator_cannot_fill_the_future_buffer() {
+        let g = genesis(4, 1000);
+        let mut d = driver(&g, 0);
+        let _ = d.start(0);
+        let mut kept = 0;
+        for r in 0..500u32 {
+            for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                let fx = d.handle(0, Input::Vote(vote(&g, 3, 2, r, kind, None))).unwrap();
+                if fx.contains(&Effect::Kept) {
+                    kept += 1;
+                }
+            }
+        }
+        assert_eq!(kept, FUTURE_MSGS_PER_VALIDATOR);
+        assert_eq!(d.future.len(), FUTURE_MSGS_PER_VALIDATOR as usize);
+        // Another validator still has its own share.
+        let fx = d
+            .handle(0, Input::Vote(vote(&g, 2, 2, 0, VoteKind::Prevote, None)))
+            .unwrap();
+        assert!(fx.contains(&Effect::Kept));
+        // Heights beyond the buffer are not kept; a new highest one is a hint.
+        let far = Claim {
+            height: 1 + FUTURE_HEIGHTS + 1,
+            round: 0,
+            kind: ClaimKind::Prevote,
+            validator: 2,
+            bytes: 0,
+        };
+        assert_eq!(d.admit(&far), Admission::Hint);
+        let fx = d
+            .handle(0, Input::Vote(vote(&g, 2, far.height, 0, VoteKind::Prevote, None)))
+            .unwrap();
+        assert!(!fx.contains(&Effect::Kept));
+        assert!(fx.iter().any(|e| matches!(e, Effect::SyncNeeded { .. })));
+        assert_eq!(d.admit(&far), Admission::Drop(DropReason::FutureQuota));
+    }
+
+    /// D2: next-height proposals come only from that round's proposer (when
+    /// the epoch does not change), for the first rounds, one per validator.
+    #[test]
+    fn future_proposals_need_the_proposer_the_first_rounds_and_a_quota() {
+        let g = genesis(4, 1000);
+        let mut d = driver(&g, 0);
+        let _ = d.start(0);
+        let claim = |round, validator, bytes| Claim {
+            height: 2,
+            round,
+            kind: ClaimKind::Proposal,
+            validator,
+            bytes,
+        };
+        let p0 = d.next_height_proposer(0).expect("same epoch");
+        let other = (p0 + 1) % 4;
+        assert_ne!(d.next_height_proposer(0), Some(other));
+        assert_eq!(d.admit(&claim(0, p0, 1000)), Admission::Use);
+        // Hint: height 2 is above any seen so far.
+        assert_eq!(d.admit(&claim(0, other, 1000)), Admission::Hint);
+        d.max_seen_height = 2;
+        assert_eq!(
+            d.admit(&claim(0, other, 1000)),
+            Admission::Drop(DropReason::NotProposer)
+        );
+        assert_eq!(
+            d.admit(&claim(FUTURE_PROPOSAL_ROUNDS, p0, 1000)),
+            Admission::Drop(DropReason::FutureQuota)
+        );
+        assert_eq!(
+            d.admit(&claim(0, p0, FUTURE_PROPOSAL_BYTES + 1)),
+            Admission::Drop(DropReason::FutureQuota)
+        );
+        assert!(d.buffer_future_input(&claim(0, p0, 1000), Input::Timeout(dummy_timeout())));
+        assert_eq!(
+            d.admit(&claim(0, p0, 1000)),
+            Admission::Drop(DropReason::FutureQuota),
+            "one future proposal per validator"
+        );
+        // The proposer of the next height at an epoch boundary is unknown.
+        let g1 = genesis(4, 1);
+        let d1 = driver(&g1, 0);
+        assert_eq!(d1.next_height_proposer(0), None);
+    }
+
+    /// Current-height proposals from anyone but the round's proposer are
+    /// dropped before their signature.
+    #[test]
+    fn current_height_proposals_from_others_are_dropped() {
+        let g = genesis(4, 1000);
+        let mut d = driver(&g, 0);
+        let _ = d.start(0);
+        let p = d.proposer(3);
+        for v in 0..4 {
+            let c = Claim {
+                height: 1,
+                round: 3,
+                kind: ClaimKind::Proposal,
+                validator: v,
+                bytes: 10,
+            };
+            let want = if v == p {
+                Admission::Use
+            } else {
+                Admission::Drop(DropReason::NotProposer)
+            };
+            assert_eq!(d.admit(&c), want, "validator {v}");
+        }
+        let c = Claim {
+            height: 1,
+            round: ROUND_WINDOW + 1,
+            kind: ClaimKind::Prevote,
+            validator: 1,
+            bytes: 0,
+        };
+        assert_eq!(d.admit(&c), Admission::Drop(DropReason::RoundWindow));
+    }
+
+    fn dummy_timeout() -> super::super::Timeout {
+        super::super::Timeout {
+            height: 2,
+            round: 0,
+            kind: super::super::TimeoutKind::Propose,
+        }
+    }
+}
