@@ -1026,8 +1026,10 @@ impl Engine {
                 error,
             } => {
                 debug!(%peer, request_id, "sync request failed: {error}");
-                if self.sync.inflight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
-                    self.sync.inflight = None;
+                if self.sync.take_inflight(&peer, request_id).is_some() {
+                    // It claimed blocks it did not serve: ask someone else.
+                    let ours = self.shared.status().finalized_height;
+                    self.sync.failed(&peer, ours);
                 }
             }
             P2pEvent::PeerConnected(peer) => {
@@ -1171,14 +1173,29 @@ impl Engine {
 
     async fn maybe_fetch_blocks(&mut self) {
         let ours = self.shared.status().finalized_height;
+        if let Some(peer) = self.sync.expired() {
+            warn!(%peer, "sync request unanswered: dropping the peer's claimed height");
+            self.p2p.penalize(peer, "sync request unanswered");
+            self.sync.failed(&peer, ours);
+        }
         if let Some(peer) = self.sync.next_request(ours) {
-            let req = bizra_proto::BlockRangeRequest {
-                from_height: ours + 1,
-                max_blocks: sync::BATCH,
-            };
-            if let Some(id) = self.request(peer, Req::Blocks(req)).await {
-                self.sync.inflight = Some((peer, id, Instant::now()));
-            }
+            self.request_blocks(peer, ours + 1).await;
+        }
+    }
+
+    async fn request_blocks(&mut self, peer: PeerId, from: u64) {
+        let req = bizra_proto::BlockRangeRequest {
+            from_height: from,
+            max_blocks: sync::BATCH,
+        };
+        if let Some(id) = self.request(peer, Req::Blocks(req)).await {
+            self.sync.inflight = Some(sync::Inflight {
+                peer,
+                id,
+                at: Instant::now(),
+                from,
+                max: sync::BATCH,
+            });
         }
     }
 
@@ -1204,7 +1221,8 @@ impl Engine {
         if let Some(e) = refused.or(bad_sig) {
             warn!(%peer, height = e.height, "invalid synced block: {}", e.reason);
             self.p2p.penalize(peer, "invalid synced block");
-            self.sync.peer_heights.remove(&peer);
+            let ours = self.shared.status().finalized_height;
+            self.sync.failed(&peer, ours);
         }
         Ok(applied)
     }
@@ -1212,6 +1230,12 @@ impl Engine {
     async fn on_sync_response(&mut self, peer: PeerId, request_id: u64, response: SyncResponse) -> anyhow::Result<()> {
         match response.resp {
             Some(Resp::Status(s)) => {
+                if self.sync.take_inflight(&peer, request_id).is_some() {
+                    self.p2p.penalize(peer, "status answer to a block request");
+                    let ours = self.shared.status().finalized_height;
+                    self.sync.failed(&peer, ours);
+                    return Ok(());
+                }
                 if s.chain_id != self.shared.genesis.chain_id() || s.genesis_hash != self.shared.genesis.hash {
                     warn!(%peer, chain = %s.chain_id, "peer is on another chain or genesis");
                     self.p2p.penalize(peer, "foreign chain status");
@@ -1221,8 +1245,20 @@ impl Engine {
                 self.maybe_fetch_blocks().await;
             }
             Some(Resp::Blocks(range)) => {
-                if self.sync.inflight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
-                    self.sync.inflight = None;
+                // Only the answer to our one block request counts, and its
+                // shape is checked before any signature (issue 14, D6).
+                let Some(asked) = self.sync.take_inflight(&peer, request_id) else {
+                    debug!(%peer, request_id, "block range that was not asked for");
+                    self.p2p.penalize(peer, "unsolicited block range");
+                    return Ok(());
+                };
+                if let Err(e) = sync::check_shape(&range.blocks, asked.from, asked.max) {
+                    warn!(%peer, height = e.height, "bad block range: {}", e.reason);
+                    self.p2p.penalize(peer, "bad block range");
+                    let ours = self.shared.status().finalized_height;
+                    self.sync.failed(&peer, ours);
+                    self.maybe_fetch_blocks().await;
+                    return Ok(());
                 }
                 // Pipeline: ask this peer for the next range before applying
                 // this one, so that it reads from its store while we verify.
@@ -1235,13 +1271,7 @@ impl Engine {
                 if let Some(last) = last {
                     let ahead = self.sync.peer_heights.get(&peer).is_some_and(|h| *h > last);
                     if ahead && self.sync.inflight.is_none() && last >= self.driver.height() {
-                        let req = bizra_proto::BlockRangeRequest {
-                            from_height: last + 1,
-                            max_blocks: sync::BATCH,
-                        };
-                        if let Some(id) = self.request(peer, Req::Blocks(req)).await {
-                            self.sync.inflight = Some((peer, id, Instant::now()));
-                        }
+                        self.request_blocks(peer, last + 1).await;
                     }
                 }
                 self.applying_synced = true;
@@ -1274,8 +1304,11 @@ impl Engine {
             }
             Some(Resp::Error(e)) => {
                 debug!(%peer, "sync error response: {e}");
-                if self.sync.inflight.as_ref().is_some_and(|(_, id, _)| *id == request_id) {
-                    self.sync.inflight = None;
+                if self.sync.take_inflight(&peer, request_id).is_some() {
+                    // Busy or broken, it did not serve the height it
+                    // claimed: fetch elsewhere until it reports again.
+                    let ours = self.shared.status().finalized_height;
+                    self.sync.failed(&peer, ours);
                 }
             }
             None => self.p2p.penalize(peer, "empty sync response"),

@@ -30,14 +30,26 @@ pub const SYNC_FLUSH_BLOCKS: u64 = 2048;
 /// ... and in time, while catching up; and at once when caught up.
 pub const SYNC_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
+/// The one outstanding block-range request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inflight {
+    pub peer: PeerId,
+    pub id: u64,
+    pub at: Instant,
+    /// What was asked: blocks `from ..` , at most `max` of them.
+    pub from: u64,
+    pub max: u32,
+}
+
 pub struct SyncState {
     /// Latest finalized height each peer reported.
     pub peer_heights: HashMap<PeerId, u64>,
-    /// The one outstanding block request: (peer, request id, sent at).
-    pub inflight: Option<(PeerId, u64, Instant)>,
+    /// The one outstanding block request.
+    pub inflight: Option<Inflight>,
     pub blocks_applied: u64,
-    /// Highest finalized height any peer ever reported (never decreases, so a
-    /// disconnect cannot make a lagging node look caught up).
+    /// Highest finalized height any peer reported (a disconnect does not
+    /// lower it, so a lagging node cannot look caught up; a peer that fails
+    /// to serve the height it claimed does, see [`SyncState::failed`]).
     pub best_seen: u64,
     /// Whether any peer has reported its status yet.
     pub heard: bool,
@@ -91,24 +103,94 @@ impl SyncState {
 
     pub fn forget(&mut self, peer: &PeerId) {
         self.peer_heights.remove(peer);
-        if self.inflight.as_ref().is_some_and(|(p, _, _)| p == peer) {
+        if self.inflight.as_ref().is_some_and(|f| f.peer == *peer) {
             self.inflight = None;
         }
     }
 
+    /// `peer` did not serve the height it claimed (an empty, wrong, late or
+    /// failed answer): its claim is dropped and no longer counts towards
+    /// `best_seen`, so one lie (say, height u64::MAX) cannot make it the only
+    /// sync source forever, nor pin `catching_up` to true. It is asked again
+    /// only after it reports a status again (and the caller penalizes it).
+    pub fn failed(&mut self, peer: &PeerId, ours: u64) {
+        self.forget(peer);
+        self.best_seen = self.peer_heights.values().copied().max().unwrap_or(0).max(ours);
+    }
+
+    /// Takes the in-flight request if `id` from `peer` answers it.
+    pub fn take_inflight(&mut self, peer: &PeerId, id: u64) -> Option<Inflight> {
+        match self.inflight {
+            Some(f) if f.id == id && f.peer == *peer => self.inflight.take(),
+            _ => None,
+        }
+    }
+
+    /// The peer of a request unanswered for [`REQUEST_TIMEOUT`], which is
+    /// then abandoned (the caller treats it as [`SyncState::failed`]).
+    pub fn expired(&mut self) -> Option<PeerId> {
+        let f = self.inflight?;
+        if f.at.elapsed() < REQUEST_TIMEOUT {
+            return None;
+        }
+        self.inflight = None;
+        Some(f.peer)
+    }
+
     /// A peer to fetch from, if we are behind and no request is in flight.
     pub fn next_request(&mut self, our_height: u64) -> Option<PeerId> {
-        if let Some((_, _, at)) = self.inflight {
-            if at.elapsed() < REQUEST_TIMEOUT {
-                return None;
-            }
-            self.inflight = None;
+        if self.inflight.is_some() {
+            return None;
         }
         match self.best_peer() {
             Some((p, h)) if h > our_height => Some(p),
             _ => None,
         }
     }
+}
+
+/// The checks of a block-range answer that cost no signature, run before
+/// [`check_range`]: at most `max` blocks, the first at `from`, heights
+/// consecutive, each with a header and a commit for that height and
+/// block, each block's parent the block before it. An empty answer is an
+/// error too: the peer claimed a height above `from`.
+pub fn check_shape(blocks: &[FinalizedBlock], from: u64, max: u32) -> Result<(), RangeError> {
+    let err = |height, reason: &str| {
+        Err(RangeError {
+            height,
+            reason: reason.to_string(),
+        })
+    };
+    if blocks.is_empty() {
+        return err(from, "empty range for a claimed height");
+    }
+    if blocks.len() > max as usize {
+        return err(from, &format!("{} blocks, {max} asked", blocks.len()));
+    }
+    let mut prev: Option<(u64, bizra_consensus::types::Hash)> = None;
+    for fb in blocks {
+        let (Some(b), Some(c)) = (&fb.block, &fb.commit) else {
+            return err(prev.map_or(from, |p| p.0 + 1), "block without header or commit");
+        };
+        let Some(h) = b.header.as_ref() else {
+            return err(prev.map_or(from, |p| p.0 + 1), "block without header");
+        };
+        match prev {
+            None if h.height != from => return err(h.height, "range does not start where asked"),
+            Some((ph, phash)) if h.height != ph + 1 || h.parent_hash.as_slice() != phash.as_slice() => {
+                return err(h.height, "range is not a chain")
+            }
+            _ => {}
+        }
+        let Some(hash) = bizra_consensus::messages::block_hash(b) else {
+            return err(h.height, "block without header");
+        };
+        if c.height != h.height || c.block_hash.as_slice() != hash.as_slice() {
+            return err(h.height, "commit is for another block");
+        }
+        prev = Some((h.height, hash));
+    }
+    Ok(())
 }
 
 /// A synced block whose certificate's signatures passed the one rule.
@@ -370,5 +452,79 @@ mod tests {
         // Messages two heights ahead mean we are behind too.
         assert!(s.catching_up(203, 206, false));
         assert!(!s.catching_up(203, 204, false));
+    }
+
+    /// D5: a peer claiming height u64::MAX is the best peer only until it
+    /// fails to serve; then its claim is dropped, `best_seen` comes down to
+    /// what honest peers claim, and another peer is asked.
+    #[test]
+    fn a_peer_that_lies_about_its_height_loses_its_claim_when_it_fails_to_serve() {
+        let mut s = SyncState::default();
+        let (liar, honest) = (PeerId::random(), PeerId::random());
+        s.note_status(liar, &status(u64::MAX));
+        s.note_status(honest, &status(50));
+        assert_eq!(s.next_request(10), Some(liar));
+        s.inflight = Some(Inflight {
+            peer: liar,
+            id: 7,
+            at: Instant::now() - REQUEST_TIMEOUT,
+            from: 11,
+            max: BATCH,
+        });
+        assert_eq!(s.next_request(10), None, "one request at a time");
+        assert_eq!(s.expired(), Some(liar));
+        s.failed(&liar, 10);
+        assert_eq!(s.best_seen, 50);
+        assert_eq!(s.next_request(10), Some(honest));
+        assert!(s.catching_up(10, 0, false));
+        s.note_status(honest, &status(60));
+        s.failed(&honest, 60);
+        assert!(!s.catching_up(60, 0, false), "no lie pins catching_up");
+    }
+
+    /// D6: only the answer to the request in flight, from its peer, counts.
+    #[test]
+    fn only_the_request_in_flight_is_answered() {
+        let mut s = SyncState::default();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        s.inflight = Some(Inflight {
+            peer: p,
+            id: 3,
+            at: Instant::now(),
+            from: 1,
+            max: BATCH,
+        });
+        assert_eq!(s.take_inflight(&q, 3), None, "another peer");
+        assert_eq!(s.take_inflight(&p, 4), None, "another request");
+        assert_eq!(s.take_inflight(&p, 3).map(|f| f.from), Some(1));
+        assert_eq!(s.take_inflight(&p, 3), None, "answered once");
+    }
+
+    /// D6: count, start, continuity, parents and commits are checked before
+    /// any signature.
+    #[test]
+    fn a_range_of_the_wrong_shape_is_refused_before_its_signatures() {
+        let good = range();
+        assert_eq!(check_shape(&good, 1, BATCH), Ok(()));
+        let fail = |blocks: &[FinalizedBlock], from, max| check_shape(blocks, from, max).unwrap_err().reason;
+        assert!(fail(&[], 1, BATCH).contains("empty"));
+        assert!(fail(&good, 1, 2).contains("asked"));
+        assert!(fail(&good, 2, BATCH).contains("start"));
+        assert!(fail(&good[1..], 1, BATCH).contains("start"));
+        let gap = vec![good[0].clone(), good[2].clone()];
+        assert!(fail(&gap, 1, BATCH).contains("chain"));
+        let mut swapped = good.clone();
+        swapped[1].commit = good[2].commit.clone();
+        assert!(fail(&swapped, 1, BATCH).contains("commit"));
+        let mut orphan = good.clone();
+        orphan[2].block.as_mut().unwrap().header.as_mut().unwrap().parent_hash = vec![0; 32];
+        assert!(fail(&orphan, 1, BATCH).contains("commit") || fail(&orphan, 1, BATCH).contains("chain"));
+        let mut bare = good.clone();
+        bare[0].commit = None;
+        assert!(fail(&bare, 1, BATCH).contains("commit"));
+        // A forged signature passes the shape check: that is check_range's job.
+        let mut forged = good.clone();
+        forged[1].commit.as_mut().unwrap().precommits[0].signature[0] ^= 1;
+        assert_eq!(check_shape(&forged, 1, BATCH), Ok(()));
     }
 }
