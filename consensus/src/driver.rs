@@ -1331,9 +1331,9 @@ mod tests {
         for v in &precommits {
             let _ = ds[0].handle(1002, Input::Vote(v.clone())).unwrap();
         }
-        for i in 1..3 {
+        for d in ds.iter_mut().take(3).skip(1) {
             for v in precommits.iter().filter(|v| v.validator != 0) {
-                let fx = ds[i].handle(1002, Input::Vote(v.clone())).unwrap();
+                let fx = d.handle(1002, Input::Vote(v.clone())).unwrap();
                 assert!(!fx.iter().any(
                     |e| matches!(e, Effect::ScheduleTimeout { timeout, .. } if timeout.kind == TimeoutKind::Precommit)
                 ));
