@@ -1001,7 +1001,18 @@ impl Driver {
                     round: r,
                     kind: TimeoutKind::Precommit,
                 },
-                after_ms: self.round_timeout(self.timeouts.precommit_ms, r),
+                // Not scaled (ADR 0012's scale is per node): every honest
+                // validator leaves the round this long after the same 2f+1
+                // precommits, so rounds start together. With scaled exits a
+                // validator at 1x (restarted, or synced through the slow
+                // heights) led every round by a whole propose timeout, and
+                // those at 4x entered each round only by the f+1 skip on its
+                // nil prevote, too late for their proposals to reach it
+                // (bizra-sim seed 104, 4 validators, 1 Byzantine).
+                after_ms: self
+                    .timeouts
+                    .precommit_ms
+                    .saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64)),
             });
         }
         false
