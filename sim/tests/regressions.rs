@@ -22,10 +22,12 @@ fn check(seed: u64, validators: usize, byzantine: usize) {
 }
 
 /// 4 validators, 1 Byzantine. 101888: an equivocator's third prevote hid the
-/// polka a locked validator re-proposed (vote keeper's two-value cap).
+/// polka a locked validator re-proposed (vote keeper's two-value cap). 104:
+/// validators at different adaptive timeout scales left rounds at different
+/// times, and the slow ones' proposals always came too late.
 #[test]
 fn four_validators_one_byzantine() {
-    for seed in [101888, 102947, 103295, 104473] {
+    for seed in [104, 101888, 102947, 103295, 104473] {
         check(seed, 4, 1);
     }
 }
