@@ -603,12 +603,30 @@ impl Driver {
     fn rebroadcast_own(&mut self, with_polka: bool, fx: &mut Vec<Effect>) {
         // Our votes of this round (a round's timeouts start only on quorums
         // of them), and our precommits *for a value* from earlier rounds: a
-        // peer still there may need them to decide (lines 49-54). Earlier
-        // nil precommits are not re-sent: a peer behind us moves up on f+1
-        // of this round's votes (line 55).
+        // peer still there may need them to decide (lines 49-54).
+        //
+        // On the Rebroadcast timer also our votes (nil included) of the last
+        // round we voted in before this one. A peer behind us moves up on
+        // f+1 of this round's votes (line 55) only if the validators already
+        // here hold more than a third of the weight; if they do not (a
+        // partition that lost our precommits of that round, then healed),
+        // the peer needs exactly those votes to reach the 2f+1 that starts
+        // its precommit (or prevote) timeout there. Without them both sides
+        // wait forever (bizra-sim seed 201735, 7 validators, 2 Byzantine).
+        let previous = if with_polka {
+            self.own
+                .keys()
+                .filter(|(r, step)| *r < self.round && *step != SignStep::Proposal)
+                .map(|(r, _)| *r)
+                .max()
+        } else {
+            None
+        };
         for ((r, step), msg) in &self.own {
-            let current = *r == self.round && *step != SignStep::Proposal;
-            if current || (*step == SignStep::Precommit && !is_nil_vote(msg)) {
+            let vote = *step != SignStep::Proposal;
+            let current = *r == self.round && vote;
+            let last_round = Some(*r) == previous && vote;
+            if current || last_round || (*step == SignStep::Precommit && !is_nil_vote(msg)) {
                 fx.push(Effect::Broadcast(msg.clone()));
             }
         }
@@ -1014,7 +1032,18 @@ impl Driver {
                     round: r,
                     kind: TimeoutKind::Precommit,
                 },
-                after_ms: self.round_timeout(self.timeouts.precommit_ms, r),
+                // Not scaled (ADR 0012's scale is per node): every honest
+                // validator leaves the round this long after the same 2f+1
+                // precommits, so rounds start together. With scaled exits a
+                // validator at 1x (restarted, or synced through the slow
+                // heights) led every round by a whole propose timeout, and
+                // those at 4x entered each round only by the f+1 skip on its
+                // nil prevote, too late for their proposals to reach it
+                // (bizra-sim seed 104, 4 validators, 1 Byzantine).
+                after_ms: self
+                    .timeouts
+                    .precommit_ms
+                    .saturating_add(self.timeouts.delta_ms.saturating_mul(r as u64)),
             });
         }
         false
@@ -1291,5 +1320,97 @@ mod tests {
                 "{kind:?}: {fx:?}"
             );
         }
+    }
+
+    /// The votes in `fx` that `d` broadcast, checked as a peer would.
+    fn broadcast_votes(d: &Driver, fx: &[Effect]) -> Vec<VerifiedVote> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Broadcast(ConsensusMessage {
+                    msg: Some(Msg::Vote(sv)),
+                    ..
+                }) => Some(d.check_vote(sv).expect("own vote verifies")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// bizra-sim seed 201735 (7 validators, 2 Byzantine), in isolation: a
+    /// validator that moved to round 1 holding at most a third of the
+    /// weight, after its round-0 nil precommit was lost, must re-send that
+    /// precommit, or the peers left in round 0 never see the 2f+1 precommits
+    /// that start their precommit timeout, nor f+1 of round 1 to skip on.
+    #[test]
+    fn a_validator_ahead_resends_its_last_rounds_nil_votes_to_peers_left_behind() {
+        // Equal weights; v3 is down (silent), v0 alone gets ahead.
+        let mut ds = drivers(4);
+        let t = |round, kind| Timeout { height: 1, round, kind };
+        for d in ds.iter_mut().take(3) {
+            let _ = d.start(0);
+        }
+        // No proposal arrives: v0, v1, v2 prevote nil, and each sees the nil polka.
+        let mut prevotes = Vec::new();
+        for d in ds.iter_mut().take(3) {
+            let fx = d.handle(1000, Input::Timeout(t(0, TimeoutKind::Propose))).unwrap();
+            prevotes.extend(broadcast_votes(d, &fx));
+        }
+        let mut precommits = Vec::new();
+        for d in ds.iter_mut().take(3) {
+            for v in &prevotes {
+                let fx = d.handle(1001, Input::Vote(v.clone())).unwrap();
+                precommits.extend(
+                    broadcast_votes(d, &fx)
+                        .into_iter()
+                        .filter(|v| v.kind == VoteKind::Precommit),
+                );
+            }
+            assert_eq!(d.step(), Step::Precommit);
+        }
+        assert_eq!(precommits.len(), 3);
+        // v0 gets all three nil precommits and moves to round 1; its own
+        // precommit is lost on the way to v1 and v2 (a partition).
+        for v in &precommits {
+            let _ = ds[0].handle(1002, Input::Vote(v.clone())).unwrap();
+        }
+        for d in ds.iter_mut().take(3).skip(1) {
+            for v in precommits.iter().filter(|v| v.validator != 0) {
+                let fx = d.handle(1002, Input::Vote(v.clone())).unwrap();
+                assert!(!fx.iter().any(
+                    |e| matches!(e, Effect::ScheduleTimeout { timeout, .. } if timeout.kind == TimeoutKind::Precommit)
+                ));
+            }
+        }
+        let _ = ds[0]
+            .handle(1500, Input::Timeout(t(0, TimeoutKind::Precommit)))
+            .unwrap();
+        assert_eq!(ds[0].round(), 1);
+        let mut sent = ds[0].handle(2500, Input::Timeout(t(1, TimeoutKind::Propose))).unwrap();
+        // The partition heals; v0's round-1 Rebroadcast timer fires.
+        sent.extend(
+            ds[0]
+                .handle(3000, Input::Timeout(t(1, TimeoutKind::Rebroadcast)))
+                .unwrap(),
+        );
+        let resent = broadcast_votes(&ds[0], &sent);
+        assert!(
+            resent
+                .iter()
+                .any(|v| v.round() == 0 && v.kind == VoteKind::Precommit && v.value.is_none()),
+            "round-0 nil precommit not re-sent: {resent:?}"
+        );
+        // v1 gets them, reaches 2f+1 precommits in round 0 and follows v0.
+        let mut fx = Vec::new();
+        for v in resent {
+            fx.extend(ds[1].handle(3001, Input::Vote(v)).unwrap());
+        }
+        let precommit_timeout = fx.iter().find_map(|e| match e {
+            Effect::ScheduleTimeout { timeout, .. } if timeout.kind == TimeoutKind::Precommit => Some(*timeout),
+            _ => None,
+        });
+        assert_eq!(precommit_timeout, Some(t(0, TimeoutKind::Precommit)));
+        let _ = ds[1]
+            .handle(3500, Input::Timeout(t(0, TimeoutKind::Precommit)))
+            .unwrap();
+        assert_eq!(ds[1].round(), 1);
     }
 }

@@ -12,7 +12,15 @@
 //! It is also needed for liveness: if the first-arriving vote hid the other,
 //! an honest node could never observe a polka that really exists (the reason
 //! CometBFT tracks conflicting votes per claimed majority). At most
-//! [`MAX_VALUES_PER_VALIDATOR`] values per validator are kept.
+//! [`MAX_VALUES_PER_VALIDATOR`] values per validator are kept, first come,
+//! plus any value that already holds more than a third of the weight from
+//! the other validators (so at least one honest validator voted for it): a
+//! Byzantine validator that signs three values and sends its nil and a
+//! random value first must not hide the polka it joined from those peers,
+//! or a validator locked on that polka can never convince them (bizra-sim
+//! seed 101888, 4 validators, 1 Byzantine). Values above a third from
+//! first-come votes number at most three, so a validator still counts
+//! toward at most `MAX_VALUES_PER_VALIDATOR + 3` values.
 
 use crate::messages::VerifiedVote;
 use crate::quorum;
@@ -39,6 +47,13 @@ pub struct VoteSet {
 
 impl VoteSet {
     pub(crate) fn add(&mut self, v: VerifiedVote, weight: u128) -> AddOutcome {
+        self.add_weighted(v, weight, None)
+    }
+
+    /// As [`VoteSet::add`]; with `total` (the weight of all validators) a
+    /// value past [`MAX_VALUES_PER_VALIDATOR`] still counts if the other
+    /// validators already give it more than a third of `total`.
+    pub(crate) fn add_weighted(&mut self, v: VerifiedVote, weight: u128, total: Option<u128>) -> AddOutcome {
         if let Some(prev) = self.votes.get_mut(&v.validator) {
             if prev.iter().any(|p| p.value == v.value) {
                 return AddOutcome::Duplicate;
@@ -47,7 +62,9 @@ impl VoteSet {
                 first: Some(prev[0].signed.clone()),
                 second: Some(v.signed.clone()),
             };
-            if prev.len() < MAX_VALUES_PER_VALIDATOR {
+            let backed =
+                total.is_some_and(|t| quorum::exceeds_one_third(self.tally.get(&v.value).copied().unwrap_or(0), t));
+            if prev.len() < MAX_VALUES_PER_VALIDATOR || backed {
                 *self.tally.entry(v.value).or_default() += weight;
                 prev.push(v);
             }
@@ -126,8 +143,8 @@ impl VoteKeeper {
         let who = v.validator;
         let rv = self.rounds.entry(v.round()).or_default();
         let out = match v.kind {
-            VoteKind::Precommit => rv.precommits.add(v, w),
-            _ => rv.prevotes.add(v, w),
+            VoteKind::Precommit => rv.precommits.add_weighted(v, w, Some(self.total)),
+            _ => rv.prevotes.add_weighted(v, w, Some(self.total)),
         };
         if out == AddOutcome::Added && rv.participants.insert(who) {
             rv.participant_weight += w;
@@ -232,7 +249,8 @@ mod tests {
             !k.quorum_any(0, VoteKind::Prevote),
             "an equivocator counts once in the total"
         );
-        // A third value from the same validator is evidence but not counted.
+        // A third value from the same validator is evidence but not counted
+        // (no one else backs it).
         let b = Some([2u8; 32]);
         assert!(matches!(
             k.add(vote(&s[0], &m, 0, VoteKind::Prevote, b)),
@@ -247,6 +265,39 @@ mod tests {
         k.add(vote(&s[2], &m, 0, VoteKind::Prevote, a));
         assert!(k.quorum_for(0, VoteKind::Prevote, &a));
         assert!(!k.quorum_any(0, VoteKind::Precommit));
+    }
+
+    /// bizra-sim seed 101888 in isolation: v2 (Byzantine) prevotes nil and
+    /// a random value to v1 first, then the value v0 and v3 prevoted. Its
+    /// third vote must count, or v1 never sees the polka v0 is locked on.
+    #[test]
+    fn a_third_value_backed_by_more_than_a_third_counts() {
+        let (s, m) = setup(4);
+        let mut k = VoteKeeper::new(vec![1; 4], 6667);
+        let (x, junk, junk2) = (Some([9u8; 32]), Some([3u8; 32]), Some([4u8; 32]));
+        k.add(vote(&s[2], &m, 0, VoteKind::Prevote, None));
+        k.add(vote(&s[2], &m, 0, VoteKind::Prevote, junk));
+        k.add(vote(&s[1], &m, 0, VoteKind::Prevote, None));
+        k.add(vote(&s[0], &m, 0, VoteKind::Prevote, x));
+        // A value no one else backs is still not counted.
+        assert!(matches!(
+            k.add(vote(&s[2], &m, 0, VoteKind::Prevote, junk2)),
+            AddOutcome::Equivocation(_)
+        ));
+        assert_eq!(k.set(0, VoteKind::Prevote).unwrap().weight_for(&junk2), 0);
+        k.add(vote(&s[3], &m, 0, VoteKind::Prevote, x));
+        assert!(!k.quorum_for(0, VoteKind::Prevote, &x));
+        assert!(matches!(
+            k.add(vote(&s[2], &m, 0, VoteKind::Prevote, x)),
+            AddOutcome::Equivocation(_)
+        ));
+        assert!(k.quorum_for(0, VoteKind::Prevote, &x), "the polka v0 is locked on");
+        assert!(!k.quorum_any(1, VoteKind::Prevote));
+        assert_eq!(
+            k.set(0, VoteKind::Prevote).unwrap().total(),
+            4,
+            "v2 counts once in the total"
+        );
     }
 
     #[test]

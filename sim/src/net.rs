@@ -136,6 +136,8 @@ pub struct World {
     trace: blake3::Hasher,
     /// An equivocating proposer's two blocks per (node, height, round).
     twins: std::collections::BTreeMap<TwinKey, ([u8; 32], [u8; 32])>,
+    /// `BIZRA_SIM_DEBUG` is set: trace inputs, timers, faults and weights to stderr.
+    debug: bool,
 }
 
 /// (node, height, round) of an equivocating proposal.
@@ -170,6 +172,7 @@ impl World {
             deadline,
             trace: blake3::Hasher::new(),
             twins: Default::default(),
+            debug: std::env::var_os("BIZRA_SIM_DEBUG").is_some(),
         }
     }
 
@@ -196,6 +199,12 @@ impl World {
     }
 
     pub fn run(&mut self) {
+        if self.debug {
+            let b: Vec<_> = self.nodes.iter().map(|n| n.behavior).collect();
+            eprintln!("# behaviors {b:?}");
+            eprintln!("# faults {:?}", self.faults);
+            self.debug_weights(0);
+        }
         for i in 0..self.nodes.len() {
             let fx = self.nodes[i].boot(0, false);
             self.execute(i, fx);
@@ -211,6 +220,59 @@ impl World {
                 break;
             }
             self.step(q.event);
+        }
+        if self.debug {
+            self.debug_dump();
+        }
+    }
+
+    /// The weights node 0's durable state holds, with the Byzantine share.
+    fn debug_weights(&self, node: usize) {
+        let st = &self.nodes[node].durable.state;
+        let w = &st.weights.weights;
+        let total: u128 = w.iter().sum();
+        let byz: u128 = (0..w.len())
+            .filter(|&i| !self.nodes[i].behavior.is_honest())
+            .map(|i| w[i])
+            .sum();
+        eprintln!(
+            "# n{node} after h{} epoch {} weights {w:?} total {total} byzantine {byz} ({} bps)",
+            st.height,
+            st.weights.epoch,
+            byz * 10_000 / total.max(1)
+        );
+    }
+
+    /// Each node's round state and vote tallies at the end of a run.
+    fn debug_dump(&self) {
+        eprintln!("# end t={}", self.now);
+        for (i, n) in self.nodes.iter().enumerate() {
+            let Some(d) = &n.driver else {
+                eprintln!("#  n{i} {:?} down", n.behavior);
+                continue;
+            };
+            eprintln!(
+                "#  n{i} {:?} h{} r{} {:?} lock={:?}",
+                n.behavior,
+                d.height(),
+                d.round(),
+                d.step(),
+                d.locked().map(|(h, r)| (hex::encode(&h[..2]), r))
+            );
+            for r in 0..=d.round() + 3 {
+                for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                    if let Some(s) = d.votes().set(r, kind) {
+                        let voters: Vec<_> = (0..self.nodes.len())
+                            .filter_map(|v| s.get(v).map(|vv| (v, vv.value.map(|h| hex::encode(&h[..2])))))
+                            .collect();
+                        eprintln!(
+                            "#    r{r} {kind:?} total {} of {}: {voters:?}",
+                            s.total(),
+                            d.votes().total_weight()
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -301,6 +363,9 @@ impl World {
             }
             Event::Crash { node } => {
                 if self.nodes[node].driver.is_some() {
+                    if self.debug {
+                        eprintln!("t={} n{node} CRASH", self.now);
+                    }
                     self.trace.update(&[3, node as u8]);
                     self.crashes += 1;
                     self.nodes[node].crash();
@@ -308,6 +373,9 @@ impl World {
             }
             Event::Restart { node } => {
                 if self.nodes[node].driver.is_none() {
+                    if self.debug {
+                        eprintln!("t={} n{node} RESTART at h{}", self.now, self.nodes[node].height() + 1);
+                    }
                     self.trace.update(&[4, node as u8]);
                     let fx = self.nodes[node].boot(self.now, false);
                     self.execute(node, fx);
@@ -327,7 +395,7 @@ impl World {
     }
 
     fn input(&mut self, node: usize, input: Input) {
-        if std::env::var_os("BIZRA_SIM_DEBUG").is_some() {
+        if self.debug {
             let d = self.nodes[node].driver.as_ref().unwrap();
             let what = match &input {
                 Input::Vote(v) => format!(
@@ -378,10 +446,17 @@ impl World {
         };
         // An error (e.g. an out-of-order synced block) is ignored, as the node would.
         if let Ok(fx) = d.handle(now, input) {
-            if std::env::var_os("BIZRA_SIM_DEBUG").is_some() {
+            if self.debug {
                 for e in &fx {
-                    if !matches!(e, Effect::ScheduleTimeout { .. } | Effect::Broadcast(_)) {
-                        eprintln!("    n{node} -> {e:?}");
+                    match e {
+                        Effect::ScheduleTimeout { .. } | Effect::Broadcast(_) => {}
+                        Effect::Decided { hash, round, state, .. } => eprintln!(
+                            "    n{node} -> Decided h{} r{round} {}",
+                            state.height,
+                            hex::encode(&hash[..2])
+                        ),
+                        Effect::Evidence(_) => eprintln!("    n{node} -> Evidence"),
+                        e => eprintln!("    n{node} -> {e:?}"),
                     }
                 }
             }
@@ -441,6 +516,9 @@ impl World {
                 Effect::PersistOwn { .. } => {}
                 Effect::Broadcast(msg) => self.broadcast(node, msg),
                 Effect::ScheduleTimeout { timeout, after_ms } => {
+                    if self.debug {
+                        eprintln!("    n{node} schedule {timeout:?} +{after_ms}");
+                    }
                     self.max_round = self.max_round.max(timeout.round);
                     self.push(
                         self.now + after_ms,
@@ -464,6 +542,9 @@ impl World {
                     );
                 }
                 Effect::Decided { hash, state, .. } => {
+                    if self.debug && state.height % self.genesis.params().epoch_length == 0 {
+                        self.debug_weights(node);
+                    }
                     self.decisions += 1;
                     self.trace.update(&[5]);
                     self.trace.update(&(node as u64).to_le_bytes());
