@@ -212,10 +212,18 @@ impl ChainState {
 
     /// Applies a finalized block (already validated) and advances the epoch
     /// at its boundary. Deterministic: depends on genesis and the block only.
+    ///
+    /// An attestation credits its subject's PoI only when the subject is a
+    /// validator other than the attester: a self-attestation stays valid (it
+    /// is in the block and the payload root) but earns nothing (issue 14 S1,
+    /// ADR 0003 amendment).
     pub fn apply(&mut self, g: &Genesis, block: &Block, hash: Hash) {
         let h = block.header.as_ref().expect("validated block");
         for env in &block.attestations {
             if let Ok(att) = PoiAttestation::decode(env.payload.as_slice()) {
+                if att.subject == att.attester {
+                    continue;
+                }
                 if let Some(s) = g.members.index_of(&att.subject) {
                     self.acc.add_impact(s, att.impact_bps as u64);
                 }
@@ -288,4 +296,70 @@ pub fn attestation_leaves(atts: &[Envelope]) -> Result<Vec<Hash>, BlockError> {
 
 pub fn payload_root(atts: &[Envelope]) -> Result<Hash, BlockError> {
     Ok(merkle::root(&attestation_leaves(atts)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::{GenesisDoc, GenesisParams, GenesisValidator};
+    use crate::poi;
+    use crate::signing::Signer;
+
+    fn genesis(n: usize) -> (Genesis, Vec<Signer>) {
+        let signers: Vec<Signer> = (0..n).map(|i| Signer::from_secret([i as u8 + 1; 32])).collect();
+        let doc = GenesisDoc {
+            chain_id: "bizra-test".into(),
+            genesis_time_ms: 1_000_000,
+            params: GenesisParams {
+                epoch_length: 1,
+                ..GenesisParams::default()
+            },
+            validators: signers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| GenesisValidator {
+                    id: s.id().to_string(),
+                    stake: 1000,
+                    name: format!("v{i}"),
+                })
+                .collect(),
+        };
+        (Genesis::from_doc(&doc).expect("genesis").0, signers)
+    }
+
+    fn attest(g: &Genesis, by: &Signer, subject: &str, nonce: u8) -> Envelope {
+        poi::build(
+            by,
+            poi::Draft {
+                chain_id: g.chain_id().to_string(),
+                subject: subject.to_string(),
+                evidence_digest: [7; 32],
+                evidence_len: 1,
+                dimensions: [("impact".to_string(), 10_000)].into(),
+                weights: [("impact".to_string(), 10_000)].into(),
+                window_start_ms: 0,
+                window_end_ms: 1,
+                nonce: vec![nonce; 16],
+            },
+        )
+        .expect("attestation")
+    }
+
+    /// Issue 14 S1: a validator attesting itself at 10000 bps gains no PoI; an
+    /// attestation of another validator still credits its subject. Both stay
+    /// in the block.
+    #[test]
+    fn self_attestations_earn_no_poi() {
+        let (g, signers) = genesis(4);
+        let id = |i: usize| signers[i].id().to_string();
+        let atts = vec![attest(&g, &signers[0], &id(0), 1), attest(&g, &signers[1], &id(2), 2)];
+        let mut state = ChainState::genesis(&g);
+        let block = state.build_block(&g, &id(0), 2_000_000, None, atts);
+        let hash = state.validate_block(&g, &block).expect("valid block");
+        state.apply(&g, &block, hash);
+        assert_eq!(state.weights.epoch, 1, "epoch_length 1: the next epoch's weights");
+        assert_eq!(state.weights.components[0].poi, 0, "self-attestation credited");
+        assert_eq!(state.weights.components[2].poi, 10_000);
+        assert_eq!(state.weights.components[1].poi, 0);
+    }
 }

@@ -188,6 +188,8 @@ fn validate(doc: &GenesisDoc, floor: u32) -> Result<Membership, GenesisError> {
             key,
         });
     }
+    let stakes: Vec<u64> = doc.validators.iter().map(|v| v.stake).collect();
+    crate::weights::check_worst_case_total(&p.weights, &stakes).map_err(GenesisError::Weights)?;
     Ok(Membership::new(members))
 }
 
@@ -270,6 +272,43 @@ mod tests {
         ));
     }
 
+    /// Issue 14 S2: gains whose worst-case weight overflows u128 (times 10000)
+    /// are refused, naming the parameters; so are gains that break the
+    /// coalition bound, and a bound outside 1..=3333.
+    #[test]
+    fn weight_overflow_and_coalition_bound_are_refused() {
+        let mut d = doc(4);
+        d.params.weights.poi_gain = u64::MAX;
+        d.params.weights.poi_cap = u64::MAX;
+        let e = Genesis::from_doc(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("overflow") && e.contains("u128") && e.contains("poi_gain"),
+            "{e}"
+        );
+
+        let mut d = doc(4);
+        d.params.weights.coalition_bound_bps = 3000;
+        let e = Genesis::from_doc(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("coalition_bound_bps = 3000") && e.contains("166666") && e.contains("got 200000"),
+            "{e}"
+        );
+
+        for bad in [0, 3334] {
+            let mut d = doc(4);
+            d.params.weights.coalition_bound_bps = bad;
+            let e = Genesis::from_doc(&d).unwrap_err().to_string();
+            assert!(e.contains(&format!("coalition_bound_bps = {bad}")), "{e}");
+        }
+
+        // Large but safe: accepted.
+        let mut d = doc(4);
+        d.params.weights.base = u64::MAX;
+        d.params.weights.stake_gain = u64::MAX;
+        d.validators.iter_mut().for_each(|v| v.stake = u64::MAX);
+        Genesis::from_doc(&d).unwrap();
+    }
+
     #[test]
     fn unknown_keys_are_allowed_and_defaults_apply() {
         let v = Signer::from_secret([1; 32]).id().to_string();
@@ -280,5 +319,6 @@ mod tests {
         assert_eq!(g.params().fast_threshold_bps, 6667);
         assert_eq!(g.params().epoch_length, 5);
         assert_eq!(g.params().weights, WeightParams::default());
+        assert_eq!(g.params().weights.coalition_bound_bps, 2500);
     }
 }

@@ -4,8 +4,9 @@
 //! process over a simulated network driven by one `ChaCha8Rng` seed: message
 //! delays (hence reordering), drops, duplication, partitions that heal,
 //! crashes and restarts from persisted state, and Byzantine validators
-//! (equivocating proposers, double voters, amnesia, silent) whose total weight
-//! stays below one third.
+//! (equivocating proposers, double voters, amnesia, silent) that hold their
+//! honest share of the stake, attest each other at full impact, and whose
+//! total weight the genesis coalition bound keeps below one third.
 //!
 //! Checked properties:
 //! * **agreement**: no two honest validators finalize different blocks at one height;
@@ -13,7 +14,10 @@
 //!   certificate verifies independently;
 //! * **liveness**: after the network heals every honest validator finalizes
 //!   the target height within a bounded time (hence a bounded number of rounds);
-//! * **determinism**: one seed run twice yields the same trace digest.
+//! * **determinism**: one seed run twice yields the same trace digest;
+//! * **weight bound**: in every epoch the Byzantine validators hold less than
+//!   a third of the weight (the genesis coalition bound, ADR 0003 amendment),
+//!   whenever their stake-derived share is below `coalition_bound_bps`.
 
 mod net;
 mod node;
@@ -27,7 +31,7 @@ use bizra_consensus::driver::Timeouts;
 use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::Hash;
-use bizra_consensus::weights::WeightParams;
+use bizra_consensus::weights::{self, WeightParams, MAX_COALITION_BOUND_BPS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -73,13 +77,61 @@ pub struct SimReport {
     pub evidence: u64,
     pub crashes: u64,
     pub weight_changes: u64,
+    /// Largest Byzantine share of the weight in any epoch seen, in bps.
+    pub max_byzantine_share_bps: u32,
     pub sim_time_ms: u64,
     pub digest: [u8; 32],
     pub notes: Vec<String>,
 }
 
-/// Builds the genesis for a run: unequal stakes so weights differ, small
-/// `base` (stake reaches as much again), PoI and participation matter, short epochs.
+/// Equal stake of every simulated validator, so the Byzantine validators'
+/// stake-derived share of the weight is exactly `f / n`.
+const SIM_STAKE: u64 = 1_000_000;
+
+/// Weight parameters for a run with `f` of `n` validators Byzantine (equal
+/// stakes): the genesis coalition bound just above `f / n`
+/// (`floor(f * 10000 / n) + 1` bps) and the largest PoI and participation
+/// gains (`poi_gain = rep_gain`) that bound allows with `base = 10^7` and
+/// `poi_cap = 10000`. `None` when no bound below a third covers `f / n`.
+pub fn sim_weight_params(n: usize, f: usize) -> Option<WeightParams> {
+    let cb = (f as u128 * 10_000 / n.max(1) as u128 + 1) as u32;
+    if cb > MAX_COALITION_BOUND_BPS {
+        return None;
+    }
+    let base = 10_000_000u64;
+    let poi_cap = 10_000u64;
+    // cb * (3 * base + 2 * M) <= 10000 * base, with M = g * (poi_cap + 10000).
+    let allowed = base as u128 * (10_000 - 3 * cb as u128) / (2 * cb as u128);
+    let gain = (allowed / (poi_cap as u128 + 10_000)) as u64;
+    let p = WeightParams {
+        base,
+        poi_gain: gain,
+        rep_gain: gain,
+        stake_gain: 100,
+        poi_decay_bps: 5_000,
+        poi_cap,
+        coalition_bound_bps: cb,
+    };
+    debug_assert!(p.validate().is_ok());
+    debug_assert!(
+        WeightParams {
+            poi_gain: gain + 1,
+            rep_gain: gain + 1,
+            ..p.clone()
+        }
+        .validate()
+        .is_err(),
+        "the largest gains"
+    );
+    Some(p)
+}
+
+/// Builds the genesis for a run: equal stakes, the Byzantine validators
+/// chosen at random, and weight parameters whose coalition bound covers them
+/// ([`sim_weight_params`]), with the largest PoI and participation gains it
+/// allows, and short epochs. If `f / n` is at least a third (no bound can
+/// cover it), the Byzantine validators run honest, unless the threshold is
+/// below 6667 on purpose.
 fn make_genesis(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> (Arc<Genesis>, Vec<Signer>, Vec<bool>) {
     let signers: Vec<Signer> = (0..cfg.validators)
         .map(|_| {
@@ -88,23 +140,7 @@ fn make_genesis(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> (Arc<Genesis>, Vec<Sig
             Signer::from_secret(s)
         })
         .collect();
-    let mut stakes: Vec<u64> = (0..cfg.validators).map(|_| rng.random_range(1..1_000_000u64)).collect();
-    let params = GenesisParams {
-        fast_threshold_bps: cfg.threshold_bps,
-        economic_threshold_bps: cfg.threshold_bps.max(8000),
-        epoch_length: cfg.epoch_length,
-        weights: WeightParams {
-            base: 100_000,
-            poi_gain: 2,
-            rep_gain: 2,
-            stake_gain: 100,
-            poi_decay_bps: 5_000,
-            poi_cap: 10_000,
-        },
-    };
-    // Pick the Byzantine validators, then shrink their stake until their total
-    // weight stays below one third in every epoch (rep and poi can only move
-    // a weight within [base, base + poi_gain*cap + rep_gain*10000 + ...]).
+    let stakes = vec![SIM_STAKE; cfg.validators];
     let mut byz = vec![false; cfg.validators];
     let mut idx: Vec<usize> = (0..cfg.validators).collect();
     for i in (1..idx.len()).rev() {
@@ -114,29 +150,24 @@ fn make_genesis(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> (Arc<Genesis>, Vec<Sig
     for &i in idx.iter().take(cfg.byzantine) {
         byz[i] = true;
     }
-    let wp = &params.weights;
-    let max_extra = wp.poi_gain * wp.poi_cap + wp.rep_gain * 10_000;
-    loop {
-        let wmax = |s: u64| (wp.base + max_extra + wp.stake_gain * bizra_consensus::weights::isqrt(s)) as u128;
-        let wmin = |s: u64| (wp.base + wp.stake_gain * bizra_consensus::weights::isqrt(s)) as u128;
-        let byz_w: u128 = (0..cfg.validators).filter(|&i| byz[i]).map(|i| wmax(stakes[i])).sum();
-        let honest_w: u128 = (0..cfg.validators).filter(|&i| !byz[i]).map(|i| wmin(stakes[i])).sum();
-        if cfg.byzantine == 0 || cfg.threshold_bps < 6667 || byz_w * 2 < honest_w {
-            break;
+    let weights = match sim_weight_params(cfg.validators, cfg.byzantine) {
+        Some(p) => p,
+        None if cfg.threshold_bps < 6667 => {
+            // Demonstrating forks: keep them Byzantine; no bound holds.
+            sim_weight_params(3, 0).expect("a bound")
         }
-        let mut changed = false;
-        for i in 0..cfg.validators {
-            if byz[i] && stakes[i] > 1 {
-                stakes[i] /= 4;
-                changed = true;
-            }
-        }
-        if !changed {
+        None => {
             // Cannot keep Byzantine weight under a third: run them honest.
             byz.iter_mut().for_each(|b| *b = false);
-            break;
+            sim_weight_params(cfg.validators, 0).expect("a bound")
         }
-    }
+    };
+    let params = GenesisParams {
+        fast_threshold_bps: cfg.threshold_bps,
+        economic_threshold_bps: cfg.threshold_bps.max(8000),
+        epoch_length: cfg.epoch_length,
+        weights,
+    };
     let doc = GenesisDoc {
         chain_id: "bizra-sim".into(),
         genesis_time_ms: 1_700_000_000_000,
@@ -264,6 +295,30 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             "liveness: honest heights {honest_heights:?} < target {}",
             cfg.heights
         ));
+    }
+    // The coalition bound: the genesis promises that validators holding less
+    // than `coalition_bound_bps` of the stake-derived weight never hold a
+    // third of the weight, whatever they attest.
+    let wp = &genesis.params().weights;
+    let stake_w: Vec<u128> = genesis
+        .members
+        .iter()
+        .map(|m| weights::stake_weight(wp, m.stake))
+        .collect();
+    let s_total: u128 = stake_w.iter().sum();
+    let s_byz: u128 = (0..stake_w.len()).filter(|&i| byz[i]).map(|i| stake_w[i]).sum();
+    let premise = s_byz > 0 && s_byz * 10_000 < wp.coalition_bound_bps as u128 * s_total;
+    for (e, w) in &weights_seen {
+        let byz_w: u128 = (0..w.len()).filter(|&i| byz[i]).map(|i| w[i]).sum();
+        let total: u128 = w.iter().sum();
+        let share = bizra_consensus::quorum::share_bps(byz_w, total);
+        report.max_byzantine_share_bps = report.max_byzantine_share_bps.max(share);
+        if premise && byz_w * 3 >= total {
+            report.safety_violations += 1;
+            report.notes.push(format!(
+                "epoch {e}: Byzantine weight {byz_w} of {total} is not below a third"
+            ));
+        }
     }
     let ws: Vec<&Vec<u128>> = weights_seen.values().collect();
     report.weight_changes = ws.windows(2).filter(|w| w[0] != w[1]).count() as u64;

@@ -2,6 +2,7 @@
 
 use crate::node::{Behavior, SimNode};
 use crate::SimConfig;
+use bizra_consensus::chain::MAX_BLOCK_ATTESTATIONS;
 use bizra_consensus::driver::{Effect, Input, Timeout, TimeoutKind};
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::{self, new_vote, sign_proposal, sign_vote, VerifiedProposal, VerifiedVote};
@@ -467,6 +468,9 @@ impl World {
     /// A proposer includes 0-2 signed PoI attestations about random
     /// validators, so `poi` (and hence the weights) changes across epochs.
     fn attestations_for(&mut self, node: usize) -> Vec<bizra_proto::Envelope> {
+        if !self.nodes[node].behavior.is_honest() {
+            return self.coalition_attestations();
+        }
         let count = self.rng.random_range(0..3);
         let now = self.genesis.doc.genesis_time_ms + self.now;
         (0..count)
@@ -489,6 +493,41 @@ impl World {
                 bizra_consensus::poi::build(&self.nodes[node].signer, draft).ok()
             })
             .collect()
+    }
+
+    /// A Byzantine proposer's payload: every Byzantine validator attests
+    /// every Byzantine validator, itself included, at 10000 bps (up to the
+    /// block limit): the most PoI the coalition can give itself. Self-
+    /// attestations earn nothing; the others reach `poi_cap` in every epoch
+    /// with a Byzantine proposer.
+    fn coalition_attestations(&mut self) -> Vec<bizra_proto::Envelope> {
+        let byz: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| !self.nodes[i].behavior.is_honest())
+            .collect();
+        let now = self.genesis.doc.genesis_time_ms + self.now;
+        let mut out = Vec::new();
+        for &attester in &byz {
+            for &subject in &byz {
+                if out.len() >= MAX_BLOCK_ATTESTATIONS {
+                    return out;
+                }
+                let mut nonce = vec![0u8; 16];
+                self.rng.fill(&mut nonce[..]);
+                let draft = bizra_consensus::poi::Draft {
+                    chain_id: self.genesis.chain_id().to_string(),
+                    subject: self.genesis.members.get(subject).id.clone(),
+                    evidence_digest: [9u8; 32],
+                    evidence_len: 1,
+                    dimensions: [("impact".to_string(), 10_000)].into(),
+                    weights: [("impact".to_string(), 10_000)].into(),
+                    window_start_ms: now.saturating_sub(1_000),
+                    window_end_ms: now,
+                    nonce,
+                };
+                out.extend(bizra_consensus::poi::build(&self.nodes[attester].signer, draft).ok());
+            }
+        }
+        out
     }
 
     fn request_sync(&mut self, node: usize, force: bool) {

@@ -1,7 +1,8 @@
 //! The simulation properties, searched by proptest with a modest case count
 //! so `cargo test` stays fast. `bizra-sim` runs the deep passes in CI.
 
-use bizra_sim::{run, SimConfig};
+use bizra_consensus::weights::WeightParams;
+use bizra_sim::{run, sim_weight_params, SimConfig};
 use proptest::prelude::*;
 
 proptest! {
@@ -69,4 +70,50 @@ fn weights_change_across_epochs() {
         })
         .sum();
     assert!(changes > 0);
+}
+
+/// The simulator's genesis covers the Byzantine share with the coalition
+/// bound, with the largest gains that bound allows; at a third or more no
+/// bound can (those runs fall back to honest validators).
+#[test]
+fn sim_weight_params_cover_the_byzantine_share() {
+    for n in 1..=100usize {
+        for f in 0..n {
+            match sim_weight_params(n, f) {
+                Some(p) => {
+                    p.validate().unwrap();
+                    assert!((f * 10_000) < p.coalition_bound_bps as usize * n, "{f}/{n}");
+                    let more = WeightParams {
+                        poi_gain: p.poi_gain + 1,
+                        rep_gain: p.rep_gain + 1,
+                        ..p.clone()
+                    };
+                    assert!(more.validate().is_err(), "{f}/{n}: gains not the largest");
+                }
+                None => assert!(f * 3 >= n, "{f}/{n}"),
+            }
+        }
+    }
+    let p = sim_weight_params(100, 33).expect("100/33 is below a third");
+    assert_eq!((p.coalition_bound_bps, p.poi_gain, p.rep_gain), (3301, 7, 7));
+}
+
+/// Byzantine validators attest each other at full impact and gain weight
+/// from it, yet stay below a third (checked inside `run`).
+#[test]
+fn byzantine_coalition_gains_weight_but_stays_below_a_third() {
+    let max = (0..6u64)
+        .map(|seed| {
+            let r = run(&SimConfig {
+                seed,
+                validators: 10,
+                byzantine: 3,
+                ..SimConfig::default()
+            });
+            assert_eq!(r.safety_violations, 0, "{:?}", r.notes);
+            r.max_byzantine_share_bps
+        })
+        .max()
+        .unwrap();
+    assert!(max > 3_000 && max < 3_334, "max Byzantine share {max} bps");
 }

@@ -28,7 +28,11 @@ What it checks (CONTRACT sections 3, 4 and 6):
     else (the contract fixes weights per epoch but leaves epoch 0's scales to the team, so
     this verifier takes them from telemetry); each telemetry stake is the genesis stake,
     and when genesis params carry base/poi_gain/rep_gain/stake_gain, each weight equals
-    base + poi_gain*poi + rep_gain*rep + stake_gain*isqrt(stake);
+    base + poi_gain*poi + rep_gain*rep + stake_gain*isqrt(stake); when they also carry
+    poi_cap, the genesis is refused (exit 2) if it breaks the coalition bound
+    (coalition_bound_bps, default 2500, in 1..=3333 with
+    coalition_bound_bps*(3*base + 2*(poi_gain*poi_cap + rep_gain*10000)) <= 10000*base)
+    or 10000 * its worst-case total weight overflows u128, as bizra refuses it;
   * signed_weight, total_weight (u128: decimal strings, or integers) and share_bps
     (floor(signed*10000/total)) match the recomputation;
     signed*10000 >= total*fast_threshold_bps (genesis, default 6667); fast_final is true;
@@ -422,8 +426,27 @@ def load_genesis(raw):
     formula = None
     if all(isinstance(params.get(k), int) for k in ("base", "poi_gain", "rep_gain", "stake_gain")):
         formula = tuple(params[k] for k in ("base", "poi_gain", "rep_gain", "stake_gain"))
+    if formula is not None and isinstance(params.get("poi_cap"), int):
+        check_weight_bounds(formula, params["poi_cap"], params.get("coalition_bound_bps", 2500), stakes)
     return {"chain_id": chain_id, "hash": blake3(raw), "fast": fast, "economic": econ, "keys": keys,
             "stakes": stakes, "formula": formula}
+
+
+def check_weight_bounds(formula, poi_cap, bound, stakes):
+    """The genesis weight refusals of ADR 0003 (amendment for issue 14): a coalition
+    bound X = coalition_bound_bps in 1..=3333 with X*(3*base + 2*M) <= 10000*base, where
+    M = poi_gain*poi_cap + rep_gain*10000, and 10000 * the worst-case total weight
+    (sum of base + M + stake_gain*isqrt(stake)) below 2**128."""
+    base, pg, rg, sg = formula
+    if not isinstance(bound, int) or not 1 <= bound <= 3333:
+        raise Malformed("genesis: coalition_bound_bps %r is not in 1..=3333" % (bound,))
+    m = pg * poi_cap + rg * 10000
+    if bound * (3 * base + 2 * m) > 10000 * base:
+        raise Malformed("genesis: coalition_bound_bps = %d needs poi_gain*poi_cap + rep_gain*10000 <= %d; got %d"
+                        % (bound, base * (10000 - 3 * bound) // (2 * bound), m))
+    total = sum(base + m + sg * isqrt(s) for s in stakes.values())
+    if total * 10000 >= 1 << 128:
+        raise Malformed("genesis: 10000 * the worst-case total weight does not fit in u128")
 
 
 def label(height):
