@@ -32,6 +32,10 @@ pub use admit::{
     Admission, Claim, ClaimKind, DropReason, FUTURE_BUFFER, FUTURE_HEIGHTS, FUTURE_MSGS_PER_VALIDATOR,
     FUTURE_PROPOSAL_BYTES, FUTURE_PROPOSAL_ROUNDS,
 };
+/// How far a proposed block's time may be ahead of the local clock (the
+/// `now_ms` the host passes in). Honest validators' clocks must agree within
+/// this, or they prevote nil on honest proposals.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 5_000;
 /// Most distinct proposals kept per round (an equivocating proposer's extras
 /// are dropped).
 pub const PROPOSALS_PER_ROUND: usize = 2;
@@ -444,10 +448,20 @@ impl Driver {
                     })
             })
         };
-        let valid = self
-            .chain
-            .validate_block_with(&self.genesis, p.block(), None, known)
-            .is_ok();
+        // Block time may not run ahead of our clock by more than
+        // MAX_CLOCK_DRIFT_MS (like CometBFT's PBTS upper bound), or a
+        // Byzantine proposer could push chain time (and the attestation
+        // windows that follow it) an hour ahead per block.
+        let timely = p
+            .block()
+            .header
+            .as_ref()
+            .is_some_and(|h| h.time_ms <= self.now_ms.saturating_add(MAX_CLOCK_DRIFT_MS));
+        let valid = timely
+            && self
+                .chain
+                .validate_block_with(&self.genesis, p.block(), None, known)
+                .is_ok();
         entries.push(ProposalEntry {
             hash: p.block_hash,
             pol_round: p.pol_round(),

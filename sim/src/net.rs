@@ -207,7 +207,7 @@ impl World {
             self.debug_weights(0);
         }
         for i in 0..self.nodes.len() {
-            let fx = self.nodes[i].boot(0, false);
+            let fx = self.nodes[i].boot(self.genesis.doc.genesis_time_ms, false);
             self.execute(i, fx);
             self.push(TICK_MS, Event::Tick { node: i });
         }
@@ -337,7 +337,7 @@ impl World {
                     && self.rng.random_bool(0.5)
                 {
                     // Forget locks and the sign guard.
-                    let fx = self.nodes[node].boot(self.now, true);
+                    let fx = self.nodes[node].boot(self.genesis.doc.genesis_time_ms + self.now, true);
                     self.execute(node, fx);
                     return;
                 }
@@ -378,7 +378,7 @@ impl World {
                         eprintln!("t={} n{node} RESTART at h{}", self.now, self.nodes[node].height() + 1);
                     }
                     self.trace.update(&[4, node as u8]);
-                    let fx = self.nodes[node].boot(self.now, false);
+                    let fx = self.nodes[node].boot(self.genesis.doc.genesis_time_ms + self.now, false);
                     self.execute(node, fx);
                 }
             }

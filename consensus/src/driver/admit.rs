@@ -543,6 +543,37 @@ mod tests {
         assert_eq!(d.admit(&c), Admission::Drop(DropReason::RoundWindow));
     }
 
+    /// L3: a proposal whose block time is ahead of our clock by more than
+    /// MAX_CLOCK_DRIFT_MS is not valid here (we prevote nil), although its
+    /// parent allows up to an hour.
+    #[test]
+    fn a_block_time_ahead_of_the_local_clock_is_refused() {
+        use crate::messages::{block_hash, check_proposal, sign_proposal};
+        use bizra_proto::Proposal;
+        let g = genesis(4, 1000);
+        let now = 1_000_000;
+        for (ahead, valid) in [(0, true), (super::super::MAX_CLOCK_DRIFT_MS, true), (60_000, false)] {
+            let mut d = driver(&g, 0);
+            let _ = d.start(now);
+            let proposer = d.proposer(0);
+            let s = signer(proposer);
+            let block = d.chain.build_block(&g, s.id(), now + ahead, None, vec![]);
+            let proposal = Proposal {
+                chain_id: g.chain_id().to_string(),
+                height: 1,
+                round: 0,
+                pol_round: -1,
+                block_hash: block_hash(&block).unwrap().to_vec(),
+                proposer: s.id().to_string(),
+            };
+            let sp = sign_proposal(&s, proposal, block);
+            let p = check_proposal(g.chain_id(), &g.members, &sp).expect("signed");
+            let fx = d.handle(now, Input::Proposal(p)).unwrap();
+            assert!(fx.contains(&Effect::Kept));
+            assert_eq!(d.proposals[&0][0].valid, valid, "{ahead} ms ahead");
+        }
+    }
+
     fn dummy_timeout() -> super::super::Timeout {
         super::super::Timeout {
             height: 2,
