@@ -76,15 +76,50 @@ pub fn admit_checked(
     Ok(id)
 }
 
+/// Attestations of gossiped proposals that passed [`poi::check`], by (hash
+/// of the whole envelope, signatures included, and block time): a proposal
+/// re-sent, or re-proposed in a later round, carries the same block, and its
+/// attestations are not verified again. Bounded; cleared when full.
+#[derive(Debug, Default)]
+pub struct VerifiedPayloads {
+    ids: HashSet<([u8; 32], u64)>,
+}
+
+impl VerifiedPayloads {
+    /// Most remembered (id, time) pairs: a few blocks' worth at the cap.
+    pub const CAPACITY: usize = 65_536;
+
+    fn contains(&self, id: &[u8; 32], time: u64) -> bool {
+        self.ids.contains(&(*id, time))
+    }
+
+    fn insert(&mut self, id: [u8; 32], time: u64) {
+        if self.ids.len() >= Self::CAPACITY {
+            self.ids.clear();
+        }
+        self.ids.insert((id, time));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
 /// Payload rules a proposal's attestations must meet (checked at the edge,
 /// before the proposal reaches the driver): each valid as of the block's
 /// time, none finalized before, no duplicate id or nonce in the block. An
-/// attestation this node already pooled (same envelope) passed [`check`]
-/// and is not verified again.
+/// attestation this node already pooled (same envelope), or verified in a
+/// block with the same time (`verified`), passed [`check`] and is not
+/// verified again.
 pub fn check_payload(
     genesis: &Genesis,
     store: &dyn Store,
     pool: &AttestationPool,
+    verified: &mut VerifiedPayloads,
     block: &bizra_proto::Block,
 ) -> Result<(), String> {
     let time = block.header.as_ref().map(|h| h.time_ms).unwrap_or(0);
@@ -92,13 +127,15 @@ pub fn check_payload(
     let mut nonces = HashSet::new();
     for (i, env) in block.attestations.iter().enumerate() {
         let id = poi::attestation_id(&env.payload);
-        let pooled = pool.get(&id).is_some_and(|p| p == env);
-        let (attester, nonce) = if pooled {
+        let exact = *blake3::hash(&env.encode_to_vec()).as_bytes();
+        let known = pool.get(&id).is_some_and(|p| p == env) || verified.contains(&exact, time);
+        let (attester, nonce) = if known {
             let att = bizra_proto::PoiAttestation::decode(env.payload.as_slice()).map_err(|e| e.to_string())?;
             (genesis.members.index_of(&att.attester).unwrap_or(usize::MAX), att.nonce)
         } else {
             let c = poi::check(env, genesis.chain_id(), &genesis.members, time)
                 .map_err(|e| format!("attestation #{i}: {e}"))?;
+            verified.insert(exact, time);
             (c.attester, c.att.nonce)
         };
         if !ids.insert(id) || !nonces.insert((attester, nonce.clone())) {
@@ -314,5 +351,36 @@ mod tests {
         assert_eq!(AttestationBatch::decode(rest.as_slice()).unwrap().envelopes.len(), 1);
         assert_eq!(o.take(), None);
         assert_eq!(o.deadline(), None);
+    }
+
+    /// D3: a proposal's attestations are verified once per (envelope, block
+    /// time); a re-sent block costs no signature check, and a copy with a
+    /// forged signature (same payload, so same id) is still verified.
+    #[test]
+    fn a_proposals_attestations_are_verified_once_and_forgeries_still_fail() {
+        let w = world();
+        let pool = w.pool();
+        let block = bizra_proto::Block {
+            header: Some(bizra_proto::BlockHeader {
+                time_ms: NOW_MS,
+                ..Default::default()
+            }),
+            last_commit: None,
+            attestations: vec![w.pending[0].clone()],
+        };
+        let mut verified = VerifiedPayloads::default();
+        assert_eq!(
+            check_payload(&w.genesis, &w.store, &pool, &mut verified, &block),
+            Ok(())
+        );
+        assert_eq!(verified.len(), 1);
+        assert_eq!(
+            check_payload(&w.genesis, &w.store, &pool, &mut verified, &block),
+            Ok(())
+        );
+        assert_eq!(verified.len(), 1, "not verified (nor remembered) twice");
+        let mut forged = block.clone();
+        forged.attestations[0].signatures[0].sig[0] ^= 1;
+        assert!(check_payload(&w.genesis, &w.store, &pool, &mut verified, &forged).is_err());
     }
 }

@@ -463,7 +463,13 @@ fn gossip(topic: Topic, data: &[u8]) -> Outcome {
 
 /// The engine's `check_payload` (`admission::check_payload`) against the world.
 pub fn check_payload(w: &World, pool: &AttestationPool, block: &Block) -> Result<(), String> {
-    admission::check_payload(&w.genesis, &w.store, pool, block)
+    admission::check_payload(
+        &w.genesis,
+        &w.store,
+        pool,
+        &mut admission::VerifiedPayloads::default(),
+        block,
+    )
 }
 
 /// An `AttestationBatch` received on the attestations topic, through the

@@ -2,12 +2,16 @@
 //!
 //! A plain, bounded data structure (no async, no I/O); the engine owns it.
 //!
-//! * At most `capacity` pending attestations; when full, new ones are refused
-//!   ([`PoolError::Full`], `RESOURCE_EXHAUSTED`), never evicting pending ones.
+//! * At most `capacity` pending attestations. When full, a new one from an
+//!   attester holding fewer than the attester with the most pending ones
+//!   evicts that attester's newest; otherwise it is refused
+//!   ([`PoolError::Full`], `RESOURCE_EXHAUSTED`). So one attester flooding
+//!   the pool (issue 14, D7) only ever displaces itself: every attester can
+//!   get up to an equal share.
 //! * Deduplicated by id (BLAKE3 of the payload) and by (attester, nonce): an
 //!   attester that reuses a nonce is refused even if the payload differs.
-//! * [`AttestationPool::take_for_block`] hands out the oldest first (FIFO)
-//!   without removing; [`AttestationPool::remove_finalized`] removes what a
+//! * [`AttestationPool::take_for_block`] hands out attestations round-robin
+//!   across attesters, each attester's oldest first, without removing; [`AttestationPool::remove_finalized`] removes what a
 //!   finalized block carried and remembers its ids and (attester, nonce)
 //!   pairs in a bounded "seen" memory (oldest forgotten first), so a
 //!   resubmission after finalization is refused as a duplicate.
@@ -21,7 +25,7 @@ use bizra_consensus::types::Hash;
 use bizra_consensus::validators::Membership;
 use bizra_proto::{Envelope, PoiAttestation};
 use prost::Message;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// Default number of pending attestations.
 pub const DEFAULT_CAPACITY: usize = 50_000;
@@ -99,6 +103,7 @@ struct Entry {
     envelope: Envelope,
     seq: u64,
     nonce: Hash,
+    attester: usize,
 }
 
 /// Bounded FIFO memory of finalized ids and (attester, nonce) keys.
@@ -140,6 +145,8 @@ pub struct AttestationPool {
     entries: HashMap<Hash, Entry>,
     /// (attester, nonce) key -> id of the pending attestation using it.
     nonces: HashMap<Hash, Hash>,
+    /// Pending attestations per attester, by seq.
+    by_attester: HashMap<usize, BTreeSet<u64>>,
     seen: Seen,
 }
 
@@ -157,6 +164,7 @@ impl AttestationPool {
             order: BTreeMap::new(),
             entries: HashMap::new(),
             nonces: HashMap::new(),
+            by_attester: HashMap::new(),
             seen: Seen {
                 capacity: seen_capacity,
                 ids: HashSet::new(),
@@ -180,24 +188,73 @@ impl AttestationPool {
                 nonce: hex::encode(&checked.att.nonce),
             });
         }
-        if self.entries.len() >= self.capacity {
+        if self.entries.len() >= self.capacity && !self.evict_for(checked.attester) {
             return Err(PoolError::Full(self.entries.len()));
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.order.insert(seq, id);
         self.nonces.insert(nonce, id);
-        self.entries.insert(id, Entry { envelope, seq, nonce });
+        self.by_attester.entry(checked.attester).or_default().insert(seq);
+        self.entries.insert(
+            id,
+            Entry {
+                envelope,
+                seq,
+                nonce,
+                attester: checked.attester,
+            },
+        );
         Ok(())
     }
 
-    /// Up to `max` pending envelopes, oldest first. Does not remove them.
+    /// Makes room for one attestation by `attester` in a full pool: evicts
+    /// the newest attestation of the attester holding the most, if that is
+    /// more than `attester` would hold after the insert.
+    fn evict_for(&mut self, attester: usize) -> bool {
+        let mine = self.by_attester.get(&attester).map_or(0, |s| s.len());
+        let Some((_, seqs)) = self
+            .by_attester
+            .iter()
+            .max_by_key(|(a, s)| (s.len(), std::cmp::Reverse(**a)))
+        else {
+            return false;
+        };
+        if seqs.len() <= mine + 1 {
+            return false;
+        }
+        let newest = *seqs.last().expect("non-empty");
+        let id = self.order[&newest];
+        self.take(&id);
+        true
+    }
+
+    /// Up to `max` pending envelopes, round-robin across attesters (each
+    /// attester's oldest first, attesters in the order of their oldest
+    /// pending one), so a flooding attester cannot crowd others out of
+    /// blocks. Does not remove them.
     pub fn take_for_block(&self, max: usize) -> Vec<Envelope> {
-        self.order
-            .values()
-            .take(max)
-            .map(|id| self.entries[id].envelope.clone())
-            .collect()
+        let mut queues: Vec<std::collections::btree_set::Iter<'_, u64>> = {
+            let mut firsts: Vec<(u64, &BTreeSet<u64>)> = self
+                .by_attester
+                .values()
+                .filter_map(|s| s.first().map(|f| (*f, s)))
+                .collect();
+            firsts.sort_unstable_by_key(|(f, _)| *f);
+            firsts.into_iter().map(|(_, s)| s.iter()).collect()
+        };
+        let mut out = Vec::with_capacity(max.min(self.entries.len()));
+        while out.len() < max && !queues.is_empty() {
+            queues.retain_mut(|q| match q.next() {
+                Some(seq) if out.len() < max => {
+                    out.push(self.entries[&self.order[seq]].envelope.clone());
+                    true
+                }
+                Some(_) => true,
+                None => false,
+            });
+        }
+        out
     }
 
     /// Removes what a finalized block carried and remembers it as seen. Takes
@@ -229,6 +286,12 @@ impl AttestationPool {
         let e = self.entries.remove(id)?;
         self.order.remove(&e.seq);
         self.nonces.remove(&e.nonce);
+        if let Some(seqs) = self.by_attester.get_mut(&e.attester) {
+            seqs.remove(&e.seq);
+            if seqs.is_empty() {
+                self.by_attester.remove(&e.attester);
+            }
+        }
         Some(e)
     }
 
@@ -387,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn take_for_block_is_fifo_and_does_not_remove() {
+    fn take_for_block_is_round_robin_by_attester_and_does_not_remove() {
         let mut p = AttestationPool::new(10);
         let all: Vec<_> = (1..=5).map(|n| att(n % 3, n, "s")).collect();
         let ids: Vec<Hash> = all.iter().map(|a| a.0.id).collect();
@@ -403,14 +466,48 @@ mod tests {
         assert_eq!(p.len(), 5);
         assert_eq!(p.take_for_block(100).len(), 5);
         assert!(p.take_for_block(0).is_empty());
-        // Removing from the middle keeps the order of the rest.
+        // Attesters 1, 2, 0 (by their oldest): one each per turn. Removing
+        // attester 2's oldest moves it behind attester 0.
         p.remove_finalized([ids[1]]);
         let got: Vec<Hash> = p
             .take_for_block(10)
             .iter()
             .map(|e| poi::attestation_id(&e.payload))
             .collect();
-        assert_eq!(got, vec![ids[0], ids[2], ids[3], ids[4]]);
+        assert_eq!(got, vec![ids[0], ids[2], ids[4], ids[3]]);
+    }
+
+    /// D7: one attester filling the pool cannot keep others out of it, nor
+    /// out of the next block.
+    #[test]
+    fn a_flooding_attester_only_displaces_itself() {
+        let mut p = AttestationPool::new(10);
+        for n in 0..10 {
+            ins(&mut p, att(0, n, "s")).unwrap();
+        }
+        // Full of attester 0: attesters 1 and 2 still get in, each evicting
+        // attester 0's newest.
+        for n in 0..3 {
+            ins(&mut p, att(1, n, "s")).unwrap();
+            ins(&mut p, att(2, n, "s")).unwrap();
+        }
+        assert_eq!(p.len(), 10);
+        let count = |p: &AttestationPool, who: usize| p.by_attester.get(&who).map_or(0, |s| s.len());
+        assert_eq!((count(&p, 0), count(&p, 1), count(&p, 2)), (4, 3, 3));
+        // At (nearly) equal shares nobody evicts anybody: the flooder is
+        // refused, and so is an attester that would then hold the most.
+        assert_eq!(ins(&mut p, att(0, 50, "s")), Err(PoolError::Full(10)));
+        assert_eq!(ins(&mut p, att(1, 50, "s")), Err(PoolError::Full(10)));
+        assert_eq!((count(&p, 0), count(&p, 1), count(&p, 2)), (4, 3, 3));
+        // Blocks take from every attester in turn.
+        let block = p.take_for_block(3);
+        let mut who: Vec<String> = block
+            .iter()
+            .map(|e| PoiAttestation::decode(e.payload.as_slice()).unwrap().attester)
+            .collect();
+        who.sort();
+        who.dedup();
+        assert_eq!(who.len(), 3, "one from each attester");
     }
 
     #[test]

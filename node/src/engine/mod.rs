@@ -508,6 +508,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         synced_batch: Vec::new(),
         att_outbox: admission::Outbox::new(ATT_BATCH_MAX, cfg.p2p.max_message_bytes / 4, ATT_BATCH_DELAY),
         verified: HashMap::new(),
+        payloads_verified: admission::VerifiedPayloads::default(),
         verified_height: 0,
         relay_consensus: !p2p_cfg_direct,
         pending_commit: None,
@@ -604,6 +605,8 @@ struct Engine {
     /// Content hashes (attempt zeroed) of consensus messages accepted at
     /// `verified_height`: see [`Engine::check_gossip_once`].
     verified: HashMap<[u8; 32], u8>,
+    /// Attestations of gossiped proposals already verified (issue 14, D3).
+    payloads_verified: admission::VerifiedPayloads,
     verified_height: u64,
     /// The latest certificate grown by late precommits, not yet stored.
     pending_commit: Option<bizra_proto::CommitCertificate>,
@@ -1101,7 +1104,7 @@ impl Engine {
     /// Validates a decoded gossip message before it may be forwarded: decoding, topic,
     /// signature, chain and membership (Reject, which penalizes the sender),
     /// then the height window (Ignore: not forwarded, no penalty).
-    fn check_gossip(&self, topic: Topic, msg: ConsensusMessage) -> (Validation, Option<(Input, ConsensusMessage)>) {
+    fn check_gossip(&mut self, topic: Topic, msg: ConsensusMessage) -> (Validation, Option<(Input, ConsensusMessage)>) {
         let kind = match (&msg.msg, topic) {
             (Some(Msg::Vote(_)), Topic::Votes) => "vote",
             (Some(Msg::Proposal(_)), Topic::Proposals) => "proposal",
@@ -1120,7 +1123,14 @@ impl Engine {
             _ => "proposal",
         };
         if let Input::Proposal(p) = &input {
-            if let Err(e) = admission::check_payload(&self.shared.genesis, self.store.as_ref(), &self.pool, p.block()) {
+            let checked = admission::check_payload(
+                &self.shared.genesis,
+                self.store.as_ref(),
+                &self.pool,
+                &mut self.payloads_verified,
+                p.block(),
+            );
+            if let Err(e) = checked {
                 warn!(proposer = %p.proposal().proposer, "proposal refused: {e}");
                 self.metrics().vote(kind, "invalid_payload");
                 return (Validation::Ignore, None);
