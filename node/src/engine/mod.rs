@@ -7,6 +7,8 @@
 //! rebuilds the chain state from its blocks, replays the WAL into the driver,
 //! and only then opens the network.
 
+mod log_limit;
+mod serve_limit;
 mod servers;
 pub mod sync;
 
@@ -131,10 +133,21 @@ async fn sync_server(
     store: Arc<dyn Store>,
     max_message_bytes: usize,
 ) {
+    let mut limits = serve_limit::ServeLimiter::default();
     while let Some(ev) = rx.recv().await {
         let P2pEvent::SyncRequest { peer, request, channel } = ev else {
             continue;
         };
+        if !limits.admit(peer, Instant::now()) {
+            debug!(%peer, "sync request rate limited");
+            p2p.respond(
+                channel,
+                SyncResponse {
+                    resp: Some(Resp::Error("rate limited".into())),
+                },
+            );
+            continue;
+        }
         let resp = if matches!(request.req, Some(Req::Blocks(_))) {
             let (shared, store) = (shared.clone(), store.clone());
             tokio::task::spawn_blocking(move || serve_sync(&shared, store.as_ref(), max_message_bytes, &request))
@@ -145,6 +158,7 @@ async fn sync_server(
         } else {
             serve_sync(&shared, store.as_ref(), max_message_bytes, &request)
         };
+        limits.charge(peer, resp.encoded_len());
         debug!(%peer, "served sync request");
         p2p.respond(channel, resp);
     }
@@ -508,6 +522,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         synced_batch: Vec::new(),
         att_outbox: admission::Outbox::new(ATT_BATCH_MAX, cfg.p2p.max_message_bytes / 4, ATT_BATCH_DELAY),
         verified: HashMap::new(),
+        logs: log_limit::LogLimiter::default(),
         payloads_verified: admission::VerifiedPayloads::default(),
         verified_height: 0,
         relay_consensus: !p2p_cfg_direct,
@@ -605,6 +620,8 @@ struct Engine {
     /// Content hashes (attempt zeroed) of consensus messages accepted at
     /// `verified_height`: see [`Engine::check_gossip_once`].
     verified: HashMap<[u8; 32], u8>,
+    /// Warnings that outside input triggers are rate-limited (issue 14, D8).
+    logs: log_limit::LogLimiter,
     /// Attestations of gossiped proposals already verified (issue 14, D3).
     payloads_verified: admission::VerifiedPayloads,
     verified_height: u64,
@@ -714,7 +731,9 @@ impl Engine {
                         .as_ref()
                         .and_then(|v| v.vote.as_ref())
                         .map(|v| v.validator.clone());
-                    warn!(validator = ?who, "equivocation evidence");
+                    if let Some(suppressed) = self.logs.allow("equivocation", Instant::now()) {
+                        warn!(validator = ?who, suppressed, "equivocation evidence");
+                    }
                 }
                 Effect::Kept => {} // recorded by the gossip path, which holds the bytes
                 Effect::SyncNeeded { from, seen } => {
@@ -1131,7 +1150,9 @@ impl Engine {
                 p.block(),
             );
             if let Err(e) = checked {
-                warn!(proposer = %p.proposal().proposer, "proposal refused: {e}");
+                if let Some(suppressed) = self.logs.allow("proposal_refused", Instant::now()) {
+                    warn!(proposer = %p.proposal().proposer, suppressed, "proposal refused: {e}");
+                }
                 self.metrics().vote(kind, "invalid_payload");
                 return (Validation::Ignore, None);
             }
@@ -1184,7 +1205,9 @@ impl Engine {
     async fn maybe_fetch_blocks(&mut self) {
         let ours = self.shared.status().finalized_height;
         if let Some(peer) = self.sync.expired() {
-            warn!(%peer, "sync request unanswered: dropping the peer's claimed height");
+            if let Some(suppressed) = self.logs.allow("sync_unanswered", Instant::now()) {
+                warn!(%peer, suppressed, "sync request unanswered: dropping the peer's claimed height");
+            }
             self.p2p.penalize(peer, "sync request unanswered");
             self.sync.failed(&peer, ours);
         }
@@ -1229,7 +1252,9 @@ impl Engine {
         self.execute(fx).await?;
         self.store_synced_batch()?;
         if let Some(e) = refused.or(bad_sig) {
-            warn!(%peer, height = e.height, "invalid synced block: {}", e.reason);
+            if let Some(suppressed) = self.logs.allow("invalid_synced_block", Instant::now()) {
+                warn!(%peer, height = e.height, suppressed, "invalid synced block: {}", e.reason);
+            }
             self.p2p.penalize(peer, "invalid synced block");
             let ours = self.shared.status().finalized_height;
             self.sync.failed(&peer, ours);
@@ -1247,7 +1272,9 @@ impl Engine {
                     return Ok(());
                 }
                 if s.chain_id != self.shared.genesis.chain_id() || s.genesis_hash != self.shared.genesis.hash {
-                    warn!(%peer, chain = %s.chain_id, "peer is on another chain or genesis");
+                    if let Some(suppressed) = self.logs.allow("foreign_chain", Instant::now()) {
+                        warn!(%peer, chain = %s.chain_id, suppressed, "peer is on another chain or genesis");
+                    }
                     self.p2p.penalize(peer, "foreign chain status");
                     return Ok(());
                 }
@@ -1263,7 +1290,9 @@ impl Engine {
                     return Ok(());
                 };
                 if let Err(e) = sync::check_shape(&range.blocks, asked.from, asked.max) {
-                    warn!(%peer, height = e.height, "bad block range: {}", e.reason);
+                    if let Some(suppressed) = self.logs.allow("bad_block_range", Instant::now()) {
+                        warn!(%peer, height = e.height, suppressed, "bad block range: {}", e.reason);
+                    }
                     self.p2p.penalize(peer, "bad block range");
                     let ours = self.shared.status().finalized_height;
                     self.sync.failed(&peer, ours);
