@@ -64,7 +64,10 @@ pub fn admit_checked(
     let finalized = store
         .attestation_location(&checked.id)
         .map_err(|e| SubmitError::Exhausted(e.to_string()))?;
-    if finalized.is_some() || pool.is_known(&checked.id, checked.attester, &checked.att.nonce) {
+    let nonce_used = store
+        .nonce_location(&checked.att.attester, &checked.att.nonce)
+        .map_err(|e| SubmitError::Exhausted(e.to_string()))?;
+    if finalized.is_some() || nonce_used.is_some() || pool.is_known(&checked.id, checked.attester, &checked.att.nonce) {
         return Err(SubmitError::Duplicate(format!(
             "attestation {id} (or its nonce) is already finalized"
         )));
@@ -129,19 +132,23 @@ pub fn check_payload(
         let id = poi::attestation_id(&env.payload);
         let exact = *blake3::hash(&env.encode_to_vec()).as_bytes();
         let known = pool.get(&id).is_some_and(|p| p == env) || verified.contains(&exact, time);
-        let (attester, nonce) = if known {
+        let (attester, attester_id, nonce) = if known {
             let att = bizra_proto::PoiAttestation::decode(env.payload.as_slice()).map_err(|e| e.to_string())?;
-            (genesis.members.index_of(&att.attester).unwrap_or(usize::MAX), att.nonce)
+            let index = genesis.members.index_of(&att.attester).unwrap_or(usize::MAX);
+            (index, att.attester, att.nonce)
         } else {
             let c = poi::check(env, genesis.chain_id(), &genesis.members, time)
                 .map_err(|e| format!("attestation #{i}: {e}"))?;
             verified.insert(exact, time);
-            (c.attester, c.att.nonce)
+            (c.attester, c.att.attester, c.att.nonce)
         };
         if !ids.insert(id) || !nonces.insert((attester, nonce.clone())) {
             return Err(format!("attestation #{i}: duplicate id or nonce in the block"));
         }
-        if pool.is_known(&id, attester, &nonce) || store.attestation_location(&id).ok().flatten().is_some() {
+        if pool.is_known(&id, attester, &nonce)
+            || store.attestation_location(&id).ok().flatten().is_some()
+            || store.nonce_location(&attester_id, &nonce).ok().flatten().is_some()
+        {
             return Err(format!("attestation #{i}: already finalized"));
         }
     }
@@ -382,5 +389,39 @@ mod tests {
         let mut forged = block.clone();
         forged.attestations[0].signatures[0].sig[0] ^= 1;
         assert!(check_payload(&w.genesis, &w.store, &pool, &mut verified, &forged).is_err());
+    }
+
+    /// H2: a nonce finalized long ago (out of every pool memory) is still
+    /// refused, for a new payload too: the store indexes every finalized
+    /// (attester, nonce).
+    #[test]
+    fn a_reused_nonce_is_refused_by_the_store_whatever_the_pool_remembers() {
+        use crate::fuzzing::world_attestation;
+        let w = world();
+        // Block 2 finalized attester 0's nonce 2 (about validator 1).
+        let reuse = world_attestation(&w.signers, 0, 2, 2);
+        let fresh = world_attestation(&w.signers, 0, 2, 99);
+        let mut forgetful = AttestationPool::with_seen_capacity(10, 0);
+        let e = admit(&w.genesis, &w.store, &mut forgetful, &reuse, NOW_MS).unwrap_err();
+        assert!(matches!(e, SubmitError::Duplicate(_)), "{e:?}");
+        assert!(admit(&w.genesis, &w.store, &mut forgetful, &fresh, NOW_MS).is_ok());
+        // In a proposal too.
+        let block = bizra_proto::Block {
+            header: Some(bizra_proto::BlockHeader {
+                time_ms: NOW_MS,
+                ..Default::default()
+            }),
+            last_commit: None,
+            attestations: vec![reuse],
+        };
+        let e = check_payload(
+            &w.genesis,
+            &w.store,
+            &AttestationPool::with_seen_capacity(10, 0),
+            &mut VerifiedPayloads::default(),
+            &block,
+        )
+        .unwrap_err();
+        assert!(e.contains("already finalized"), "{e}");
     }
 }

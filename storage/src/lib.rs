@@ -282,6 +282,12 @@ pub trait Store: Send + Sync + 'static {
     /// (height, index in `block.attestations`) of the attestation whose id
     /// (BLAKE3 of the envelope payload) is `id`.
     fn attestation_location(&self, id: &[u8; 32]) -> Result<Option<(u64, u32)>, StoreError>;
+    /// (height, index) of the first finalized attestation by `attester` with
+    /// `nonce` ([`nonce_key`]; in the attestation index). Data written before
+    /// the nonce index existed has no nonce keys.
+    fn nonce_location(&self, attester: &str, nonce: &[u8]) -> Result<Option<(u64, u32)>, StoreError> {
+        self.attestation_location(&nonce_key(attester, nonce))
+    }
     /// Append to the WAL. With `sync` the call returns only after the entry is durable (flush). Own votes/proposals are appended with sync=true BEFORE they are broadcast.
     fn wal_append(&self, entry: &WalEntry, sync: bool) -> Result<(), StoreError>;
     /// All WAL entries with entry.height >= height, in append order.
@@ -316,13 +322,34 @@ pub fn attestation_id(envelope: &bizra_proto::Envelope) -> [u8; 32] {
     *blake3::hash(&envelope.payload).as_bytes()
 }
 
+/// The index key of an attester's nonce: BLAKE3 in derive-key mode (its own
+/// domain, so it never equals an attestation id) of the attester id, a zero
+/// byte and the nonce. The attestation index maps it to the location of the
+/// first finalized attestation that used the nonce (issue 14, H2): nonce
+/// uniqueness then holds exactly, whatever the pool remembers.
+pub fn nonce_key(attester: &str, nonce: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("bizra 2026-12 attestation nonce key v1");
+    h.update(attester.as_bytes());
+    h.update(&[0]);
+    h.update(nonce);
+    *h.finalize().as_bytes()
+}
+
+/// The nonce key of a finalized envelope, if its payload decodes.
+pub fn envelope_nonce_key(envelope: &bizra_proto::Envelope) -> Option<[u8; 32]> {
+    use prost::Message;
+    let att = bizra_proto::PoiAttestation::decode(envelope.payload.as_slice()).ok()?;
+    Some(nonce_key(&att.attester, &att.nonce))
+}
+
 // ---- Rules shared by both implementations ----
 
 /// A finalized block checked against its commit, ready to be written.
 pub(crate) struct Prepared {
     pub height: u64,
     pub hash: [u8; 32],
-    /// (attestation id, index in block), first occurrence of each id only.
+    /// (attestation id, index in block), first occurrence of each id only;
+    /// then (nonce key, index in block), first occurrence of each nonce.
     pub attestations: Vec<([u8; 32], u32)>,
 }
 
@@ -371,6 +398,11 @@ pub(crate) fn prepare_finalized(
         let id = attestation_id(env);
         if seen.insert(id) {
             attestations.push((id, index));
+        }
+        if let Some(key) = envelope_nonce_key(env) {
+            if seen.insert(key) {
+                attestations.push((key, index));
+            }
         }
     }
     Ok(Prepared {

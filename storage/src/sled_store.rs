@@ -870,10 +870,14 @@ impl SledStore {
         for item in self.att_index.iter() {
             let (k, v) = item.map_err(|e| sled_err("reading tree att_index", e))?;
             let (h, i) = codec::decode_att(&k, unseal(ATT_INDEX, &k, &v)?)?;
+            // An attestation id, or the nonce key of the attestation there.
             let ok = self
                 .read_block(h)?
-                .and_then(|(_, b)| b.attestations.get(i as usize).map(crate::attestation_id))
-                .is_some_and(|id| id[..] == k[..]);
+                .and_then(|(_, b)| b.attestations.get(i as usize).cloned())
+                .is_some_and(|env| {
+                    crate::attestation_id(&env)[..] == k[..]
+                        || crate::envelope_nonce_key(&env).is_some_and(|n| n[..] == k[..])
+                });
             if !ok {
                 return Err(corrupt(
                     ATT_INDEX,

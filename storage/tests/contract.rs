@@ -410,6 +410,33 @@ fn concurrent_writers<S: Store>(s: &S) {
     }
 }
 
+/// H2: every finalized (attester, nonce) is indexed at its first use, so
+/// nonce uniqueness does not depend on a bounded memory.
+fn nonce_index_holds_every_finalized_nonce<S: Store>(s: &S) {
+    let att = |attester: &str, nonce: u8, subject: &str| bizra_proto::Envelope {
+        payload_type: bizra_proto::payload_type::POI.into(),
+        payload: bizra_proto::PoiAttestation {
+            attester: attester.into(),
+            subject: subject.into(),
+            nonce: vec![nonce],
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        signatures: vec![],
+    };
+    let mut blocks = chain(3, 0);
+    blocks[0].0.attestations = vec![att("a", 1, "x")];
+    blocks[1].0.attestations = vec![att("a", 1, "y"), att("b", 1, "x")];
+    put_chain(s, &blocks);
+    assert_eq!(s.nonce_location("a", &[1]).unwrap(), Some((1, 0)), "first use kept");
+    assert_eq!(s.nonce_location("b", &[1]).unwrap(), Some((2, 1)));
+    assert_eq!(s.nonce_location("a", &[2]).unwrap(), None);
+    assert_eq!(s.nonce_location("c", &[1]).unwrap(), None);
+    let reused = attestation_id(&blocks[1].0.attestations[0]);
+    assert_eq!(s.attestation_location(&reused).unwrap(), Some((2, 0)));
+    assert_ne!(bizra_storage::nonce_key("a", &[1]), reused);
+}
+
 macro_rules! contract_tests {
     ($($name:ident),* $(,)?) => {
         mod mem_store {
@@ -457,6 +484,7 @@ contract_tests!(
     guard_rules,
     persist_own_is_guarded,
     concurrent_writers,
+    nonce_index_holds_every_finalized_nonce,
 );
 
 #[test]
