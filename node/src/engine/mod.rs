@@ -10,6 +10,7 @@
 mod log_limit;
 mod serve_limit;
 mod servers;
+mod startup;
 pub mod sync;
 
 use crate::admission;
@@ -22,7 +23,6 @@ use anyhow::Context as _;
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Admission, Driver, Effect, Input, Timeout, Timeouts, FUTURE_HEIGHTS};
 use bizra_consensus::genesis::Genesis;
-use bizra_consensus::messages::block_hash;
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{SignPosition, SignStep};
 use bizra_consensus::{certificate, quorum};
@@ -332,47 +332,6 @@ fn peer_multiaddr(spec: &str) -> anyhow::Result<bizra_p2p::Multiaddr> {
     Ok(format!("/{proto}/{}/tcp/{}/p2p/{peer}", p.host, p.port).parse()?)
 }
 
-/// Rebuilds the chain state by applying every stored block from genesis, and
-/// checks it against the state stored with the head.
-fn rebuild_chain(
-    g: &Genesis,
-    store: &dyn Store,
-) -> anyhow::Result<(
-    ChainState,
-    BTreeMap<u64, bizra_consensus::validators::EpochWeights>,
-    Vec<FinalizedKey>,
-)> {
-    let mut finalized = Vec::new();
-    let mut state = ChainState::genesis(g);
-    let mut epochs = BTreeMap::new();
-    epochs.insert(0, state.weights.clone());
-    if let Some((head, _)) = store.head()? {
-        for h in 1..=head {
-            let b = store
-                .block(h)?
-                .with_context(|| format!("data dir is corrupt: block {h} is missing"))?;
-            let hash = block_hash(&b).with_context(|| format!("data dir is corrupt: block {h} has no header"))?;
-            finalized.extend(
-                b.attestations
-                    .iter()
-                    .map(|e| FinalizedKey::from_envelope(e, &g.members)),
-            );
-            state.apply(g, &b, hash);
-            epochs
-                .entry(state.weights.epoch)
-                .or_insert_with(|| state.weights.clone());
-        }
-        let blob = store
-            .chain_state()?
-            .context("data dir is corrupt: no chain state stored with the head")?;
-        let stored = ChainState::from_bytes(&blob).map_err(anyhow::Error::msg)?;
-        if stored != state {
-            anyhow::bail!("data dir is corrupt: the stored chain state does not match its blocks at height {head}");
-        }
-    }
-    Ok((state, epochs, finalized))
-}
-
 pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let NodeSetup {
         cfg,
@@ -380,9 +339,11 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         signer,
         store,
     } = setup;
-    let (state, epochs, finalized) = rebuild_chain(&genesis, store.as_ref())?;
-    let mut pool = AttestationPool::new(crate::pool::DEFAULT_CAPACITY);
-    pool.remove_finalized(finalized);
+    // Start from the snapshot stored with the head (H1); the history behind
+    // it is re-checked in the background once consensus runs.
+    let state = startup::load_chain(&genesis, store.head()?, store.chain_state()?)?;
+    let epochs = startup::initial_epochs(&genesis, &state);
+    let pool = AttestationPool::new(crate::pool::DEFAULT_CAPACITY);
     let last_commit = if state.height > 0 {
         store.commit(state.height)?
     } else {
@@ -535,6 +496,11 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
     engine.execute(fx).await?;
     engine.shared.status.write().expect("status").serving = true;
 
+    let mut history = {
+        let (g, store, snapshot) = (genesis.clone(), engine.store.clone(), state.clone());
+        tokio::task::spawn_blocking(move || startup::replay_history(&g, store.as_ref(), &snapshot))
+    };
+    let mut history_done = false;
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let result = loop {
         engine.refresh_status();
@@ -554,6 +520,22 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
             _ = sleep => engine.fire_timers().await,
             _ = tokio::time::sleep_until(att_due.unwrap_or_else(Instant::now).into()), if att_due.is_some() => {
                 engine.flush_attestations().await
+            }
+            done = &mut history, if !history_done => {
+                history_done = true;
+                match done {
+                    Ok(Ok(past)) => {
+                        let mut epochs = engine.shared.epochs.write().expect("epochs");
+                        let n = past.len();
+                        for (e, w) in past {
+                            epochs.entry(e).or_insert(w);
+                        }
+                        info!(epochs = n, "history re-checked against the chain-state snapshot");
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(anyhow::anyhow!("history check: {e}")),
+                }
             }
             _ = status_tick.tick() => {
                 engine.store_pending_commit();
