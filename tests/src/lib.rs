@@ -3,6 +3,8 @@
 //! loopback and talks to them over gRPC. Every process started here is
 //! stopped by its PID when the [`Testnet`] is dropped.
 
+pub mod attack;
+
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::{get_block_request::Selector, GetBlockRequest, GetStatusRequest, GetStatusResponse};
 use std::path::{Path, PathBuf};

@@ -1141,7 +1141,7 @@ impl Engine {
         }
         let h = input_height(&input).unwrap_or(0);
         let ours = self.driver.height();
-        if h + 1 < ours || h > ours + FUTURE_HEIGHTS {
+        if h.saturating_add(1) < ours || h > ours.saturating_add(FUTURE_HEIGHTS) {
             self.metrics().vote(kind, "out_of_window");
             // Still show it to the driver: a far-future height means we are behind.
             return (Validation::Ignore, Some((input, msg)));
