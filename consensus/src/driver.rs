@@ -30,7 +30,7 @@ pub const ROUND_WINDOW: Round = 64;
 mod admit;
 pub use admit::{
     Admission, Claim, ClaimKind, DropReason, FUTURE_BUFFER, FUTURE_HEIGHTS, FUTURE_MSGS_PER_VALIDATOR,
-    FUTURE_PROPOSAL_BYTES, FUTURE_PROPOSAL_ROUNDS,
+    FUTURE_PROPOSAL_BYTES, FUTURE_PROPOSAL_ROUNDS, PROPOSAL_ROUNDS_AHEAD,
 };
 /// How far a proposed block's time may be ahead of the local clock (the
 /// `now_ms` the host passes in). Honest validators' clocks must agree within

@@ -52,7 +52,19 @@ pub struct MethodCodeLabels {
 
 /// The `kind` and `result` labels of `bizra_votes_total` that exist from the start.
 pub const VOTE_KINDS: [&str; 3] = ["prevote", "precommit", "proposal"];
-pub const VOTE_RESULTS: [&str; 4] = ["accepted", "resent", "invalid", "out_of_window"];
+pub const VOTE_RESULTS: [&str; 10] = [
+    "accepted",
+    "resent",
+    "invalid",
+    "out_of_window",
+    // Refused before the signature (issue 14, ADR 0013).
+    "non_canonical",
+    "old_height",
+    "late_round",
+    "round_window",
+    "not_proposer",
+    "future_quota",
+];
 /// The `kind` labels of the consensus message counters, in [`MsgKind`] order.
 pub const MSG_KINDS: [&str; 3] = ["proposal", "prevote", "precommit"];
 /// The `direction` labels of the consensus message counters.

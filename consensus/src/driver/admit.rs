@@ -13,7 +13,7 @@
 //! | height below `height - 1` | never |
 //! | height `height - 1` | a precommit, round at most the decided round (late precommits, evidence) |
 //! | current height, before `start` (WAL replay) | any round |
-//! | current height | round within [`ROUND_WINDOW`] of ours; a proposal only from that round's proposer |
+//! | current height | round within [`ROUND_WINDOW`] of ours (a proposal: [`PROPOSAL_ROUNDS_AHEAD`]), a proposal only from that round's proposer |
 //! | `height + 1 ..= height + FUTURE_HEIGHTS` | votes: [`FUTURE_MSGS_PER_VALIDATOR`] per validator, [`FUTURE_BUFFER`] in all |
 //! | `height + 1`, proposal | rounds below [`FUTURE_PROPOSAL_ROUNDS`], that round's proposer when it is known (same epoch), one per validator, [`FUTURE_PROPOSAL_BYTES`] in all |
 //! | further ahead | not kept; shown once per new highest height ([`Admission::Hint`]) so the host syncs |
@@ -31,6 +31,9 @@ pub const FUTURE_BUFFER: usize = 8192;
 /// Most buffered future-height messages from one validator: two votes a
 /// round for 8 rounds of each buffered height.
 pub const FUTURE_MSGS_PER_VALIDATOR: u32 = 2 * 8 * FUTURE_HEIGHTS as u32;
+/// Proposals at our height are kept up to this many rounds ahead of ours
+/// (votes: [`ROUND_WINDOW`]).
+pub const PROPOSAL_ROUNDS_AHEAD: Round = 2;
 /// Proposals for the next height are buffered only for its first rounds.
 pub const FUTURE_PROPOSAL_ROUNDS: Round = 4;
 /// Bytes of buffered next-height proposals, from all validators.
@@ -150,6 +153,15 @@ impl Driver {
         }
         if c.height == self.height {
             if !self.replaying && c.round > self.round.saturating_add(ROUND_WINDOW) {
+                return Admission::Drop(DropReason::RoundWindow);
+            }
+            // A proposal is a block (up to the message cap): only the next
+            // rounds' are kept, or one proposer scheduled for many rounds
+            // ahead could make us hold (and log) 2 blocks per round.
+            if c.kind == ClaimKind::Proposal
+                && !self.replaying
+                && c.round > self.round.saturating_add(PROPOSAL_ROUNDS_AHEAD)
+            {
                 return Admission::Drop(DropReason::RoundWindow);
             }
             if c.kind == ClaimKind::Proposal && c.validator != self.chain.proposer(c.round) {
@@ -517,11 +529,11 @@ mod tests {
         let g = genesis(4, 1000);
         let mut d = driver(&g, 0);
         let _ = d.start(0);
-        let p = d.proposer(3);
+        let p = d.proposer(2);
         for v in 0..4 {
             let c = Claim {
                 height: 1,
-                round: 3,
+                round: 2,
                 kind: ClaimKind::Proposal,
                 validator: v,
                 bytes: 10,
@@ -541,6 +553,22 @@ mod tests {
             bytes: 0,
         };
         assert_eq!(d.admit(&c), Admission::Drop(DropReason::RoundWindow));
+        // Proposals (blocks) only a few rounds ahead, even from the proposer.
+        for r in 0..20 {
+            let c = Claim {
+                height: 1,
+                round: r,
+                kind: ClaimKind::Proposal,
+                validator: d.proposer(r),
+                bytes: 4 << 20,
+            };
+            let want = if r <= PROPOSAL_ROUNDS_AHEAD {
+                Admission::Use
+            } else {
+                Admission::Drop(DropReason::RoundWindow)
+            };
+            assert_eq!(d.admit(&c), want, "round {r}");
+        }
     }
 
     /// L3: a proposal whose block time is ahead of our clock by more than
