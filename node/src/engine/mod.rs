@@ -1006,6 +1006,7 @@ impl Engine {
                 self.p2p.report_validation(id, source, verdict);
                 if let Some((input, msg, key)) = input {
                     let height = input_height(&input).unwrap_or(0);
+                    let current = height == self.driver.height();
                     let fx = self.driver.handle(now_ms(), input)?;
                     if fx.contains(&Effect::Kept) {
                         // Only what the driver kept (its quotas bound it), so
@@ -1016,13 +1017,17 @@ impl Engine {
                         if self.verified.len() < MAX_VERIFIED {
                             self.verified.insert(key, 1);
                         }
-                        let entry = WalEntry {
-                            height,
-                            kind: WalKind::Received,
-                            msg,
-                        };
-                        if let Err(e) = self.store.wal_append(&entry, false) {
-                            warn!("WAL append (received): {e}");
+                        // The WAL holds what a restart at this height needs:
+                        // messages of this height (future ones come again).
+                        if current {
+                            let entry = WalEntry {
+                                height,
+                                kind: WalKind::Received,
+                                msg,
+                            };
+                            if let Err(e) = self.store.wal_append(&entry, false) {
+                                warn!("WAL append (received): {e}");
+                            }
                         }
                     }
                     self.execute(fx).await?;
