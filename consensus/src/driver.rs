@@ -156,6 +156,10 @@ pub enum Effect {
     /// (unsynced) so that a restart replays it. Emitted only for messages
     /// handed to [`Driver::handle`], never for buffered ones re-fed later.
     Kept,
+    /// The proposal or vote being handled is one the driver already holds
+    /// (byte for byte the same signed content): a host may skip verifying
+    /// further copies of it, but need not record it again.
+    Known,
     Evidence(Equivocation),
     /// Messages from a height above ours arrived, or a decision whose block we
     /// lack: fetch finalized blocks starting at `from`.
@@ -163,6 +167,17 @@ pub enum Effect {
         from: Height,
         seen: Height,
     },
+}
+
+/// What became of a proposal or vote handed to the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// New to the driver, and kept.
+    Kept,
+    /// Already held, byte for byte.
+    Known,
+    /// Not used (a window, a quota, a cap).
+    Dropped,
 }
 
 #[derive(Clone, Debug)]
@@ -374,11 +389,11 @@ impl Driver {
             self.height_started_ms = Some(now_ms);
         }
         match input {
-            Input::Proposal(_) | Input::Vote(_) => {
-                if self.deliver(input, &mut fx) {
-                    fx.push(Effect::Kept);
-                }
-            }
+            Input::Proposal(_) | Input::Vote(_) => match self.deliver(input, &mut fx) {
+                Delivery::Kept => fx.push(Effect::Kept),
+                Delivery::Known => fx.push(Effect::Known),
+                Delivery::Dropped => {}
+            },
             Input::Timeout(t) => self.on_timeout(t, &mut fx),
             Input::ProposeValue {
                 height,
@@ -399,11 +414,11 @@ impl Driver {
     /// A verified proposal or vote, from the network or re-fed from the
     /// future buffer: admitted ([`Driver::admit`]) and then used. Returns
     /// whether it was kept.
-    fn deliver(&mut self, input: Input, fx: &mut Vec<Effect>) -> bool {
+    fn deliver(&mut self, input: Input, fx: &mut Vec<Effect>) -> Delivery {
         let claim = match &input {
             Input::Proposal(p) => admit::proposal_claim(p),
             Input::Vote(v) => admit::vote_claim(v),
-            _ => return false,
+            _ => return Delivery::Dropped,
         };
         let admission = self.admit(&claim);
         if claim.height > self.height {
@@ -414,26 +429,30 @@ impl Driver {
                     seen: claim.height,
                 });
             }
-            return admission == Admission::Use && self.buffer_future_input(&claim, input);
+            let kept = admission == Admission::Use && self.buffer_future_input(&claim, input);
+            return if kept { Delivery::Kept } else { Delivery::Dropped };
         }
         if admission != Admission::Use {
-            return false;
+            return Delivery::Dropped;
         }
         match input {
             Input::Proposal(p) => self.on_proposal(p),
             Input::Vote(v) if claim.height < self.height => self.late_precommit(v, fx),
             Input::Vote(v) => self.on_vote(v, fx),
-            _ => false,
+            _ => Delivery::Dropped,
         }
     }
 
     /// A proposal at our height from its round's proposer, within the
     /// round window ([`Driver::deliver`] checked).
-    fn on_proposal(&mut self, p: VerifiedProposal) -> bool {
+    fn on_proposal(&mut self, p: VerifiedProposal) -> Delivery {
         let r = p.proposal().round;
         let entries = self.proposals.entry(r).or_default();
-        if entries.iter().any(|e| e.hash == p.block_hash) || entries.len() >= PROPOSALS_PER_ROUND {
-            return false;
+        if entries.iter().any(|e| e.hash == p.block_hash) {
+            return Delivery::Known;
+        }
+        if entries.len() >= PROPOSALS_PER_ROUND {
+            return Delivery::Dropped;
         }
         // Precommits of the embedded last commit that we verified when they
         // arrived are not verified again (byte-equal signed votes only).
@@ -470,17 +489,17 @@ impl Driver {
         if valid {
             self.blocks.insert(p.block_hash, p.block().clone());
         }
-        true
+        Delivery::Kept
     }
 
     /// A vote at our height, within the round window.
-    fn on_vote(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) -> bool {
+    fn on_vote(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) -> Delivery {
         match self.keeper.add(v) {
-            AddOutcome::Added => true,
-            AddOutcome::Duplicate => false,
+            AddOutcome::Added => Delivery::Kept,
+            AddOutcome::Duplicate => Delivery::Known,
             AddOutcome::Equivocation(e) => {
                 fx.push(Effect::Evidence(*e));
-                true
+                Delivery::Kept
             }
         }
     }
@@ -488,21 +507,23 @@ impl Driver {
     /// A precommit at the last decided height, of a round up to the decided
     /// one ([`Driver::admit`]: later rounds cannot change the decision, and
     /// would let one signer fill 2^32 rounds).
-    fn late_precommit(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) -> bool {
-        let Some(last) = self.last.as_mut() else { return false };
+    fn late_precommit(&mut self, v: VerifiedVote, fx: &mut Vec<Effect>) -> Delivery {
+        let Some(last) = self.last.as_mut() else {
+            return Delivery::Dropped;
+        };
         if v.kind != VoteKind::Precommit || v.height() != last.height || v.round() > last.round {
-            return false;
+            return Delivery::Dropped;
         }
         match last.keeper.add(v.clone()) {
-            AddOutcome::Duplicate => return false,
+            AddOutcome::Duplicate => return Delivery::Known,
             AddOutcome::Equivocation(e) => {
                 fx.push(Effect::Evidence(*e));
-                return true;
+                return Delivery::Kept;
             }
             AddOutcome::Added => {}
         }
         if v.round() != last.round || v.value != Some(last.hash) {
-            return true;
+            return Delivery::Kept;
         }
         let w = self.chain.last_weights.weight(v.validator);
         if last.precommits.add(v, w) == AddOutcome::Added {
@@ -516,7 +537,7 @@ impl Driver {
             self.last_commit = Some(cert.clone());
             fx.push(Effect::CommitUpdated(cert));
         }
-        true
+        Delivery::Kept
     }
 
     fn on_timeout(&mut self, t: Timeout, fx: &mut Vec<Effect>) {
@@ -773,7 +794,7 @@ impl Driver {
             }
             Some(Msg::Proposal(sp)) => {
                 let p = self.check_proposal(sp).expect("checked above");
-                self.on_proposal(p);
+                let _ = self.on_proposal(p);
             }
             None => {}
         }
@@ -859,7 +880,7 @@ impl Driver {
         };
         self.record_signed(pos, msg, fx);
         let p = self.check_proposal(&sp).expect("own proposal verifies");
-        self.on_proposal(p);
+        let _ = self.on_proposal(p);
     }
 
     /// The double-sign guard: never sign below the highest signed position,

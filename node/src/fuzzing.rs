@@ -1015,7 +1015,7 @@ impl<'w> Audit<'w> {
                         panic!("updated commit does not verify: {e}");
                     }
                 }
-                Effect::Evidence(_) | Effect::SyncNeeded { .. } | Effect::Kept => {}
+                Effect::Evidence(_) | Effect::SyncNeeded { .. } | Effect::Kept | Effect::Known => {}
             }
         }
     }

@@ -590,7 +590,7 @@ impl World {
                     self.trace.update(&state.height.to_le_bytes());
                     self.trace.update(&hash);
                 }
-                Effect::CommitUpdated(_) | Effect::Kept => {}
+                Effect::CommitUpdated(_) | Effect::Kept | Effect::Known => {}
                 Effect::Evidence(_) => self.evidence += 1,
                 Effect::SyncNeeded { .. } => self.request_sync(node, false),
             }

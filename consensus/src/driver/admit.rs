@@ -602,6 +602,20 @@ mod tests {
         }
     }
 
+    /// A vote the driver already holds is reported `Known` (a host skips
+    /// verifying its copies), not `Kept` (nothing to record again).
+    #[test]
+    fn a_vote_already_held_is_known_not_kept() {
+        let g = genesis(4, 1000);
+        let mut d = driver(&g, 0);
+        let _ = d.start(0);
+        let v = vote(&g, 1, 1, 0, VoteKind::Prevote, None);
+        let fx = d.handle(0, Input::Vote(v.clone())).unwrap();
+        assert!(fx.contains(&Effect::Kept) && !fx.contains(&Effect::Known));
+        let fx = d.handle(0, Input::Vote(v)).unwrap();
+        assert!(fx.contains(&Effect::Known) && !fx.contains(&Effect::Kept));
+    }
+
     fn dummy_timeout() -> super::super::Timeout {
         super::super::Timeout {
             height: 2,

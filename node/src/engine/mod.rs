@@ -731,7 +731,7 @@ impl Engine {
                         warn!(validator = ?who, suppressed, "equivocation evidence");
                     }
                 }
-                Effect::Kept => {} // recorded by the gossip path, which holds the bytes
+                Effect::Kept | Effect::Known => {} // handled by the gossip path, which holds the bytes
                 Effect::SyncNeeded { from, seen } => {
                     // Normal for a moment after each block; ask at most twice a second.
                     if self.last_status_ask.elapsed() >= Duration::from_millis(500) {
@@ -1008,6 +1008,11 @@ impl Engine {
                     let height = input_height(&input).unwrap_or(0);
                     let current = height == self.driver.height();
                     let fx = self.driver.handle(now_ms(), input)?;
+                    if fx.contains(&Effect::Known) && self.verified.len() < MAX_VERIFIED {
+                        // Already held (a late precommit the certificate
+                        // carried, say): copies need no second check either.
+                        self.verified.insert(key, 1);
+                    }
                     if fx.contains(&Effect::Kept) {
                         // Only what the driver kept (its quotas bound it), so
                         // a validator signing far-future or far-round messages
