@@ -873,3 +873,114 @@ fn byzantine_validator_equivocation_storm() {
         aftermath(label, &mut net, &HONEST, &base, m).await;
     });
 }
+
+/// Validator 3 submits self-attestations at the maximum impact (10000 bps)
+/// to node0 over gRPC, as fast as the API takes them, while validator 0
+/// attests validator 1 once, after the flood. Self-attestations earn nothing
+/// (issue 14, S1): validator 3's PoI carry stays 0 in every epoch seen, while
+/// validator 1's rises (the honest attestation gets through the flood: the
+/// pool takes attesters in turn, D7). Self-attestations are valid, so there
+/// is no penalty to see: the bound is that they earn nothing.
+#[test]
+fn byzantine_validator_self_attestations_at_the_cap() {
+    use bizra_consensus::poi::{build, Draft};
+    use bizra_proto::{GetValidatorsRequest, SubmitAttestationRequest};
+    use std::collections::BTreeMap;
+    let _g = serial();
+    let label = "self-attestations";
+    let mut net = Testnet::init(
+        "atk-selfatt",
+        4,
+        23500,
+        &["--block-interval-ms", "100", "--epoch-length", "20"],
+    );
+    net.start_all();
+    runtime().block_on(async {
+        net.wait_height(&ALL, 3, Duration::from_secs(120)).await;
+        let base = baseline(&net, &ALL).await;
+        let key = |k: usize| Signer::from_secret(load_key(&net.nodes[k].home).0);
+        let (byz, honest, subject) = (key(3), key(0), key(1));
+        let chain_id = net.status(0).await.expect("status").chain_id;
+        let full: BTreeMap<String, u32> = [("impact".to_string(), 10_000u32)].into();
+        let draft = |who: &Signer, about: &str, nonce: u64| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            let s = build(
+                who,
+                Draft {
+                    chain_id: chain_id.clone(),
+                    subject: about.to_string(),
+                    evidence_digest: bizra_consensus::types::hash_bytes(&nonce.to_le_bytes()),
+                    evidence_len: 8,
+                    dimensions: full.clone(),
+                    weights: full.clone(),
+                    window_start_ms: now - 60_000,
+                    window_end_ms: now - 1_000,
+                    nonce: nonce.to_le_bytes().repeat(2),
+                },
+            );
+            s.expect("a valid draft")
+        };
+        let mut client = bizra_tests::connect(&net.nodes[0].grpc).await.expect("grpc");
+        let attack = async {
+            let (mut ok, mut refused) = (0u64, 0u64);
+            let deadline = Instant::now() + WINDOW;
+            let mut nonce = 0u64;
+            while Instant::now() < deadline {
+                nonce += 1;
+                let env = draft(&byz, byz.id(), nonce);
+                match client
+                    .submit_attestation(SubmitAttestationRequest { envelope: Some(env) })
+                    .await
+                {
+                    Ok(_) => ok += 1,
+                    Err(_) => refused += 1,
+                }
+                // About 40 a second: unthrottled (~440/s here) the valid
+                // attestations' own verification load halves the debug
+                // nodes' finality rate, whoever their subject; this test
+                // is about what self-attestations earn.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let env = draft(&honest, subject.id(), u64::MAX);
+            client
+                .submit_attestation(SubmitAttestationRequest { envelope: Some(env) })
+                .await
+                .expect("the honest attestation is admitted after the flood");
+            (ok, refused)
+        };
+        let (m, (ok, refused)) = during(&net, &ALL, attack).await;
+        // Watch the weights for a while: validator 3 never gains PoI.
+        let (mut seen_epochs, mut credited, mut max_self) = (std::collections::BTreeSet::new(), 0u64, 0u64);
+        let until = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < until && (credited == 0 || seen_epochs.len() < 3) {
+            if let Ok(r) = client.get_validators(GetValidatorsRequest { epoch: None }).await {
+                let r = r.into_inner();
+                seen_epochs.insert(r.epoch);
+                for v in &r.validators {
+                    if v.id == byz.id() {
+                        max_self = max_self.max(v.poi);
+                    }
+                    if v.id == subject.id() {
+                        credited = credited.max(v.poi);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        println!(
+            "{label}: {ok} self-attestations admitted, {refused} refused, in {:.1} s; epochs watched {seen_epochs:?}; \
+             validator 3's PoI carry at most {max_self}; validator 1's (one honest attestation) {credited}",
+            WINDOW.as_secs_f64()
+        );
+        assert!(ok > 0, "{label}: no self-attestation was admitted");
+        assert_eq!(max_self, 0, "{label}: self-attestations earned PoI");
+        assert!(
+            credited > 0,
+            "{label}: the honest attestation was not credited within 40 s"
+        );
+        aftermath(label, &mut net, &ALL, &base, m).await;
+    });
+}
