@@ -3,6 +3,7 @@
 //! weights and the proposer rotation live here.
 
 use crate::certificate::{self, CertError};
+use crate::evidence::{self, EvidenceError, EvidenceKey};
 use crate::genesis::Genesis;
 use crate::merkle;
 use crate::messages::block_hash;
@@ -10,9 +11,10 @@ use crate::proposer::ProposerPriority;
 use crate::types::{epoch_of, hash_bytes, hash_from_slice, Hash, Height, Round};
 use crate::validators::EpochWeights;
 use crate::weights::{self, EpochAccumulator};
-use bizra_proto::{Block, BlockHeader, CommitCertificate, Envelope, PoiAttestation};
+use bizra_proto::{Block, BlockHeader, CommitCertificate, Envelope, Evidence, PoiAttestation};
 use prost::Message;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashSet};
 
 /// Most attestations one block may carry.
 pub const MAX_BLOCK_ATTESTATIONS: usize = 20_000;
@@ -49,6 +51,12 @@ pub enum BlockError {
     LastCommitHash,
     #[error("last commit: {0}")]
     LastCommit(#[from] CertError),
+    #[error("evidence root does not match the evidence")]
+    EvidenceRoot,
+    #[error("{0}")]
+    TooMuchEvidence(EvidenceError),
+    #[error("evidence #{index}: {err}")]
+    Evidence { index: usize, err: EvidenceError },
 }
 
 /// The state after the last finalized block; serializable so the node can
@@ -67,6 +75,10 @@ pub struct ChainState {
     pub acc: EpochAccumulator,
     /// Proposer priorities at the start of `height + 1`.
     pub priorities: ProposerPriority,
+    /// Keys of committed evidence still young enough to be included again
+    /// ([`evidence::oldest_includable`]): each offence is committed once.
+    #[serde(default)]
+    pub committed_evidence: BTreeSet<EvidenceKey>,
 }
 
 impl ChainState {
@@ -82,6 +94,7 @@ impl ChainState {
             weights: w,
             acc: EpochAccumulator::new(g.members.len()),
             priorities: ProposerPriority::new(g.members.len()),
+            committed_evidence: BTreeSet::new(),
         }
     }
 
@@ -185,6 +198,7 @@ impl ChainState {
         if payload_root(&block.attestations)? != h.payload_root.as_slice() {
             return Err(BlockError::PayloadRoot);
         }
+        self.check_evidence(g, h.height, block)?;
         match (&block.last_commit, self.height) {
             (None, 0) if h.last_commit_hash.is_empty() => {}
             (Some(c), parent) if parent > 0 => {
@@ -210,6 +224,53 @@ impl ChainState {
         Ok(block_hash(block).expect("header present"))
     }
 
+    /// The block's evidence (ADR 0014): count, root, then per piece the
+    /// cheap rules (shape, age, once) for all, and only then the signatures.
+    pub fn check_evidence(&self, g: &Genesis, height: Height, block: &Block) -> Result<(), BlockError> {
+        let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
+        let p = g.params();
+        let max = p.evidence.max_per_block;
+        if block.evidence.len() > max as usize {
+            return Err(BlockError::TooMuchEvidence(EvidenceError::TooMany {
+                found: block.evidence.len(),
+                max,
+            }));
+        }
+        if evidence::evidence_root(&block.evidence) != h.evidence_root {
+            return Err(BlockError::EvidenceRoot);
+        }
+        let mut keys = HashSet::new();
+        let mut shaped = Vec::with_capacity(block.evidence.len());
+        for (index, e) in block.evidence.iter().enumerate() {
+            let err = |err| BlockError::Evidence { index, err };
+            let s = evidence::check_shape(g.chain_id(), &g.members, e).map_err(err)?;
+            evidence::check_age(&p.evidence, p.epoch_length, s.key.height, height).map_err(err)?;
+            if self.committed_evidence.contains(&s.key) {
+                return Err(err(EvidenceError::AlreadyCommitted));
+            }
+            if !keys.insert(s.key) {
+                return Err(err(EvidenceError::DuplicateInBlock));
+            }
+            shaped.push(s);
+        }
+        for (index, s) in shaped.iter().enumerate() {
+            evidence::verify_signatures(&g.members, s).map_err(|err| BlockError::Evidence { index, err })?;
+        }
+        Ok(())
+    }
+
+    /// Whether `e` could go into the next block on its own: every rule of
+    /// [`ChainState::check_evidence`] but the signatures (for the pool).
+    pub fn evidence_includable(&self, g: &Genesis, e: &Evidence) -> Result<EvidenceKey, EvidenceError> {
+        let p = g.params();
+        let s = evidence::check_shape(g.chain_id(), &g.members, e)?;
+        evidence::check_age(&p.evidence, p.epoch_length, s.key.height, self.next_height())?;
+        if self.committed_evidence.contains(&s.key) {
+            return Err(EvidenceError::AlreadyCommitted);
+        }
+        Ok(s.key)
+    }
+
     /// Applies a finalized block (already validated) and advances the epoch
     /// at its boundary. Deterministic: depends on genesis and the block only.
     ///
@@ -233,15 +294,30 @@ impl ChainState {
             let t = certificate::tally_trusted(&g.members, &self.last_weights, c);
             self.acc.add_commit(t.signers);
         }
+        for e in &block.evidence {
+            if let Ok(s) = evidence::check_shape(g.chain_id(), &g.members, e) {
+                self.committed_evidence.insert(s.key);
+                self.acc.offenders.insert(s.validator());
+            }
+        }
         self.height = h.height;
         self.last_hash = hash;
         self.last_time_ms = h.time_ms;
         self.last_weights = self.weights.clone();
-        let len = g.params().epoch_length;
+        let p = g.params();
+        let len = p.epoch_length;
+        if !self.committed_evidence.is_empty() {
+            // Keys too old to be included again cannot be committed twice.
+            let oldest = evidence::oldest_includable(&p.evidence, len, self.height + 1);
+            self.committed_evidence = self.committed_evidence.split_off(&EvidenceKey {
+                height: oldest,
+                validator: 0,
+                round: 0,
+                kind: i32::MIN,
+            });
+        }
         if self.height.is_multiple_of(len) {
-            let comps = weights::next_components(&g.params().weights, &self.weights.components, &self.acc);
-            let w = weights::weights_of(&g.params().weights, &comps);
-            self.weights = EpochWeights::new(epoch_of(self.height + 1, len), comps, w);
+            self.weights = next_epoch_weights(g, &self.weights, &self.acc, epoch_of(self.height + 1, len));
             self.acc = EpochAccumulator::new(g.members.len());
             self.priorities = ProposerPriority::new(g.members.len());
         } else {
@@ -257,6 +333,20 @@ impl ChainState {
         now_ms: u64,
         last_commit: Option<CommitCertificate>,
         attestations: Vec<Envelope>,
+    ) -> Block {
+        self.build_block_with(g, proposer, now_ms, last_commit, attestations, Vec::new())
+    }
+
+    /// [`ChainState::build_block`] with evidence (the caller keeps it within
+    /// the rules: [`ChainState::evidence_includable`], `max_per_block`).
+    pub fn build_block_with(
+        &self,
+        g: &Genesis,
+        proposer: &str,
+        now_ms: u64,
+        last_commit: Option<CommitCertificate>,
+        attestations: Vec<Envelope>,
+        evidence: Vec<Evidence>,
     ) -> Block {
         let height = self.next_height();
         let root = payload_root(&attestations).unwrap_or_else(|_| merkle::root(&[]));
@@ -274,13 +364,44 @@ impl ChainState {
                 .map(|c| hash_bytes(&c.encode_to_vec()).to_vec())
                 .unwrap_or_default(),
             epoch: epoch_of(height, g.params().epoch_length),
+            evidence_root: evidence::evidence_root(&evidence),
         };
         Block {
             header: Some(header),
             last_commit,
             attestations,
+            evidence,
         }
     }
+}
+
+/// The weights of epoch `epoch` (starting at a boundary): the components
+/// from the ending epoch's accumulator, then the jail rule of ADR 0014. A
+/// validator with evidence committed in the ending epoch loses its PoI carry
+/// and is jailed (weight 0) for `jail_epochs` epochs from `epoch`; a longer
+/// term already running is kept. Jailing never takes every validator: if it
+/// would, nobody is jailed in this epoch (the chain could not go on).
+pub fn next_epoch_weights(g: &Genesis, prev: &EpochWeights, acc: &EpochAccumulator, epoch: u64) -> EpochWeights {
+    let p = g.params();
+    let n = g.members.len();
+    let mut comps = weights::next_components(&p.weights, &prev.components, acc);
+    let mut until: Vec<u64> = (0..n).map(|i| prev.jailed_until(i)).collect();
+    for &i in &acc.offenders {
+        comps[i].poi = 0;
+        if p.evidence.jail_epochs > 0 {
+            until[i] = until[i].max(epoch.saturating_add(p.evidence.jail_epochs));
+        }
+    }
+    for u in until.iter_mut() {
+        if *u <= epoch {
+            *u = 0;
+        }
+    }
+    if until.iter().all(|&u| u > epoch) {
+        until = vec![0; n];
+    }
+    let w = weights::weights_of(&p.weights, &comps);
+    EpochWeights::with_jail(epoch, comps, w, until)
 }
 
 /// The leaves of a block's attestation tree.
@@ -361,5 +482,205 @@ mod tests {
         assert_eq!(state.weights.components[0].poi, 0, "self-attestation credited");
         assert_eq!(state.weights.components[2].poi, 10_000);
         assert_eq!(state.weights.components[1].poi, 0);
+    }
+
+    fn equivocation(g: &Genesis, by: &Signer, height: u64, round: u32) -> Evidence {
+        use crate::messages::{new_vote, sign_vote};
+        use bizra_proto::VoteKind;
+        let v = |b: u8| {
+            sign_vote(
+                by,
+                new_vote(g.chain_id(), height, round, VoteKind::Precommit, Some([b; 32]), by.id()),
+            )
+        };
+        evidence::duplicate_vote(v(1), v(2)).expect("conflict")
+    }
+
+    /// Builds, validates and applies the next block with `evidence`.
+    fn extend(
+        g: &Genesis,
+        signers: &[Signer],
+        state: &mut ChainState,
+        evidence: Vec<Evidence>,
+    ) -> Result<(), BlockError> {
+        let block = state.build_block_with(g, signers[0].id(), state.last_time_ms + 1000, None, vec![], evidence);
+        let hash = state.validate_block(g, &block)?;
+        state.apply(g, &block, hash);
+        Ok(())
+    }
+
+    fn genesis_with(n: usize, epoch_length: u64, ev: evidence::EvidenceParams) -> (Genesis, Vec<Signer>) {
+        let (g, signers) = genesis(n);
+        let mut doc = g.doc.clone();
+        doc.params.epoch_length = epoch_length;
+        doc.params.evidence = ev;
+        (Genesis::from_doc(&doc).expect("genesis").0, signers)
+    }
+
+    /// ADR 0014: evidence committed in epoch e jails its validator (weight 0,
+    /// PoI carry reset) for jail_epochs epochs from the boundary, then it is
+    /// free again with its weight back; the same offence cannot be committed
+    /// twice, and the others are unaffected.
+    #[test]
+    fn committed_evidence_jails_from_the_next_boundary() {
+        let (g, signers) = genesis_with(
+            4,
+            1,
+            evidence::EvidenceParams {
+                jail_epochs: 2,
+                ..Default::default()
+            },
+        );
+        // epoch_length 1: block 1 ends epoch 0.
+        let mut state = ChainState::genesis(&g);
+        let ev = equivocation(&g, &signers[2], 1, 0);
+        extend(&g, &signers, &mut state, vec![ev.clone()]).expect("block 1 with evidence");
+        assert_eq!(state.weights.epoch, 1);
+        assert!(state.weights.is_jailed(2));
+        assert_eq!(state.weights.weight(2), 0);
+        assert_eq!(state.weights.jailed_until(2), 3);
+        assert_eq!(state.weights.components[2].poi, 0);
+        for i in [0, 1, 3] {
+            assert!(!state.weights.is_jailed(i));
+            assert!(state.weights.weight(i) > 0);
+        }
+        assert_eq!(
+            state.weights.total,
+            (0..4).map(|i| state.weights.weight(i)).sum::<u128>()
+        );
+        // Epoch 2: still jailed; epoch 3: free (apply the boundary directly).
+        let mut acc = EpochAccumulator::new(4);
+        acc.add_commit([0, 1, 3]);
+        let e2 = next_epoch_weights(&g, &state.weights, &acc, 2);
+        assert!(e2.is_jailed(2) && e2.weight(2) == 0);
+        let e3 = next_epoch_weights(&g, &e2, &acc, 3);
+        assert!(!e3.is_jailed(2));
+        assert!(e3.weight(2) > 0);
+        assert_eq!(e3.jailed_until(2), 0);
+        // The same offence again: refused, in a block and for the pool.
+        let block = state.build_block_with(
+            &g,
+            signers[0].id(),
+            state.last_time_ms + 1000,
+            None,
+            vec![],
+            vec![ev.clone()],
+        );
+        assert_eq!(state.evidence_includable(&g, &ev), Err(EvidenceError::AlreadyCommitted));
+        let err = state.check_evidence(&g, 2, &block).unwrap_err();
+        assert_eq!(
+            err,
+            BlockError::Evidence {
+                index: 0,
+                err: EvidenceError::AlreadyCommitted
+            }
+        );
+    }
+
+    #[test]
+    fn blocks_refuse_bad_evidence() {
+        let (g, signers) = genesis_with(
+            4,
+            100,
+            evidence::EvidenceParams {
+                max_per_block: 2,
+                ..Default::default()
+            },
+        );
+        let state = ChainState::genesis(&g);
+        let block = |evs: Vec<Evidence>| state.build_block_with(&g, signers[0].id(), 2_000_000, None, vec![], evs);
+        let a = equivocation(&g, &signers[1], 1, 0);
+        let b = equivocation(&g, &signers[2], 1, 0);
+        let c = equivocation(&g, &signers[3], 1, 0);
+        assert!(state.validate_block(&g, &block(vec![a.clone(), b.clone()])).is_ok());
+        // Over the cap.
+        assert!(matches!(
+            state.validate_block(&g, &block(vec![a.clone(), b.clone(), c.clone()])),
+            Err(BlockError::TooMuchEvidence(EvidenceError::TooMany { found: 3, max: 2 }))
+        ));
+        // One offence twice.
+        assert_eq!(
+            state.validate_block(&g, &block(vec![a.clone(), a.clone()])),
+            Err(BlockError::Evidence {
+                index: 1,
+                err: EvidenceError::DuplicateInBlock
+            })
+        );
+        // Evidence the header does not commit to.
+        let mut bad = block(vec![a.clone()]);
+        bad.evidence.push(b.clone());
+        assert_eq!(state.validate_block(&g, &bad), Err(BlockError::EvidenceRoot));
+        let mut bad = block(vec![a.clone()]);
+        bad.evidence.clear();
+        assert_eq!(state.validate_block(&g, &bad), Err(BlockError::EvidenceRoot));
+        // From the future (height 2 evidence in block 1).
+        assert!(matches!(
+            state.validate_block(&g, &block(vec![equivocation(&g, &signers[1], 2, 0)])),
+            Err(BlockError::Evidence {
+                err: EvidenceError::Future { .. },
+                ..
+            })
+        ));
+        // A forged signature (checked after the cheap rules).
+        let mut forged = a.clone();
+        if let Some(bizra_proto::evidence::Kind::DuplicateVote(d)) = &mut forged.kind {
+            d.second.as_mut().unwrap().signature[5] ^= 1;
+        }
+        assert!(matches!(
+            state.validate_block(&g, &block(vec![forged])),
+            Err(BlockError::Evidence {
+                err: EvidenceError::Signature { .. },
+                ..
+            })
+        ));
+        // A block without evidence hashes as before (no evidence_root field).
+        let plain = block(vec![]);
+        assert!(plain.header.as_ref().unwrap().evidence_root.is_empty());
+    }
+
+    /// Evidence too old for the age limits is refused at the including height.
+    #[test]
+    fn blocks_refuse_old_evidence() {
+        let (g, signers) = genesis_with(
+            4,
+            1,
+            evidence::EvidenceParams {
+                max_age_blocks: 2,
+                max_age_epochs: 100,
+                ..Default::default()
+            },
+        );
+        let mut state = ChainState::genesis(&g);
+        for _ in 0..3 {
+            // No certificates here: apply() alone (validity is tested above).
+            let block = state.build_block(&g, signers[0].id(), state.last_time_ms + 1000, None, vec![]);
+            let hash = block_hash(&block).unwrap();
+            state.apply(&g, &block, hash);
+        }
+        // Now at height 3: the next block is 4; evidence from height 1 is 3 blocks old.
+        let old = equivocation(&g, &signers[1], 1, 0);
+        assert!(matches!(
+            state.evidence_includable(&g, &old),
+            Err(EvidenceError::TooOld { .. })
+        ));
+        assert!(state
+            .evidence_includable(&g, &equivocation(&g, &signers[1], 2, 0))
+            .is_ok());
+    }
+
+    /// Jailing never takes every validator's weight.
+    #[test]
+    fn jailing_everyone_jails_nobody() {
+        let (g, _) = genesis_with(2, 1, evidence::EvidenceParams::default());
+        let state = ChainState::genesis(&g);
+        let mut acc = EpochAccumulator::new(2);
+        acc.offenders.extend([0, 1]);
+        let w = next_epoch_weights(&g, &state.weights, &acc, 1);
+        assert!(!w.is_jailed(0) && !w.is_jailed(1));
+        assert!(w.total > 0);
+        assert_eq!(w.components[0].poi, 0, "the PoI carry is still reset");
+        acc.offenders.remove(&1);
+        let w = next_epoch_weights(&g, &state.weights, &acc, 1);
+        assert!(w.is_jailed(0) && !w.is_jailed(1));
     }
 }

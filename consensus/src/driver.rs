@@ -11,6 +11,7 @@
 
 use crate::certificate::{self, CheckedCertificate};
 use crate::chain::ChainState;
+use crate::evidence;
 use crate::genesis::Genesis;
 use crate::messages::{
     self, check_proposal, check_vote, new_vote, sign_proposal, sign_vote, VerifiedProposal, VerifiedVote,
@@ -19,8 +20,8 @@ use crate::signing::Signer;
 use crate::types::{Hash, Height, Round, SignPosition, SignStep};
 use crate::vote_keeper::{AddOutcome, VoteKeeper, VoteSet};
 use bizra_proto::{
-    consensus_message::Msg, Block, CommitCertificate, ConsensusMessage, Envelope, Equivocation, Proposal, SignedVote,
-    VoteKind,
+    consensus_message::Msg, Block, CommitCertificate, ConsensusMessage, Envelope, Equivocation, Evidence, Proposal,
+    SignedVote, VoteKind,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -108,6 +109,9 @@ pub enum Input {
         height: Height,
         round: Round,
         attestations: Vec<Envelope>,
+        /// Pending misbehaviour evidence; the driver keeps what the next
+        /// block may carry (all rules, signatures included) up to the cap.
+        evidence: Vec<Evidence>,
     },
     /// A finalized block and its certificate, fetched by sync. The
     /// certificate's signatures are checked before it gets here
@@ -399,7 +403,8 @@ impl Driver {
                 height,
                 round,
                 attestations,
-            } => self.on_value(now_ms, height, round, attestations, &mut fx),
+                evidence,
+            } => self.on_value(now_ms, height, round, attestations, evidence, &mut fx),
             Input::SyncedBlock { block, commit } => self.on_synced(block, commit, &mut fx)?,
             Input::RestoreOwn(msg) => self.restore_own(msg)?,
         }
@@ -698,7 +703,15 @@ impl Driver {
         }
     }
 
-    fn on_value(&mut self, now_ms: u64, h: Height, r: Round, atts: Vec<Envelope>, fx: &mut Vec<Effect>) {
+    fn on_value(
+        &mut self,
+        now_ms: u64,
+        h: Height,
+        r: Round,
+        atts: Vec<Envelope>,
+        evidence: Vec<Evidence>,
+        fx: &mut Vec<Effect>,
+    ) {
         if h != self.height
             || r != self.round
             || self.step != Step::Propose
@@ -707,10 +720,33 @@ impl Driver {
             return;
         }
         let Some(signer) = self.signer.clone() else { return };
-        let block = self
-            .chain
-            .build_block(&self.genesis, signer.id(), now_ms, self.last_commit.clone(), atts);
+        let evidence = self.includable_evidence(evidence);
+        let block = self.chain.build_block_with(
+            &self.genesis,
+            signer.id(),
+            now_ms,
+            self.last_commit.clone(),
+            atts,
+            evidence,
+        );
         self.propose(block, None, fx);
+    }
+
+    /// What of `offered` the next block may carry: each piece valid in full
+    /// (a bad one would make our own proposal invalid), one per offence, at
+    /// most `max_per_block`.
+    fn includable_evidence(&self, offered: Vec<Evidence>) -> Vec<Evidence> {
+        let g = &self.genesis;
+        let max = g.params().evidence.max_per_block as usize;
+        let mut keys = std::collections::HashSet::new();
+        offered
+            .into_iter()
+            .filter(|e| {
+                self.chain.evidence_includable(g, e).is_ok_and(|k| !keys.contains(&k))
+                    && evidence::check(g.chain_id(), &g.members, e).is_ok_and(|k| keys.insert(k))
+            })
+            .take(max)
+            .collect()
     }
 
     fn on_synced(&mut self, block: Block, commit: CheckedCertificate, fx: &mut Vec<Effect>) -> Result<(), DriverError> {

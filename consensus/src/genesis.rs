@@ -4,6 +4,7 @@
 //! sets unsafe thresholds, and the error says which. `genesis_hash` is the
 //! BLAKE3 of the file's exact bytes.
 
+use crate::evidence::EvidenceParams;
 use crate::quorum::{DEFAULT_ECONOMIC_THRESHOLD_BPS, DEFAULT_FAST_THRESHOLD_BPS, MIN_SAFE_THRESHOLD_BPS};
 use crate::signing::parse_validator_id;
 use crate::types::{hash_bytes, Hash};
@@ -38,6 +39,9 @@ pub struct GenesisParams {
     pub epoch_length: u64,
     #[serde(flatten)]
     pub weights: WeightParams,
+    /// Evidence age limits, per-block cap and the jail term (ADR 0014).
+    #[serde(default)]
+    pub evidence: EvidenceParams,
 }
 
 impl Default for GenesisParams {
@@ -47,6 +51,7 @@ impl Default for GenesisParams {
             economic_threshold_bps: DEFAULT_ECONOMIC_THRESHOLD_BPS,
             epoch_length: default_epoch_length(),
             weights: WeightParams::default(),
+            evidence: EvidenceParams::default(),
         }
     }
 }
@@ -93,6 +98,8 @@ pub enum GenesisError {
     EpochLength,
     #[error("weight parameters: {0}")]
     Weights(String),
+    #[error("evidence parameters: {0}")]
+    Evidence(String),
 }
 
 /// A validated genesis.
@@ -164,6 +171,7 @@ fn validate(doc: &GenesisDoc, floor: u32) -> Result<Membership, GenesisError> {
         return Err(GenesisError::EpochLength);
     }
     p.weights.validate().map_err(GenesisError::Weights)?;
+    p.evidence.validate().map_err(GenesisError::Evidence)?;
     if doc.validators.is_empty() {
         return Err(GenesisError::NoValidators);
     }

@@ -16,10 +16,12 @@
 //! * signatures (DSSE PAE + strict Ed25519): [`signing`]
 //! * commit certificates: [`certificate`]
 //! * PoI attestation rules: [`poi`]
+//! * misbehaviour evidence and jailing: [`evidence`], [`chain`]
 
 pub mod certificate;
 pub mod chain;
 pub mod driver;
+pub mod evidence;
 pub mod genesis;
 pub mod merkle;
 pub mod messages;

@@ -52,6 +52,10 @@ pub struct EpochWeights {
     /// `wq_weight` per validator.
     pub weights: Vec<u128>,
     pub total: u128,
+    /// Per validator, the first epoch it is free again; it is jailed (weight
+    /// 0) in this epoch when that is above `epoch`. Empty: nobody is jailed.
+    #[serde(default)]
+    pub jailed_until: Vec<u64>,
 }
 
 impl EpochWeights {
@@ -62,7 +66,34 @@ impl EpochWeights {
             components,
             weights,
             total,
+            jailed_until: Vec::new(),
         }
+    }
+
+    /// As [`EpochWeights::new`], with the jail terms of the epoch: a validator
+    /// jailed in `epoch` gets weight 0 (ADR 0014). Callers keep at least one
+    /// validator unjailed.
+    pub fn with_jail(epoch: u64, components: Vec<Components>, mut weights: Vec<u128>, jailed_until: Vec<u64>) -> Self {
+        for (w, &until) in weights.iter_mut().zip(&jailed_until) {
+            if until > epoch {
+                *w = 0;
+            }
+        }
+        let mut w = Self::new(epoch, components, weights);
+        if jailed_until.iter().any(|&u| u > 0) {
+            w.jailed_until = jailed_until;
+        }
+        w
+    }
+
+    /// Whether validator `i` is jailed in this epoch.
+    pub fn is_jailed(&self, i: usize) -> bool {
+        self.jailed_until.get(i).is_some_and(|&u| u > self.epoch)
+    }
+
+    /// The first epoch validator `i` is free again (0: never jailed).
+    pub fn jailed_until(&self, i: usize) -> u64 {
+        self.jailed_until.get(i).copied().unwrap_or(0)
     }
     pub fn weight(&self, i: usize) -> u128 {
         self.weights[i]

@@ -256,6 +256,10 @@ pub struct EpochAccumulator {
     pub commits: u64,
     /// Of those, how many carry each validator's precommit.
     pub signed: Vec<u64>,
+    /// Validators with evidence committed in this epoch (ADR 0014): jailed
+    /// from the next boundary, their PoI carry reset.
+    #[serde(default)]
+    pub offenders: std::collections::BTreeSet<usize>,
 }
 
 impl EpochAccumulator {
@@ -264,6 +268,7 @@ impl EpochAccumulator {
             impact: vec![0; n],
             commits: 0,
             signed: vec![0; n],
+            offenders: Default::default(),
         }
     }
     pub fn add_impact(&mut self, subject: usize, impact_bps: u64) {

@@ -963,6 +963,7 @@ impl<'w> Audit<'w> {
                                 height,
                                 round,
                                 attestations: self.w.pending.clone(),
+                                evidence: vec![],
                             },
                         )
                         .expect("ProposeValue is never a driver error");

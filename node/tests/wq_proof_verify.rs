@@ -748,6 +748,7 @@ mod fake {
                     header: Some(self.header.clone()),
                     last_commit: None,
                     attestations: vec![],
+                    evidence: vec![],
                 }),
                 block_hash: self.hash(),
             }))

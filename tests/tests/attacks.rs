@@ -671,6 +671,7 @@ fn padded_block(chain_id: &str, height: u64, proposer: &str, size: usize, junk: 
             precommits,
         }),
         attestations: vec![],
+        evidence: vec![],
     }
 }
 

@@ -352,6 +352,7 @@ mod tests {
                                 height,
                                 round,
                                 attestations: vec![],
+                                evidence: vec![],
                             },
                         )
                         .expect("value");
