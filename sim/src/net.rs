@@ -359,6 +359,7 @@ impl World {
                         height,
                         round,
                         attestations,
+                        evidence: Vec::new(),
                     },
                 );
             }
