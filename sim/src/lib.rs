@@ -167,6 +167,7 @@ fn make_genesis(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> (Arc<Genesis>, Vec<Sig
         economic_threshold_bps: cfg.threshold_bps.max(8000),
         epoch_length: cfg.epoch_length,
         weights,
+        evidence: Default::default(),
     };
     let doc = GenesisDoc {
         chain_id: "bizra-sim".into(),
