@@ -6,6 +6,7 @@ pub mod admission;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod evidence_pool;
 pub mod fuzzing;
 pub mod keys;
 pub mod metrics;

@@ -89,8 +89,18 @@ pub enum Direction {
 
 /// The `result` labels of `bizra_attestations_total` that exist from the start.
 pub const ATTESTATION_RESULTS: [&str; 4] = ["accepted", "rejected", "gossip_accepted", "gossip_rejected"];
+/// The `result` labels of `bizra_evidence_total` (issue 15): `detected` by
+/// this node's vote keeper, gossip verdicts, and `committed` in a finalized
+/// block.
+pub const EVIDENCE_RESULTS: [&str; 5] = [
+    "detected",
+    "gossip_accepted",
+    "gossip_ignored",
+    "gossip_rejected",
+    "committed",
+];
 /// The bounded `method` label values of the gRPC metrics (see `rpc::guard::method_label`).
-pub const GRPC_METHODS: [&str; 13] = [
+pub const GRPC_METHODS: [&str; 14] = [
     "GetStatus",
     "GetHead",
     "GetBlock",
@@ -100,6 +110,7 @@ pub const GRPC_METHODS: [&str; 13] = [
     "SubscribeHeads",
     "SubmitAttestation",
     "GetAttestation",
+    "GetEvidence",
     "Health/Check",
     "Health/Watch",
     "ServerReflectionInfo",
@@ -158,6 +169,11 @@ pub struct Metrics {
     pub messages: Family<KindDirectionLabels, Counter>,
     pub message_bytes: Family<KindDirectionLabels, Counter>,
     pub rounds_per_height: Histogram,
+    pub evidence: Family<ResultLabel, Counter>,
+    pub evidence_committed: Family<ValidatorLabel, Counter>,
+    pub jailed: Family<ValidatorLabel, Gauge>,
+    pub jailed_until: Family<ValidatorLabel, Gauge>,
+    pub evidence_pending: Gauge,
     /// `messages` and `message_bytes` resolved once, by [kind][direction]:
     /// they count every consensus message, so no label lookup per message.
     msg_counters: [[(Counter, Counter); 2]; 3],
@@ -192,6 +208,11 @@ impl Metrics {
             messages: Family::default(),
             message_bytes: Family::default(),
             rounds_per_height: Histogram::new(ROUND_BUCKETS),
+            evidence: Family::default(),
+            evidence_committed: Family::default(),
+            jailed: Family::default(),
+            jailed_until: Family::default(),
+            evidence_pending: Gauge::default(),
             msg_counters: Default::default(),
             registry: Registry::default(),
         };
@@ -286,6 +307,31 @@ impl Metrics {
             "Rounds a decided height took (the decision's round + 1)",
             m.rounds_per_height.clone(),
         );
+        registry.register(
+            "bizra_evidence",
+            "Misbehaviour evidence by result: detected here, gossip verdicts, committed in finalized blocks",
+            m.evidence.clone(),
+        );
+        registry.register(
+            "bizra_evidence_committed",
+            "Evidence committed in finalized blocks, per offending validator",
+            m.evidence_committed.clone(),
+        );
+        registry.register(
+            "bizra_validator_jailed",
+            "1 if the validator is jailed (wq_weight 0) in the current epoch, else 0",
+            m.jailed.clone(),
+        );
+        registry.register(
+            "bizra_validator_jailed_until_epoch",
+            "First epoch the validator is free again (0: never jailed)",
+            m.jailed_until.clone(),
+        );
+        registry.register(
+            "bizra_evidence_pending",
+            "Evidence waiting in this node's pool for a block",
+            m.evidence_pending.clone(),
+        );
         let mut m = Metrics { registry, ..m };
         let counters: [[(Counter, Counter); 2]; 3] = std::array::from_fn(|k| {
             std::array::from_fn(|d| {
@@ -313,6 +359,9 @@ impl Metrics {
             kind: "proposal".into(),
             result: "invalid_payload".into(),
         });
+        for result in EVIDENCE_RESULTS {
+            let _ = m.evidence.get_or_create(&ResultLabel { result: result.into() });
+        }
         for result in ATTESTATION_RESULTS {
             let _ = m.attestations.get_or_create(&ResultLabel { result: result.into() });
         }
@@ -355,6 +404,12 @@ impl Metrics {
                 kind: kind.into(),
                 result: result.into(),
             })
+            .inc();
+    }
+
+    pub fn evidence(&self, result: &str) {
+        self.evidence
+            .get_or_create(&ResultLabel { result: result.into() })
             .inc();
     }
 

@@ -55,6 +55,40 @@ pub enum SubmitError {
     Exhausted(String),
 }
 
+/// Most committed-evidence locations kept per validator (the newest).
+pub const EVIDENCE_INDEX_PER_VALIDATOR: usize = 1024;
+
+/// Where committed evidence is, by offending validator (issue 15): built
+/// from the chain at start (in the background, with the history check) and
+/// extended with each finalized block. In memory: evidence is rare, and a
+/// validator flooding blocks with its own offences keeps only its newest
+/// [`EVIDENCE_INDEX_PER_VALIDATOR`] listed here (by height they are all
+/// served from the blocks).
+#[derive(Debug, Default)]
+pub struct EvidenceIndex {
+    by_validator: BTreeMap<usize, std::collections::BTreeSet<(u64, u32)>>,
+    /// False until the history behind the start-up snapshot is indexed.
+    pub complete: bool,
+}
+
+impl EvidenceIndex {
+    /// Records evidence #`index` of block `height` against `validator`.
+    pub fn add(&mut self, validator: usize, height: u64, index: u32) {
+        let set = self.by_validator.entry(validator).or_default();
+        set.insert((height, index));
+        while set.len() > EVIDENCE_INDEX_PER_VALIDATOR {
+            set.pop_first();
+        }
+    }
+    /// (height, index in block) of `validator`'s committed evidence, oldest first.
+    pub fn of(&self, validator: usize) -> Vec<(u64, u32)> {
+        self.by_validator
+            .get(&validator)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Requests from the API to the engine.
 pub enum EngineRequest {
     /// An attestation that passed every rule of CONTRACT section 7
@@ -81,6 +115,8 @@ pub struct Shared {
     pub head: RwLock<Option<Arc<HeadEvent>>>,
     pub requests: mpsc::Sender<EngineRequest>,
     pub version: &'static str,
+    /// Committed evidence by offending validator (GetEvidence).
+    pub evidence: RwLock<EvidenceIndex>,
 }
 
 impl Shared {

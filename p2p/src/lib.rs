@@ -7,9 +7,10 @@
 //! plus the bounded receiver of [`P2pEvent`]s.
 //!
 //! # Gossip
-//! Three gossipsub topics per chain ([`Topic`]):
-//! `/bizra/{chain_id}/proposals/1`, `/bizra/{chain_id}/votes/1` and
-//! `/bizra/{chain_id}/attestations/2` (`AttestationBatch`). Gossipsub runs
+//! Four gossipsub topics per chain ([`Topic`]):
+//! `/bizra/{chain_id}/proposals/1`, `/bizra/{chain_id}/votes/1`,
+//! `/bizra/{chain_id}/attestations/2` (`AttestationBatch`) and
+//! `/bizra/{chain_id}/evidence/1` (one `Evidence` per message). Gossipsub runs
 //! in anonymous mode: every bizra payload carries its author's signature, so
 //! libp2p's own envelope signature would be pure cost (ADR 0006). The message id is the first 20 bytes of
 //! BLAKE3(data), so the same bytes published twice (or by two peers) are one
@@ -104,11 +105,12 @@ pub enum Topic {
     Proposals,
     Votes,
     Attestations,
+    Evidence,
 }
 
 impl Topic {
     /// All topics; a node subscribes to each of them.
-    pub const ALL: [Topic; 3] = [Topic::Proposals, Topic::Votes, Topic::Attestations];
+    pub const ALL: [Topic; 4] = [Topic::Proposals, Topic::Votes, Topic::Attestations, Topic::Evidence];
 
     /// The gossipsub topic string, e.g. `/bizra/{chain_id}/votes/1`.
     pub fn name(self, chain_id: &str) -> String {
@@ -117,6 +119,7 @@ impl Topic {
             Topic::Votes => ("votes", 1),
             // 2: an `AttestationBatch` per message (1 was one `Envelope`).
             Topic::Attestations => ("attestations", 2),
+            Topic::Evidence => ("evidence", 1),
         };
         format!("/bizra/{chain_id}/{kind}/{version}")
     }
@@ -516,5 +519,6 @@ mod tests {
         assert_eq!(Topic::Votes.name("c1"), "/bizra/c1/votes/1");
         assert_eq!(Topic::Proposals.name("c1"), "/bizra/c1/proposals/1");
         assert_eq!(Topic::Attestations.name("c1"), "/bizra/c1/attestations/2");
+        assert_eq!(Topic::Evidence.name("c1"), "/bizra/c1/evidence/1");
     }
 }

@@ -626,6 +626,7 @@ mod tests {
             payload_root: merkle::root(&leaves).to_vec(),
             last_commit_hash: vec![2; 32],
             epoch,
+            evidence_root: vec![],
         };
         let block_hash = hash_bytes(&header.encode_to_vec());
         let precommits: Vec<_> = (0..3)
@@ -676,6 +677,8 @@ mod tests {
                     rep: 10_000,
                     wq_weight: "1000".into(),
                     weight_share_bps: 2500,
+                    jailed: false,
+                    jailed_until_epoch: 0,
                 })
                 .collect(),
         };
@@ -895,6 +898,12 @@ mod tests {
                     commit: None,
                     header: Some(header),
                 }))
+            }
+            async fn get_evidence(
+                &self,
+                _: Request<bizra_proto::GetEvidenceRequest>,
+            ) -> Result<Response<bizra_proto::GetEvidenceResponse>, Status> {
+                Err(Status::unimplemented("fake"))
             }
         }
 

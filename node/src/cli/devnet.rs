@@ -50,6 +50,8 @@ struct Row {
     round: u32,
     peers: u32,
     share_bps: u32,
+    /// First epoch this validator is free again, while it is jailed.
+    jailed_until: Option<u64>,
     catching_up: bool,
     up: bool,
 }
@@ -285,6 +287,7 @@ async fn poll(n: &mut Node) {
             .map(|s| s.into_inner().validator);
         if let Some(info) = v.validators.iter().find(|x| Some(&x.id) == me.as_ref()) {
             n.row.share_bps = info.weight_share_bps;
+            n.row.jailed_until = info.jailed.then_some(info.jailed_until_epoch);
         }
     }
 }
@@ -312,11 +315,13 @@ fn print_table(nodes: &[Node], tty: bool) {
     for (k, n) in nodes.iter().enumerate() {
         let r = &n.row;
         let state = if !r.up {
-            "starting/down"
+            "starting/down".to_string()
+        } else if let Some(until) = r.jailed_until {
+            format!("jailed until epoch {until}")
         } else if r.catching_up {
-            "catching up"
+            "catching up".to_string()
         } else {
-            "ok"
+            "ok".to_string()
         };
         out.push_str(&format!(
             "node{:<3} {:>8} {:<9} {:<10} {:>5} {:>5} {:>6.2}%  {}\n",

@@ -7,6 +7,7 @@
 //! rebuilds the chain state from its blocks, replays the WAL into the driver,
 //! and only then opens the network.
 
+mod evidence;
 mod log_limit;
 mod serve_limit;
 mod servers;
@@ -16,6 +17,7 @@ pub mod sync;
 use crate::admission;
 use crate::cli::{resolve, usage, CliResult};
 use crate::config::{parse_peer, NodeConfig};
+use crate::evidence_pool::EvidencePool;
 use crate::metrics::{ComponentLabels, Direction, Metrics, MsgKind, ValidatorLabel};
 use crate::pool::{AttestationPool, FinalizedKey};
 use crate::state::{EngineRequest, HeadEvent, Shared, Status};
@@ -183,6 +185,7 @@ fn topic_kind(topic: Topic) -> &'static str {
         Topic::Proposals => "proposal",
         Topic::Votes => "vote",
         Topic::Attestations => "attestation",
+        Topic::Evidence => "evidence",
     }
 }
 
@@ -425,6 +428,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         head: RwLock::new(None),
         requests: req_tx,
         version: env!("CARGO_PKG_VERSION"),
+        evidence: RwLock::new(Default::default()),
     });
     if state.height > 0 {
         let block = store
@@ -503,6 +507,8 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         relay_consensus: !p2p_cfg_direct,
         pending_commit: None,
         status_cursor: 0,
+        evidence: EvidencePool::new(),
+        last_evidence_gossip: Instant::now(),
     };
     engine.set_weight_metrics();
     engine.execute(pending).await?;
@@ -540,10 +546,15 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
                 match done {
                     Ok(Ok(past)) => {
                         let mut epochs = engine.shared.epochs.write().expect("epochs");
-                        let n = past.len();
-                        for (e, w) in past {
+                        let n = past.epochs.len();
+                        for (e, w) in past.epochs {
                             epochs.entry(e).or_insert(w);
                         }
+                        let mut index = engine.shared.evidence.write().expect("evidence index");
+                        for (v, h, i) in past.evidence {
+                            index.add(v, h, i);
+                        }
+                        index.complete = true;
                         info!(epochs = n, "history re-checked against the chain-state snapshot");
                         Ok(())
                     }
@@ -553,6 +564,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
             }
             _ = status_tick.tick() => {
                 engine.store_pending_commit();
+                engine.regossip_evidence().await;
                 engine.ask_status().await;
                 Ok(())
             }
@@ -628,6 +640,9 @@ struct Engine {
     relay_consensus: bool,
     /// Where the next status round starts in the sorted peer list.
     status_cursor: usize,
+    /// Misbehaviour evidence waiting for a block (issue 15).
+    evidence: EvidencePool,
+    last_evidence_gossip: Instant,
 }
 
 impl Engine {
@@ -681,12 +696,14 @@ impl Engine {
                         continue; // a height a synced range has already passed
                     }
                     let attestations = self.payload_for_block();
+                    let evidence = self.evidence_for_block();
                     let fx = self.driver.handle(
                         now_ms(),
                         Input::ProposeValue {
                             height,
                             round,
                             attestations,
+                            evidence,
                         },
                     )?;
                     queue.extend(fx);
@@ -720,17 +737,7 @@ impl Engine {
                         self.pending_commit = Some(c);
                     }
                 }
-                Effect::Evidence(ev) => {
-                    self.metrics().equivocations.inc();
-                    let who = ev
-                        .first
-                        .as_ref()
-                        .and_then(|v| v.vote.as_ref())
-                        .map(|v| v.validator.clone());
-                    if let Some(suppressed) = self.logs.allow("equivocation", Instant::now()) {
-                        warn!(validator = ?who, suppressed, "equivocation evidence");
-                    }
-                }
+                Effect::Evidence(eq) => self.on_equivocation(eq).await,
                 Effect::Kept | Effect::Known => {} // handled by the gossip path, which holds the bytes
                 Effect::SyncNeeded { from, seen } => {
                     // Normal for a moment after each block; ask at most twice a second.
@@ -820,6 +827,7 @@ impl Engine {
             .commit_weight_share_bps
             .set(quorum::share_bps(tally.signed_weight, tally.total_weight) as i64);
         self.published.clear();
+        self.evidence_after_block(&block, &state);
         let members = &self.shared.genesis.members;
         self.pool.remove_finalized(
             block
@@ -868,6 +876,15 @@ impl Engine {
                 .wq_weight
                 .get_or_create(&ValidatorLabel { validator: v.clone() })
                 .set(w.weights[i] as f64);
+            let label = ValidatorLabel { validator: v.clone() };
+            self.metrics()
+                .jailed
+                .get_or_create(&label)
+                .set(i64::from(w.is_jailed(i)));
+            self.metrics()
+                .jailed_until
+                .get_or_create(&label)
+                .set(w.jailed_until(i) as i64);
             let c = &w.components[i];
             for (name, val) in [("stake", c.stake), ("poi", c.poi), ("rep", c.rep)] {
                 self.metrics()
@@ -993,6 +1010,15 @@ impl Engine {
                 self.p2p.report_validation(id, source, verdict);
             }
             P2pEvent::Gossip {
+                topic: Topic::Evidence,
+                data,
+                source,
+                id,
+            } => {
+                let verdict = self.on_evidence_gossip(&data);
+                self.p2p.report_validation(id, source, verdict);
+            }
+            P2pEvent::Gossip {
                 topic,
                 data,
                 source,
@@ -1087,7 +1113,7 @@ impl Engine {
             self.verified.clear();
             self.verified_height = self.driver.height();
         }
-        if topic == Topic::Attestations {
+        if topic == Topic::Attestations || topic == Topic::Evidence {
             return GossipCheck::verdict(Validation::Ignore);
         }
         let Ok(msg) = ConsensusMessage::decode(data) else {

@@ -52,21 +52,33 @@ pub fn initial_epochs(g: &Genesis, state: &ChainState) -> BTreeMap<u64, EpochWei
     epochs
 }
 
+/// What [`replay_history`] learns from the blocks behind the snapshot.
+#[derive(Debug)]
+pub struct History {
+    /// The weights of every epoch.
+    pub epochs: BTreeMap<u64, EpochWeights>,
+    /// (offending validator, height, index in block) of committed evidence.
+    pub evidence: Vec<(usize, u64, u32)>,
+}
+
 /// Re-applies blocks 1..=`snapshot.height` from genesis: the weights of
-/// every epoch, and an error if the blocks do not lead to `snapshot`.
-pub fn replay_history(
-    g: &Genesis,
-    store: &dyn Store,
-    snapshot: &ChainState,
-) -> anyhow::Result<BTreeMap<u64, EpochWeights>> {
+/// every epoch and where committed evidence is, and an error if the blocks
+/// do not lead to `snapshot`.
+pub fn replay_history(g: &Genesis, store: &dyn Store, snapshot: &ChainState) -> anyhow::Result<History> {
     let mut state = ChainState::genesis(g);
     let mut epochs = BTreeMap::new();
+    let mut evidence = Vec::new();
     epochs.insert(0, state.weights.clone());
     for h in 1..=snapshot.height {
         let b = store
             .block(h)?
             .ok_or_else(|| anyhow::anyhow!("data dir is corrupt: block {h} is missing"))?;
         let hash = block_hash(&b).ok_or_else(|| anyhow::anyhow!("data dir is corrupt: block {h} has no header"))?;
+        for (i, e) in b.evidence.iter().enumerate() {
+            if let Ok(s) = bizra_consensus::evidence::check_shape(g.chain_id(), &g.members, e) {
+                evidence.push((s.validator(), h, i as u32));
+            }
+        }
         state.apply(g, &b, hash);
         epochs
             .entry(state.weights.epoch)
@@ -78,7 +90,7 @@ pub fn replay_history(
             snapshot.height
         );
     }
-    Ok(epochs)
+    Ok(History { epochs, evidence })
 }
 
 #[cfg(test)]
@@ -109,7 +121,7 @@ mod tests {
             ChainState::genesis(&w.genesis)
         );
         // The history behind it checks out, with every epoch's weights.
-        let all = replay_history(&w.genesis, &w.store, &state).unwrap();
+        let all = replay_history(&w.genesis, &w.store, &state).unwrap().epochs;
         for (e, wts) in &epochs {
             assert_eq!(all.get(e), Some(wts), "epoch {e}");
         }

@@ -35,7 +35,7 @@ pub const QUEUE_WAIT: Duration = Duration::from_secs(2);
 pub const MAX_CLIENTS: usize = 4096;
 
 /// How many of [`GRPC_METHODS`] are rpcs of `bizra.node.v1.Node` (the first ones).
-const NODE_RPCS: usize = 9;
+const NODE_RPCS: usize = 10;
 
 /// The index into [`GRPC_METHODS`] of a request path's bounded `method` label.
 pub fn method_index(path: &str) -> usize {

@@ -11,14 +11,15 @@
 use crate::state::{EngineRequest, HeadEvent, Shared, SubmitError};
 use bizra_consensus::types::{block_label, Hash};
 use bizra_consensus::validators::EpochWeights;
-use bizra_consensus::{certificate, chain, merkle, quorum};
+use bizra_consensus::{certificate, chain, evidence, merkle, quorum};
 use bizra_proto::node_server::Node;
 use bizra_proto::{
-    get_block_request, payload_type, Block, BlockHeader, Envelope, EnvelopeSignature, GetAttestationRequest,
-    GetAttestationResponse, GetBlockRequest, GetBlockResponse, GetCommitRequest, GetCommitResponse,
-    GetHeadReportRequest, GetHeadReportResponse, GetHeadRequest, GetHeadResponse, GetStatusRequest, GetStatusResponse,
-    GetValidatorsRequest, GetValidatorsResponse, HeadReport, InclusionProof, SubmitAttestationRequest,
-    SubmitAttestationResponse, SubscribeHeadsRequest, ValidatorInfo,
+    get_block_request, get_evidence_request, payload_type, Block, BlockHeader, CommittedEvidence, Envelope,
+    EnvelopeSignature, GetAttestationRequest, GetAttestationResponse, GetBlockRequest, GetBlockResponse,
+    GetCommitRequest, GetCommitResponse, GetEvidenceRequest, GetEvidenceResponse, GetHeadReportRequest,
+    GetHeadReportResponse, GetHeadRequest, GetHeadResponse, GetStatusRequest, GetStatusResponse, GetValidatorsRequest,
+    GetValidatorsResponse, HeadReport, InclusionProof, SubmitAttestationRequest, SubmitAttestationResponse,
+    SubscribeHeadsRequest, ValidatorInfo,
 };
 use futures::Stream;
 use prost::Message;
@@ -36,6 +37,8 @@ pub const MAX_SUBMIT_BYTES: usize = bizra_consensus::poi::MAX_ATTESTATION_BYTES;
 const ENGINE_SEND_WAIT: Duration = Duration::from_secs(5);
 /// How long `SubmitAttestation` waits for the engine's verdict.
 const ENGINE_REPLY_WAIT: Duration = Duration::from_secs(10);
+/// Most committed evidence one GetEvidence answer carries (by validator: the newest).
+pub const MAX_EVIDENCE_RESPONSE: usize = 32;
 
 type HeadStream = Pin<Box<dyn Stream<Item = Result<GetHeadResponse, Status>> + Send + 'static>>;
 
@@ -327,6 +330,8 @@ impl Node for NodeService {
                     rep: c.rep,
                     wq_weight: weight.to_string(),
                     weight_share_bps: quorum::share_bps(weight, w.total),
+                    jailed: w.is_jailed(i),
+                    jailed_until_epoch: w.jailed_until(i),
                 }
             })
             .collect();
@@ -481,5 +486,75 @@ impl Node for NodeService {
             commit,
             header: block.header,
         }))
+    }
+
+    async fn get_evidence(&self, req: Request<GetEvidenceRequest>) -> Result<Response<GetEvidenceResponse>, Status> {
+        let g = &self.shared.genesis;
+        let locations: Vec<(u64, u32)> = match req.into_inner().selector {
+            Some(get_evidence_request::Selector::Validator(id)) => {
+                if id.len() != 64 || !id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+                    return Err(Status::invalid_argument(
+                        "validator must be 64 lower-case hex digits (an Ed25519 public key)",
+                    ));
+                }
+                let v = g
+                    .members
+                    .index_of(&id)
+                    .ok_or_else(|| Status::not_found(format!("{id} is not a validator of this chain")))?;
+                let index = self.shared.evidence.read().expect("evidence index");
+                if !index.complete {
+                    return Err(Status::unavailable(
+                        "the evidence index is being rebuilt from the chain after a restart; retry shortly",
+                    ));
+                }
+                let all = index.of(v);
+                all[all.len().saturating_sub(MAX_EVIDENCE_RESPONSE)..].to_vec()
+            }
+            Some(get_evidence_request::Selector::Height(h)) => {
+                let height = self.finalized_height(h)?;
+                let (block, _) = self.block_at(height)?;
+                (0..block.evidence.len().min(MAX_EVIDENCE_RESPONSE))
+                    .map(|i| (height, i as u32))
+                    .collect()
+            }
+            None => return Err(Status::invalid_argument("set validator or height")),
+        };
+        let mut out = Vec::with_capacity(locations.len());
+        let mut blocks: Option<(u64, Block, [u8; 32], Option<bizra_proto::CommitCertificate>)> = None;
+        for (height, index) in locations {
+            if blocks.as_ref().is_none_or(|b| b.0 != height) {
+                let (block, hash) = self.block_at(height)?;
+                let commit = self.shared.store.commit(height).map_err(internal)?;
+                blocks = Some((height, block, hash, commit));
+            }
+            let (_, block, hash, commit) = blocks.as_ref().expect("loaded");
+            let index = index as usize;
+            let ev = block
+                .evidence
+                .get(index)
+                .cloned()
+                .ok_or_else(|| internal(format!("evidence index {index} is outside block {height}")))?;
+            let leaves: Vec<[u8; 32]> = block.evidence.iter().map(evidence::leaf).collect();
+            let siblings = merkle::proof(&leaves, index)
+                .ok_or_else(|| internal(format!("no inclusion proof for evidence {index} of block {height}")))?;
+            let validator = evidence::votes(&ev)
+                .map(|(a, _)| a.validator.clone())
+                .unwrap_or_default();
+            out.push(CommittedEvidence {
+                id: hex::encode(evidence::evidence_id(&ev)),
+                evidence: Some(ev),
+                validator,
+                height,
+                block_hash: hash.to_vec(),
+                proof: Some(InclusionProof {
+                    leaf_index: index as u64,
+                    leaf_count: leaves.len() as u64,
+                    siblings: siblings.iter().map(|s| s.to_vec()).collect(),
+                }),
+                commit: commit.clone(),
+                header: block.header.clone(),
+            });
+        }
+        Ok(Response::new(GetEvidenceResponse { evidence: out }))
     }
 }

@@ -141,6 +141,7 @@ impl Fixture {
             head: RwLock::new(None),
             requests,
             version: "test-1.2.3",
+            evidence: RwLock::new(Default::default()),
         });
         Fixture {
             shared,

@@ -138,6 +138,12 @@ impl Node for Bare {
     ) -> Result<Response<GetAttestationResponse>, Status> {
         nope()
     }
+    async fn get_evidence(
+        &self,
+        _: Request<bizra_proto::GetEvidenceRequest>,
+    ) -> Result<Response<bizra_proto::GetEvidenceResponse>, Status> {
+        nope()
+    }
 }
 
 /// The bare server on its own runtime thread; dropping it stops the server.
