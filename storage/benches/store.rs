@@ -85,12 +85,14 @@ fn next_block(height: u64, parent: [u8; 32], attestations: usize) -> (Block, Com
         payload_root: vec![2u8; 32],
         last_commit_hash: vec![3u8; 32],
         epoch: 0,
+        evidence_root: vec![],
     };
     let hash = block_hash_of(&header);
     let block = Block {
         header: Some(header),
         last_commit: None,
         attestations: (0..attestations).map(|i| envelope(height, i)).collect(),
+        evidence: vec![],
     };
     let commit = CommitCertificate {
         height,

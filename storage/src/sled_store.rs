@@ -1120,6 +1120,7 @@ mod tests {
                 payload: format!("att {height}").into_bytes(),
                 ..Default::default()
             }],
+            evidence: vec![],
         };
         let hash = codec::header_hash(b.header.as_ref().unwrap());
         let c = CommitCertificate {

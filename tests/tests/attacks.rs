@@ -663,6 +663,7 @@ fn padded_block(chain_id: &str, height: u64, proposer: &str, size: usize, junk: 
             payload_root: junk.bytes(32),
             last_commit_hash: junk.bytes(32),
             epoch: 0,
+            evidence_root: vec![],
         }),
         last_commit: Some(CommitCertificate {
             height: height - 1,

@@ -74,6 +74,7 @@ pub fn block_on(
             .map(|c| blake3::hash(&c.encode_to_vec()).as_bytes().to_vec())
             .unwrap_or_default(),
         epoch: 0,
+        evidence_root: vec![],
     };
     Block {
         header: Some(header),
@@ -81,6 +82,7 @@ pub fn block_on(
         attestations: (0..n_att)
             .map(|i| envelope(&format!("att-{height}-{i}-{salt}")))
             .collect(),
+        evidence: vec![],
     }
 }
 
