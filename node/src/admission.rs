@@ -374,6 +374,7 @@ mod tests {
             }),
             last_commit: None,
             attestations: vec![w.pending[0].clone()],
+            evidence: vec![],
         };
         let mut verified = VerifiedPayloads::default();
         assert_eq!(
@@ -413,6 +414,7 @@ mod tests {
             }),
             last_commit: None,
             attestations: vec![reuse],
+            evidence: vec![],
         };
         let e = check_payload(
             &w.genesis,

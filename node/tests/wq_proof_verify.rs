@@ -571,6 +571,7 @@ fn att_world(signers: &[usize], edit: impl FnOnce(&mut PoiAttestation)) -> AttWo
         payload_root: merkle::root(&leaves).to_vec(),
         last_commit_hash: vec![1; 32],
         epoch: 0,
+        evidence_root: vec![],
     };
     f.block_hash = hash_bytes(&header.encode_to_vec());
     let proof = InclusionProof {
@@ -780,6 +781,7 @@ mod fake {
                         rep: c.rep,
                         wq_weight: w.to_string(),
                         weight_share_bps: 0,
+                        ..Default::default()
                     })
                     .collect(),
             }))
@@ -808,6 +810,8 @@ mod fake {
             &self,
             _: Request<GetAttestationRequest>,
         ) -> Result<Response<GetAttestationResponse>, Status> {
+            Err(Status::unimplemented("fake"))
+        }        async fn get_evidence(&self, _: Request<GetEvidenceRequest>) -> Result<Response<GetEvidenceResponse>, Status> {
             Err(Status::unimplemented("fake"))
         }
     }
@@ -884,6 +888,7 @@ fn honest_world() -> (Fixture, BlockHeader) {
         payload_root: merkle::root(&[]).to_vec(),
         last_commit_hash: vec![1; 32],
         epoch: 0,
+        evidence_root: vec![],
     };
     f.block_hash = hash_bytes(&header.encode_to_vec());
     (f, header)

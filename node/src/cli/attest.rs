@@ -626,6 +626,7 @@ mod tests {
             payload_root: merkle::root(&leaves).to_vec(),
             last_commit_hash: vec![2; 32],
             epoch,
+            evidence_root: vec![],
         };
         let block_hash = hash_bytes(&header.encode_to_vec());
         let precommits: Vec<_> = (0..3)
@@ -676,6 +677,7 @@ mod tests {
                     rep: 10_000,
                     wq_weight: "1000".into(),
                     weight_share_bps: 2500,
+                    ..Default::default()
                 })
                 .collect(),
         };
@@ -895,6 +897,12 @@ mod tests {
                     commit: None,
                     header: Some(header),
                 }))
+            }
+            async fn get_evidence(
+                &self,
+                _: Request<GetEvidenceRequest>,
+            ) -> Result<Response<GetEvidenceResponse>, Status> {
+                Err(Status::unimplemented("fake"))
             }
         }
 

@@ -20,7 +20,7 @@ use crate::cli::{check, usage, CliResult, Failure};
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::node_server::{Node, NodeServer};
 use bizra_proto::{
-    GetAttestationRequest, GetAttestationResponse, GetBlockRequest, GetBlockResponse, GetCommitRequest,
+    GetAttestationRequest, GetAttestationResponse, GetEvidenceRequest, GetEvidenceResponse, GetBlockRequest, GetBlockResponse, GetCommitRequest,
     GetCommitResponse, GetHeadReportRequest, GetHeadReportResponse, GetHeadRequest, GetHeadResponse, GetStatusRequest,
     GetStatusResponse, GetValidatorsRequest, GetValidatorsResponse, SubmitAttestationRequest,
     SubmitAttestationResponse, SubscribeHeadsRequest,
@@ -136,6 +136,9 @@ impl Node for Bare {
         &self,
         _: Request<GetAttestationRequest>,
     ) -> Result<Response<GetAttestationResponse>, Status> {
+        nope()
+    }
+    async fn get_evidence(&self, _: Request<GetEvidenceRequest>) -> Result<Response<GetEvidenceResponse>, Status> {
         nope()
     }
 }
