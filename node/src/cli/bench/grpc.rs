@@ -20,10 +20,10 @@ use crate::cli::{check, usage, CliResult, Failure};
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::node_server::{Node, NodeServer};
 use bizra_proto::{
-    GetAttestationRequest, GetAttestationResponse, GetEvidenceRequest, GetEvidenceResponse, GetBlockRequest, GetBlockResponse, GetCommitRequest,
-    GetCommitResponse, GetHeadReportRequest, GetHeadReportResponse, GetHeadRequest, GetHeadResponse, GetStatusRequest,
-    GetStatusResponse, GetValidatorsRequest, GetValidatorsResponse, SubmitAttestationRequest,
-    SubmitAttestationResponse, SubscribeHeadsRequest,
+    GetAttestationRequest, GetAttestationResponse, GetBlockRequest, GetBlockResponse, GetCommitRequest,
+    GetCommitResponse, GetEvidenceRequest, GetEvidenceResponse, GetHeadReportRequest, GetHeadReportResponse,
+    GetHeadRequest, GetHeadResponse, GetStatusRequest, GetStatusResponse, GetValidatorsRequest, GetValidatorsResponse,
+    SubmitAttestationRequest, SubmitAttestationResponse, SubscribeHeadsRequest,
 };
 use clap::{Args, ValueEnum};
 use serde_json::json;
