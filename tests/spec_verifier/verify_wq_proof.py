@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Independent verifier of bizra's wq_proof.json, written from CONTRACT.md only.
+"""Independent verifier of bizra's wq_proof.json and evidence.json, written from
+CONTRACT.md (and, for evidence.json, the issue 15 artifact contract) only.
 
     python3 verify_wq_proof.py wq_proof.json --genesis genesis.json
+    python3 verify_wq_proof.py evidence.json --genesis genesis.json
+
+The file's "version" key picks the checks: "wq-proof/1" or "evidence/1".
 
 Exit 0: valid.  Exit 1: invalid (the reason names the failing field).
 Exit 2: unreadable or malformed input.
@@ -37,6 +41,33 @@ What it checks (CONTRACT sections 3, 4 and 6):
     (floor(signed*10000/total)) match the recomputation;
     signed*10000 >= total*fast_threshold_bps (genesis, default 6667); fast_final is true;
     economic_final, when true, is backed (economic_threshold_bps, default 8000).
+
+What it checks in an evidence.json (equivocation evidence committed on chain):
+  * version "evidence/1" (else exit 2) and kind "duplicate-vote"; validator is a genesis
+    validator; id, when present, is hex BLAKE3 of the encoded Evidence;
+  * votes: exactly two DSSE envelopes of payloadType application/vnd.bizra.vote+protobuf,
+    each with exactly one signature whose keyid is `validator`, valid (strict Ed25519) over
+    PAE(payloadType, payload); each payload a canonically encoded Vote of genesis's
+    chain_id by `validator`, of kind PREVOTE (1) or PRECOMMIT (2), at height >= 1, with a
+    block_hash of 0 or 32 bytes;
+  * the votes conflict: the same height, round and kind, and different block hashes. The
+    Evidence is re-encoded as bizra commits it: Evidence{duplicate_vote = 1:
+    DuplicateVoteEvidence{first = 1, second = 2}}, each a SignedVote{vote = 1, signature = 2},
+    first being the vote whose block_hash sorts bytewise lower; at most 2048 bytes;
+  * age: the votes' height h and the including height H satisfy h <= H,
+    H - h <= params.evidence.max_age_blocks (default 1000) and
+    (H-1)//L - (h-1)//L <= params.evidence.max_age_epochs (default 2), L = epoch_length
+    (default 100);
+  * inclusion.header (base64 of an encoded BlockHeader) hashes to inclusion.block_hash and
+    is for inclusion.height >= 1, this chain_id and epoch (height-1)//epoch_length; the
+    Merkle proof (leaf_index, leaf_count, siblings bottom-up; leaf = BLAKE3(0x00 || id),
+    node = BLAKE3(0x01 || left || right), an odd node promoted unchanged) leads to the
+    header's evidence_root;
+  * inclusion.commit: checked as a wq_proof commit for (inclusion.height,
+    inclusion.block_hash), weights from inclusion.telemetry. Limitation: this verifier
+    takes weights from telemetry only, so an evidence.json without inclusion.telemetry
+    (which bizra accepts at epoch 0, recomputing the weights from genesis) is refused
+    here as malformed (exit 2).
 """
 
 import base64
@@ -242,6 +273,9 @@ VOTE = {1: ("chain_id", "string"), 2: ("height", "uint64"), 3: ("round", "uint32
         5: ("block_hash", "bytes"), 6: ("validator", "string")}
 HEAD_REPORT = {1: ("chain_id", "string"), 2: ("genesis_hash", "bytes"), 3: ("height", "uint64"),
                4: ("block_hash", "bytes"), 5: ("validator", "string"), 6: ("time_ms", "uint64")}
+BLOCK_HEADER = {1: ("chain_id", "string"), 2: ("height", "uint64"), 3: ("parent_hash", "bytes"),
+                4: ("proposer", "string"), 5: ("time_ms", "uint64"), 6: ("payload_root", "bytes"),
+                7: ("last_commit_hash", "bytes"), 8: ("epoch", "uint64"), 9: ("evidence_root", "bytes")}
 _DEFAULTS = {"string": "", "bytes": b"", "uint64": 0, "uint32": 0, "enum": 0}
 
 
@@ -428,8 +462,17 @@ def load_genesis(raw):
         formula = tuple(params[k] for k in ("base", "poi_gain", "rep_gain", "stake_gain"))
     if formula is not None and isinstance(params.get("poi_cap"), int):
         check_weight_bounds(formula, params["poi_cap"], params.get("coalition_bound_bps", 2500), stakes)
+    epoch_length = params.get("epoch_length", 100)
+    if not isinstance(epoch_length, int) or epoch_length < 1:
+        raise Malformed("genesis: bad epoch_length %r" % (epoch_length,))
+    ev = params.get("evidence", {})
+    if not isinstance(ev, dict):
+        raise Malformed("genesis.params.evidence: not an object")
+    max_age = (ev.get("max_age_blocks", 1000), ev.get("max_age_epochs", 2))
+    if not all(isinstance(x, int) and x >= 0 for x in max_age):
+        raise Malformed("genesis.params.evidence: bad max_age_blocks/max_age_epochs %r" % (max_age,))
     return {"chain_id": chain_id, "hash": blake3(raw), "fast": fast, "economic": econ, "keys": keys,
-            "stakes": stakes, "formula": formula}
+            "stakes": stakes, "formula": formula, "epoch_length": epoch_length, "max_age": max_age}
 
 
 def check_weight_bounds(formula, poi_cap, bound, stakes):
@@ -453,14 +496,86 @@ def label(height):
     return "B%d" % height
 
 
+def telemetry_weights(g, tel, field):
+    """Weights from a telemetry object: one per genesis validator and no one else, each
+    stake the genesis stake, each weight the wq_weight formula when genesis gives it."""
+    keys = g["keys"]
+    ww = _get(tel, "wq_weight", dict, field + ".wq_weight")
+    comps = _get(tel, "components", dict, field + ".components")
+    for name, m in (("wq_weight", ww), ("components", comps)):
+        for vid in keys:
+            _need(vid in m, field + "." + name, "genesis validator %s is missing" % vid)
+        for vid in m:
+            _need(vid in keys, field + "." + name, "%s is not a genesis validator" % vid)
+    weights = {vid: _u128(ww[vid], "%s.wq_weight[%s]" % (field, vid)) for vid in keys}
+    for vid in keys:
+        f = "%s.components[%s]" % (field, vid)
+        c = {k: _get(comps[vid], k, int, "%s.%s" % (f, k)) for k in ("stake", "poi", "rep")}
+        _need(c["stake"] == g["stakes"][vid], f, "stake %d differs from genesis stake %d" % (c["stake"], g["stakes"][vid]))
+        if g["formula"] is not None:
+            base, pg, rg, sg = g["formula"]
+            w = base + pg * c["poi"] + rg * c["rep"] + sg * isqrt(c["stake"])
+            _need(weights[vid] == w, "%s.wq_weight[%s]" % (field, vid),
+                  "%d does not match the wq_weight formula (%d)" % (weights[vid], w))
+    return weights
+
+
+def check_commit(g, c, field, chain_id, height, block_hash, weights):
+    """A commit for (height, block_hash) reaching the fast quorum; returns (signers, share_bps)."""
+    keys = g["keys"]
+    sigs = _get(c, "signatures", list, field + ".signatures")
+    _need(len(sigs) > 0, field + ".signatures", "no precommits")
+    signers, rnd, signed = set(), None, 0
+    for i, env in enumerate(sigs):
+        f = "%s.signatures[%d]" % (field, i)
+        keyid, payload = check_envelope(env, f, PT_VOTE, keys)
+        pf = f + ".payload"
+        v = decode_canonical(payload, VOTE, pf)
+        _need(v["kind"] == PRECOMMIT, pf, "vote kind %d is not PRECOMMIT" % v["kind"])
+        _need(v["chain_id"] == chain_id, pf, "chain_id %r" % v["chain_id"])
+        _need(v["height"] == height, pf, "height %d, expected %d" % (v["height"], height))
+        _need(v["block_hash"] == block_hash, pf, "precommit is for block %r, not %s" % (v["block_hash"].hex(), block_hash.hex()))
+        _need(v["validator"] == keyid, pf, "validator %s is not the signer %s" % (v["validator"], keyid))
+        if rnd is None:
+            rnd = v["round"]
+        _need(v["round"] == rnd, pf, "round %d differs from round %d" % (v["round"], rnd))
+        _need(keyid not in signers, f, "validator %s signed twice" % keyid)
+        signers.add(keyid)
+        signed += weights[keyid]
+    listed = _get(c, "signers", list, field + ".signers")
+    _need(len(set(listed)) == len(listed) and set(listed) == signers, field + ".signers", "does not match the signatures")
+    total = sum(weights.values())
+    share = min(signed * 10000 // total, 10000) if total else 0
+    _need(_u128(c.get("signed_weight"), field + ".signed_weight") == signed, field + ".signed_weight",
+          "%s, recomputed %d" % (c.get("signed_weight"), signed))
+    _need(_u128(c.get("total_weight"), field + ".total_weight") == total, field + ".total_weight",
+          "%s, recomputed %d" % (c.get("total_weight"), total))
+    _need(_get(c, "share_bps", int, field + ".share_bps") == share, field + ".share_bps",
+          "%d, recomputed %d" % (c["share_bps"], share))
+    _need(signed * 10000 >= total * g["fast"], field,
+          "signed weight %d of %d is below the fast quorum of %d bps" % (signed, total, g["fast"]))
+    _need(_get(c, "fast_final", bool, field + ".fast_final") is True, field + ".fast_final", "not true")
+    if _get(c, "economic_final", bool, field + ".economic_final"):
+        _need(signed * 10000 >= total * g["economic"], field + ".economic_final", "true, but not backed by the precommits")
+    return signers, share
+
+
 def verify(proof_raw, genesis_raw):
+    """Dispatches on the document's \"version\"."""
     g = load_genesis(genesis_raw)
     try:
         p = json.loads(proof_raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise Malformed("not JSON: %s" % e)
-    if not isinstance(p, dict) or p.get("version") != "wq-proof/1":
-        raise Malformed("version is not \"wq-proof/1\"")
+    version = p.get("version") if isinstance(p, dict) else None
+    if version == "wq-proof/1":
+        return verify_wq_proof(g, p)
+    if version == "evidence/1":
+        return verify_evidence(g, p)
+    raise Malformed("version %r is neither \"wq-proof/1\" nor \"evidence/1\"" % (version,))
+
+
+def verify_wq_proof(g, p):
     chain_id = _get(p, "chain_id", str, "chain_id")
     _need(chain_id == g["chain_id"], "chain_id", "proof is for %r, genesis is %r" % (chain_id, g["chain_id"]))
     gh = _hex32(_get(p, "genesis_hash", str, "genesis_hash"), "genesis_hash")
@@ -498,64 +613,116 @@ def verify(proof_raw, genesis_raw):
     _need(_get(p, "agreement", str, "agreement") == want, "agreement", "%r, the head reports give %r" % (p["agreement"], want))
     _need(_get(p, "wq_head_agreement", bool, "wq_head_agreement") is True, "wq_head_agreement", "not true")
 
-    # Weights.
-    tel = _get(p, "telemetry", dict, "telemetry")
-    ww = _get(tel, "wq_weight", dict, "telemetry.wq_weight")
-    comps = _get(tel, "components", dict, "telemetry.components")
-    for name, m in (("wq_weight", ww), ("components", comps)):
-        for vid in keys:
-            _need(vid in m, "telemetry." + name, "genesis validator %s is missing" % vid)
-        for vid in m:
-            _need(vid in keys, "telemetry." + name, "%s is not a genesis validator" % vid)
-    weights = {vid: _u128(ww[vid], "telemetry.wq_weight[%s]" % vid) for vid in keys}
-    for vid in keys:
-        f = "telemetry.components[%s]" % vid
-        c = {k: _get(comps[vid], k, int, "%s.%s" % (f, k)) for k in ("stake", "poi", "rep")}
-        _need(c["stake"] == g["stakes"][vid], f, "stake %d differs from genesis stake %d" % (c["stake"], g["stakes"][vid]))
-        if g["formula"] is not None:
-            base, pg, rg, sg = g["formula"]
-            w = base + pg * c["poi"] + rg * c["rep"] + sg * isqrt(c["stake"])
-            _need(weights[vid] == w, "telemetry.wq_weight[%s]" % vid,
-                  "%d does not match the wq_weight formula (%d)" % (weights[vid], w))
-
-    # Commit.
-    c = _get(p, "commit", dict, "commit")
-    sigs = _get(c, "signatures", list, "commit.signatures")
-    _need(len(sigs) > 0, "commit.signatures", "no precommits")
-    signers, rnd, signed = set(), None, 0
-    for i, env in enumerate(sigs):
-        f = "commit.signatures[%d]" % i
-        keyid, payload = check_envelope(env, f, PT_VOTE, keys)
-        pf = f + ".payload"
-        v = decode_canonical(payload, VOTE, pf)
-        _need(v["kind"] == PRECOMMIT, pf, "vote kind %d is not PRECOMMIT" % v["kind"])
-        _need(v["chain_id"] == chain_id, pf, "chain_id %r" % v["chain_id"])
-        _need(v["height"] == height, pf, "height %d, expected %d" % (v["height"], height))
-        _need(v["block_hash"] == block_hash, pf, "precommit is for block %r, not %s" % (v["block_hash"].hex(), block_hash.hex()))
-        _need(v["validator"] == keyid, pf, "validator %s is not the signer %s" % (v["validator"], keyid))
-        if rnd is None:
-            rnd = v["round"]
-        _need(v["round"] == rnd, pf, "round %d differs from round %d" % (v["round"], rnd))
-        _need(keyid not in signers, f, "validator %s signed twice" % keyid)
-        signers.add(keyid)
-        signed += weights[keyid]
-    listed = _get(c, "signers", list, "commit.signers")
-    _need(len(set(listed)) == len(listed) and set(listed) == signers, "commit.signers", "does not match the signatures")
-    total = sum(weights.values())
-    share = min(signed * 10000 // total, 10000) if total else 0
-    _need(_u128(c.get("signed_weight"), "commit.signed_weight") == signed, "commit.signed_weight",
-          "%s, recomputed %d" % (c.get("signed_weight"), signed))
-    _need(_u128(c.get("total_weight"), "commit.total_weight") == total, "commit.total_weight",
-          "%s, recomputed %d" % (c.get("total_weight"), total))
-    _need(_get(c, "share_bps", int, "commit.share_bps") == share, "commit.share_bps",
-          "%d, recomputed %d" % (c["share_bps"], share))
-    _need(signed * 10000 >= total * g["fast"], "commit",
-          "signed weight %d of %d is below the fast quorum of %d bps" % (signed, total, g["fast"]))
-    _need(_get(c, "fast_final", bool, "commit.fast_final") is True, "commit.fast_final", "not true")
-    if _get(c, "economic_final", bool, "commit.economic_final"):
-        _need(signed * 10000 >= total * g["economic"], "commit.economic_final", "true, but not backed by the precommits")
+    weights = telemetry_weights(g, _get(p, "telemetry", dict, "telemetry"), "telemetry")
+    signers, share = check_commit(g, _get(p, "commit", dict, "commit"), "commit", chain_id, height, block_hash, weights)
     return "valid: %s at height %d (%d head reports, %d precommits, %d.%02d%% weight)" % (
         want, height, len(validators), len(signers), share // 100, share % 100)
+
+
+# --------------------------------------------------------------------------
+# evidence.json
+# --------------------------------------------------------------------------
+
+PREVOTE = 1
+MAX_EVIDENCE_BYTES = 2048
+
+
+def _field(num, raw):
+    return _varint(num << 3 | 2) + _varint(len(raw)) + raw
+
+
+def merkle_verify(root, leaf, index, count, siblings):
+    """bizra's Merkle tree: node = BLAKE3(0x01 || left || right); an odd last node is
+    promoted unchanged; siblings bottom-up, absent where a level has no sibling."""
+    if index >= count:
+        return False
+    acc, i, n, k = leaf, index, count, 0
+    while n > 1:
+        if i ^ 1 < n:
+            if k >= len(siblings):
+                return False
+            s = siblings[k]
+            k += 1
+            acc = blake3(b"\x01" + acc + s) if i % 2 == 0 else blake3(b"\x01" + s + acc)
+        i //= 2
+        n = (n + 1) // 2
+    return k == len(siblings) and acc == root
+
+
+def epoch(height, length):
+    return (height - 1) // length if height > 0 else 0
+
+
+def verify_evidence(g, d):
+    keys = g["keys"]
+    chain_id = g["chain_id"]
+    kind = _get(d, "kind", str, "kind")
+    _need(kind == "duplicate-vote", "kind", "%r, expected \"duplicate-vote\"" % kind)
+    validator = _get(d, "validator", str, "validator")
+    _need(validator in keys, "validator", "%s is not a genesis validator" % validator)
+    votes = _get(d, "votes", list, "votes")
+    _need(len(votes) == 2, "votes", "%d votes, expected 2" % len(votes))
+    signed = []
+    for i, env in enumerate(votes):
+        f = "votes[%d]" % i
+        _, payload = check_envelope(env, f, PT_VOTE, keys, validator)
+        pf = f + ".payload"
+        v = decode_canonical(payload, VOTE, pf)
+        _need(v["chain_id"] == chain_id, pf, "chain_id %r, expected %r" % (v["chain_id"], chain_id))
+        _need(v["validator"] == validator, pf, "validator %s is not %s" % (v["validator"], validator))
+        _need(v["kind"] in (PREVOTE, PRECOMMIT), pf, "vote kind %d is not PREVOTE or PRECOMMIT" % v["kind"])
+        _need(v["height"] >= 1, pf, "height 0")
+        _need(len(v["block_hash"]) in (0, 32), pf, "block_hash of %d bytes" % len(v["block_hash"]))
+        signed.append((v, payload, base64.b64decode(env["signatures"][0]["sig"])))
+    a, b = signed[0][0], signed[1][0]
+    for name in ("height", "round", "kind"):
+        _need(a[name] == b[name], "votes[1].payload", "%s differs from votes[0]'s" % name)
+    _need(a["block_hash"] != b["block_hash"], "votes", "both votes are for block %r: no conflict" % a["block_hash"].hex())
+    for _, _, sig in signed:
+        _need(len(sig) == 64, "votes", "a signature of %d bytes" % len(sig))
+    first, second = sorted(signed, key=lambda s: s[0]["block_hash"])
+    dup = b"".join(_field(n, _field(1, payload) + _field(2, sig)) for n, (_, payload, sig) in ((1, first), (2, second)))
+    encoded = _field(1, dup)
+    _need(len(encoded) <= MAX_EVIDENCE_BYTES, "votes", "evidence of %d bytes" % len(encoded))
+    ev_id = blake3(encoded)
+    if "id" in d:
+        given = _get(d, "id", str, "id")
+        _need(given == ev_id.hex(), "id", "%s, but the evidence hashes to %s" % (given, ev_id.hex()))
+
+    inc = _get(d, "inclusion", dict, "inclusion")
+    height = _get(inc, "height", int, "inclusion.height")
+    _need(1 <= height < 1 << 64, "inclusion.height", "%d is not a block height" % height)
+    h = a["height"]
+    max_blocks, max_epochs = g["max_age"]
+    length = g["epoch_length"]
+    _need(h <= height and height - h <= max_blocks and epoch(height, length) - epoch(h, length) <= max_epochs,
+          "inclusion.height", "evidence from height %d cannot be included at height %d" % (h, height))
+    block_hash = _hex32(_get(inc, "block_hash", str, "inclusion.block_hash"), "inclusion.block_hash")
+    header_raw = _b64(_get(inc, "header", str, "inclusion.header"), "inclusion.header")
+    _need(blake3(header_raw) == block_hash, "inclusion.header",
+          "hashes to %s, not inclusion.block_hash %s" % (blake3(header_raw).hex(), block_hash.hex()))
+    try:
+        header = pb_decode(header_raw, BLOCK_HEADER)
+    except DecodeError as e:
+        raise Invalid("inclusion.header: does not decode as a BlockHeader: %s" % e)
+    _need(header["chain_id"] == chain_id, "inclusion.header", "chain_id %r" % header["chain_id"])
+    _need(header["height"] == height, "inclusion.height", "%d, but the header is for height %d" % (height, header["height"]))
+    _need(header["epoch"] == epoch(height, length), "inclusion.header", "epoch %d, expected %d" % (header["epoch"], epoch(height, length)))
+    root = header["evidence_root"]
+    _need(len(root) == 32, "inclusion.header", "evidence_root is not 32 bytes")
+    proof = _get(inc, "proof", dict, "inclusion.proof")
+    index = _get(proof, "leaf_index", int, "inclusion.proof.leaf_index")
+    count = _get(proof, "leaf_count", int, "inclusion.proof.leaf_count")
+    siblings = [_hex32(x, "inclusion.proof.siblings[%d]" % i)
+                for i, x in enumerate(_get(proof, "siblings", list, "inclusion.proof.siblings"))]
+    leaf = blake3(b"\x00" + ev_id)
+    _need(merkle_verify(root, leaf, index, count, siblings), "inclusion.proof",
+          "leaf %d of %d does not lead to the header's evidence_root %s" % (index, count, root.hex()))
+    weights = telemetry_weights(g, _get(inc, "telemetry", dict, "inclusion.telemetry"), "inclusion.telemetry")
+    _, share = check_commit(g, _get(inc, "commit", dict, "inclusion.commit"), "inclusion.commit", chain_id, height,
+                            block_hash, weights)
+    return "valid: duplicate-vote evidence %s against %s (height %d round %d), committed at height %d (%d.%02d%% weight)" % (
+        ev_id.hex(), validator, h, a["round"], height, share // 100, share % 100)
 
 
 def main(argv):
@@ -570,7 +737,7 @@ def main(argv):
               file=sys.stderr)
         return 2
     if len(argv) != 4 or argv[2] != "--genesis":
-        print("usage: verify_wq_proof.py WQ_PROOF --genesis GENESIS", file=sys.stderr)
+        print("usage: verify_wq_proof.py WQ_PROOF|EVIDENCE --genesis GENESIS", file=sys.stderr)
         return 2
     try:
         with open(argv[1], "rb") as fh:

@@ -189,7 +189,7 @@ fn precheck(envelope: &Envelope, signer: &Signer, chain_id: &str) -> CliResult {
         .map_err(|e| usage(format!("attestation would be refused: {e}")))
 }
 
-async fn connect(endpoint: &str) -> Result<NodeClient<Channel>, Failure> {
+pub(crate) async fn connect(endpoint: &str) -> Result<NodeClient<Channel>, Failure> {
     let ep = Channel::from_shared(endpoint.to_string())
         .map_err(|e| usage(format!("--grpc {endpoint:?} is not a valid URL: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -212,7 +212,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn rpc_failure(method: &str, endpoint: &str, s: &tonic::Status) -> Failure {
+pub(crate) fn rpc_failure(method: &str, endpoint: &str, s: &tonic::Status) -> Failure {
     check(format!(
         "{method} on {endpoint} failed ({:?}): {}",
         s.code(),
@@ -329,10 +329,17 @@ pub fn attestation_json(
             ));
         }
     }
+    let part = commit_part(commit)?;
+    let telemetry = validators.map(telemetry_of).transpose()?;
+    proof::build_attestation_doc(envelope, included.height, header, proof, &part, telemetry)
+}
+
+/// A `GetCommit` answer as the commit part of an artifact (weights parsed).
+pub fn commit_part(commit: &GetCommitResponse) -> Result<CommitPart, String> {
     let weight = |what: &str, s: &str| {
         proof::parse_u128(s).ok_or_else(|| format!("GetCommit: {what} {s:?} is not a decimal u128"))
     };
-    let part = CommitPart {
+    Ok(CommitPart {
         signers: commit.signers.clone(),
         signatures: commit.signatures.clone(),
         signed_weight: weight("signed_weight", &commit.signed_weight)?,
@@ -340,12 +347,11 @@ pub fn attestation_json(
         share_bps: commit.share_bps,
         fast_final: commit.fast_final,
         economic_final: commit.economic_final,
-    };
-    let telemetry = validators.map(telemetry_of).transpose()?;
-    proof::build_attestation_doc(envelope, included.height, header, proof, &part, telemetry)
+    })
 }
 
-fn telemetry_of(v: &GetValidatorsResponse) -> Result<Telemetry, String> {
+/// A `GetValidators` answer as artifact telemetry.
+pub fn telemetry_of(v: &GetValidatorsResponse) -> Result<Telemetry, String> {
     let mut t = Telemetry::default();
     for i in &v.validators {
         let w = proof::parse_u128(&i.wq_weight).ok_or_else(|| {
@@ -471,7 +477,7 @@ fn now_ms() -> u64 {
 }
 
 /// Writes via a temporary file and a rename, so a reader never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> CliResult {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> CliResult {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -677,8 +683,7 @@ mod tests {
                     rep: 10_000,
                     wq_weight: "1000".into(),
                     weight_share_bps: 2500,
-                    jailed: false,
-                    jailed_until_epoch: 0,
+                    ..Default::default()
                 })
                 .collect(),
         };
@@ -901,8 +906,8 @@ mod tests {
             }
             async fn get_evidence(
                 &self,
-                _: Request<bizra_proto::GetEvidenceRequest>,
-            ) -> Result<Response<bizra_proto::GetEvidenceResponse>, Status> {
+                _: Request<GetEvidenceRequest>,
+            ) -> Result<Response<GetEvidenceResponse>, Status> {
                 Err(Status::unimplemented("fake"))
             }
         }

@@ -7,6 +7,7 @@
 pub mod attest;
 pub mod bench;
 pub mod devnet;
+pub mod evidence;
 pub mod head;
 pub mod health;
 pub mod keygen;
@@ -81,7 +82,9 @@ pub enum Command {
     WqProof(wq_proof::WqProofArgs),
     /// Sign a PoI attestation and submit it; prints its id.
     Attest(attest::AttestArgs),
-    /// Check a wq_proof.json or attestation.json offline against the genesis file, or a release bundle against its key.
+    /// Export committed equivocation evidence (GetEvidence) as evidence.json.
+    Evidence(evidence::EvidenceArgs),
+    /// Check a wq_proof.json, attestation.json or evidence.json offline against the genesis file, or a release bundle against its key.
     Verify(verify::VerifyArgs),
     /// Release evidence: `release bundle` writes a signed bundle (SBOM, provenance, manifest, DSSE envelopes).
     #[command(subcommand)]
@@ -101,6 +104,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Health(a) => health::run(a),
         Command::WqProof(a) => wq_proof::run(a),
         Command::Attest(a) => attest::run(a),
+        Command::Evidence(a) => evidence::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Release(c) => release::run(c),
         Command::Bench(c) => bench::run(c),

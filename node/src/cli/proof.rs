@@ -1,6 +1,6 @@
-//! The JSON artifacts of CONTRACT section 6 (`wq_proof.json`, `attestation.json`)
-//! and their DSSE envelope form, shared by `bizra wq-proof`, `bizra attest` and
-//! `bizra verify`.
+//! The JSON artifacts of CONTRACT section 6 (`wq_proof.json`, `attestation.json`,
+//! `evidence.json`) and their DSSE envelope form, shared by `bizra wq-proof`,
+//! `bizra attest`, `bizra evidence` and `bizra verify`.
 //!
 //! Encoding rules (what an outside verifier can rely on):
 //! * DSSE envelope: `{"payloadType", "payload": base64, "signatures": [{"keyid", "sig": base64}]}`,
@@ -20,7 +20,10 @@ use base64::Engine as _;
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{block_label, short_hex, Hash};
 use bizra_consensus::weights::Components;
-use bizra_proto::{payload_type, BlockHeader, Envelope, EnvelopeSignature, InclusionProof, PoiAttestation, SignedVote};
+use bizra_proto::{
+    evidence, payload_type, BlockHeader, CommittedEvidence, Envelope, EnvelopeSignature, InclusionProof,
+    PoiAttestation, SignedVote,
+};
 use prost::Message;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -29,6 +32,10 @@ use std::collections::BTreeMap;
 pub const WQ_PROOF_VERSION: &str = "wq-proof/1";
 /// `version` of `attestation.json`.
 pub const ATTESTATION_VERSION: &str = "poi-attestation/1";
+/// `version` of `evidence.json`.
+pub const EVIDENCE_VERSION: &str = "evidence/1";
+/// `kind` of duplicate-vote evidence in `evidence.json`.
+pub const DUPLICATE_VOTE_KIND: &str = "duplicate-vote";
 
 // ---------------------------------------------------------------------------
 // u128 as a decimal string
@@ -504,7 +511,9 @@ impl From<&InclusionProof> for MerkleProofJson {
     }
 }
 
-/// Where an attestation was finalized, with everything needed to check it offline.
+/// Where an attestation or evidence was finalized, with everything needed to
+/// check it offline. `proof` leads to the header's `payload_root`
+/// (`attestation.json`) or `evidence_root` (`evidence.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InclusionJson {
     pub height: u64,
@@ -578,6 +587,80 @@ pub fn build_attestation_doc(
 }
 
 // ---------------------------------------------------------------------------
+// evidence.json
+// ---------------------------------------------------------------------------
+
+/// `evidence.json`: equivocation evidence committed on chain (issue 15).
+/// `inclusion` is the shape of `attestation.json`'s, with the Merkle proof
+/// against the header's `evidence_root` (leaf `merkle::leaf_hash(id, "")`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceDoc {
+    pub version: String,
+    /// `duplicate-vote`.
+    pub kind: String,
+    /// The offending validator (the signer of both votes).
+    pub validator: String,
+    /// Hex `BLAKE3(encode(Evidence))` (extra key; checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The two conflicting votes, each a DSSE envelope of payloadType
+    /// `application/vnd.bizra.vote+protobuf` over the encoded `Vote`, in the
+    /// evidence's canonical order (lower block hash first).
+    pub votes: Vec<EnvelopeJson>,
+    pub inclusion: InclusionJson,
+}
+
+impl EvidenceDoc {
+    pub fn to_json_pretty(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("evidence serializes");
+        s.push('\n');
+        s
+    }
+}
+
+/// Assembles `evidence.json` from a `GetEvidence` item, the commit tally of its
+/// block (`GetCommit(height)`) and, optionally, the weights of its epoch. It
+/// copies what it is given (the header's hash is the block hash written); it
+/// checks nothing but that the parts are present: checking is
+/// [`crate::cli::verify`]'s job.
+pub fn build_evidence_doc(
+    ce: &CommittedEvidence,
+    commit: &CommitPart,
+    telemetry: Option<Telemetry>,
+) -> Result<EvidenceDoc, String> {
+    let ev = ce.evidence.as_ref().ok_or("no evidence")?;
+    let d = match &ev.kind {
+        Some(evidence::Kind::DuplicateVote(d)) => d,
+        None => return Err("evidence of an unknown kind".into()),
+    };
+    let (first, second) = match (&d.first, &d.second) {
+        (Some(a), Some(b)) => (a, b),
+        _ => return Err("duplicate-vote evidence without its two votes".into()),
+    };
+    let header = ce.header.as_ref().ok_or("no block header")?;
+    let proof = ce.proof.as_ref().ok_or("no inclusion proof")?;
+    let header_bytes = header.encode_to_vec();
+    Ok(EvidenceDoc {
+        version: EVIDENCE_VERSION.to_string(),
+        kind: DUPLICATE_VOTE_KIND.to_string(),
+        validator: ce.validator.clone(),
+        id: Some(hex::encode(bizra_consensus::evidence::evidence_id(ev))),
+        votes: vec![
+            EnvelopeJson::from_proto(&signed_vote_envelope(first)),
+            EnvelopeJson::from_proto(&signed_vote_envelope(second)),
+        ],
+        inclusion: InclusionJson {
+            height: ce.height,
+            block_hash: hex::encode(bizra_consensus::types::hash_bytes(&header_bytes)),
+            proof: proof.into(),
+            commit: commit_json(commit),
+            header: b64(&header_bytes),
+            telemetry,
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------
 // Offline fixtures
 // ---------------------------------------------------------------------------
 
@@ -589,6 +672,14 @@ pub mod fixture {
     use bizra_consensus::messages::{new_vote, sign_vote};
     use bizra_consensus::quorum;
     use bizra_proto::{HeadReport, VoteKind};
+
+    /// Block 2 of [`Fixture::evidence_chain`], its evidence of interest and the
+    /// `GetEvidence` item for it.
+    pub struct EvidenceChain {
+        pub block: bizra_proto::Block,
+        pub evidence: bizra_proto::Evidence,
+        pub committed: bizra_proto::CommittedEvidence,
+    }
 
     /// A genesis of `n` validators with their signers, and one block.
     pub struct Fixture {
@@ -735,6 +826,96 @@ pub mod fixture {
                 )),
                 telemetry_note: None,
             }
+        }
+
+        /// A real two-block chain on this genesis (each block validated by
+        /// [`ChainState::validate_block`], block 2 on block 1's commit by all):
+        /// block 2 carries two pieces of duplicate-vote evidence about height 1,
+        /// validator 1's conflicting precommits (round 0), then `offender`'s
+        /// conflicting prevotes (round 0). The fixture moves to height 2 and
+        /// block 2's hash; the answer is what `GetEvidence` would serve for
+        /// `offender`'s evidence (index 1 of 2 in the block), with block 2's
+        /// commit certificate by all validators.
+        pub fn evidence_chain(&mut self, offender: usize) -> EvidenceChain {
+            use bizra_consensus::evidence;
+            use bizra_proto::{CommitCertificate, CommittedEvidence};
+            let g = &self.genesis;
+            let mut state = ChainState::genesis(g);
+            let proposer = |s: &ChainState| g.members.get(s.proposer(0)).id.clone();
+            let b1 = state.build_block(g, &proposer(&state), g.doc.genesis_time_ms + 1000, None, vec![]);
+            let h1 = state.validate_block(g, &b1).expect("fixture block 1 is valid");
+            state.apply(g, &b1, h1);
+            let cert = |height: u64, hash: Hash| CommitCertificate {
+                height,
+                round: 0,
+                block_hash: hash.to_vec(),
+                precommits: self
+                    .signers
+                    .iter()
+                    .map(|s| {
+                        sign_vote(
+                            s,
+                            new_vote(self.chain_id(), height, 0, VoteKind::Precommit, Some(hash), s.id()),
+                        )
+                    })
+                    .collect(),
+            };
+            let conflict = |who: usize, kind: VoteKind| {
+                let s = &self.signers[who];
+                let other = bizra_consensus::types::hash_bytes(format!("not block 1 ({who})").as_bytes());
+                evidence::duplicate_vote(
+                    sign_vote(s, new_vote(self.chain_id(), 1, 0, kind, Some(h1), s.id())),
+                    sign_vote(s, new_vote(self.chain_id(), 1, 0, kind, Some(other), s.id())),
+                )
+                .expect("the hashes differ")
+            };
+            let evs = vec![conflict(1, VoteKind::Precommit), conflict(offender, VoteKind::Prevote)];
+            let b2 = state.build_block_with(
+                g,
+                &proposer(&state),
+                state.last_time_ms + 1000,
+                Some(cert(1, h1)),
+                vec![],
+                evs.clone(),
+            );
+            let h2 = state
+                .validate_block(g, &b2)
+                .expect("fixture block 2 (with evidence) is valid");
+            let leaves: Vec<Hash> = evs.iter().map(evidence::leaf).collect();
+            let committed = CommittedEvidence {
+                evidence: Some(evs[1].clone()),
+                id: hex::encode(evidence::evidence_id(&evs[1])),
+                validator: self.signers[offender].id().to_string(),
+                height: 2,
+                block_hash: h2.to_vec(),
+                proof: Some(InclusionProof {
+                    leaf_index: 1,
+                    leaf_count: 2,
+                    siblings: bizra_consensus::merkle::proof(&leaves, 1)
+                        .expect("leaf 1 of 2")
+                        .iter()
+                        .map(|s| s.to_vec())
+                        .collect(),
+                }),
+                commit: Some(cert(2, h2)),
+                header: b2.header.clone(),
+            };
+            self.height = 2;
+            self.block_hash = h2;
+            self.round = 0;
+            EvidenceChain {
+                block: b2,
+                evidence: evs[1].clone(),
+                committed,
+            }
+        }
+
+        /// `evidence.json` of [`Fixture::evidence_chain`]'s evidence, committed by
+        /// `signers` (validator indices) with epoch-0 telemetry.
+        pub fn evidence_doc(&self, chain: &EvidenceChain, signers: &[usize]) -> EvidenceDoc {
+            let commit = self.commit_part(signers, self.block_hash);
+            let telemetry = build_proof(&self.parts(&[], signers)).telemetry;
+            build_evidence_doc(&chain.committed, &commit, Some(telemetry)).expect("fixture evidence doc")
         }
 
         /// A valid proof: validators 0..3 queried and agreeing, all validators signing.

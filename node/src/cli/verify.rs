@@ -1,6 +1,7 @@
-//! `bizra verify FILE --genesis GENESIS`: offline checks of `wq_proof.json` and
-//! `attestation.json` (CONTRACT sections 6 and 7). The file's `"version"` key
-//! picks the checker: `"wq-proof/1"` or `"poi-attestation/1"`.
+//! `bizra verify FILE --genesis GENESIS`: offline checks of `wq_proof.json`,
+//! `attestation.json` (CONTRACT sections 6 and 7) and `evidence.json` (issue 15).
+//! The file's `"version"` key picks the checker: `"wq-proof/1"`,
+//! `"poi-attestation/1"` or `"evidence/1"`.
 //!
 //! Exit 0 valid; 1 invalid, with a reason that names the failing field;
 //! 2 unreadable or malformed input (a file that cannot be read, is not JSON of
@@ -34,20 +35,24 @@
 //!
 //! ## What an `attestation.json` must satisfy
 //! See [`verify_attestation`].
+//!
+//! ## What an `evidence.json` must satisfy
+//! See [`verify_evidence`].
 
 use super::proof::{
-    agreement, percent, unb64, unhex_hash, AttestationDoc, EnvelopeJson, ProofCommit, Telemetry, WqProof,
-    ATTESTATION_VERSION, WQ_PROOF_VERSION,
+    agreement, percent, unb64, unhex_hash, AttestationDoc, EnvelopeJson, EvidenceDoc, InclusionJson, ProofCommit,
+    Telemetry, WqProof, ATTESTATION_VERSION, DUPLICATE_VOTE_KIND, EVIDENCE_VERSION, WQ_PROOF_VERSION,
 };
 use super::{check, usage, CliResult, Failure};
 use bizra_consensus::chain::ChainState;
+use bizra_consensus::evidence;
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::merkle;
 use bizra_consensus::quorum::{self, MIN_SAFE_THRESHOLD_BPS};
 use bizra_consensus::signing::{self, parse_validator_id};
 use bizra_consensus::types::{block_label, epoch_of, hash_bytes, short_hex, Hash};
 use bizra_consensus::weights::{self, Components};
-use bizra_proto::{payload_type, BlockHeader, HeadReport, PoiAttestation, Vote, VoteKind};
+use bizra_proto::{payload_type, BlockHeader, HeadReport, PoiAttestation, SignedVote, Vote, VoteKind};
 use clap::Args;
 use ed25519_dalek::VerifyingKey;
 use prost::Message;
@@ -58,14 +63,15 @@ use std::path::PathBuf;
 #[command(
     override_usage = "bizra verify FILE --genesis GENESIS\n       bizra verify bundle DIR --key PUBKEY",
     after_help = "Two forms:\n  \
-bizra verify FILE --genesis GENESIS\n      Check a wq_proof.json or attestation.json offline against the chain's genesis file.\n  \
+bizra verify FILE --genesis GENESIS\n      Check a wq_proof.json, attestation.json or evidence.json offline against the chain's genesis \
+file (the file's \"version\" key says which it is).\n  \
 bizra verify bundle DIR --key PUBKEY\n      Check a release evidence bundle (from `bizra release bundle`) offline: the DSSE \
 signatures of manifest.json, provenance.intoto.json and sbom.cdx.json by PUBKEY, every file's sha256 and size \
 against manifest.json, no unlisted files, and the provenance subject digest of bin/bizra.\n\n\
 Exit codes: 0 valid; 1 a check failed (the message names the first bad file or field); 2 bad usage or unreadable input."
 )]
 pub struct VerifyArgs {
-    /// A wq_proof.json or attestation.json; or the word `bundle`, followed by DIR.
+    /// A wq_proof.json, attestation.json or evidence.json; or the word `bundle`, followed by DIR.
     #[arg(value_name = "FILE|bundle")]
     pub file: PathBuf,
     /// With `bundle`: the release bundle directory.
@@ -118,8 +124,9 @@ pub fn verify_document(json: &[u8], genesis: &[u8]) -> Result<String, Failure> {
     match v.get("version").and_then(|v| v.as_str()) {
         Some(WQ_PROOF_VERSION) => check_wq_proof(json, genesis),
         Some(ATTESTATION_VERSION) => verify_attestation(json, genesis),
+        Some(EVIDENCE_VERSION) => verify_evidence(json, genesis),
         Some(other) => Err(usage(format!(
-            "version {other:?} is neither {WQ_PROOF_VERSION:?} nor {ATTESTATION_VERSION:?}"
+            "version {other:?} is none of {WQ_PROOF_VERSION:?}, {ATTESTATION_VERSION:?}, {EVIDENCE_VERSION:?}"
         ))),
         None => Err(usage("the file has no string \"version\" key")),
     }
@@ -488,6 +495,117 @@ pub fn check_commit(
     })
 }
 
+/// Which header root an inclusion proof leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MerkleRoot {
+    /// `payload_root`, over the block's attestations.
+    Payload,
+    /// `evidence_root`, over the block's evidence.
+    Evidence,
+}
+
+impl MerkleRoot {
+    fn name(self) -> &'static str {
+        match self {
+            MerkleRoot::Payload => "payload_root",
+            MerkleRoot::Evidence => "evidence_root",
+        }
+    }
+    fn of(self, h: &BlockHeader) -> &[u8] {
+        match self {
+            MerkleRoot::Payload => &h.payload_root,
+            MerkleRoot::Evidence => &h.evidence_root,
+        }
+    }
+}
+
+/// A checked `inclusion`.
+#[derive(Clone, Debug)]
+pub struct Included {
+    pub header: BlockHeader,
+    pub block_hash: Hash,
+    pub commit: CommitSummary,
+}
+
+/// Checks an `inclusion` object (`attestation.json`, `evidence.json`):
+/// `header` (base64 of the encoded `BlockHeader`) hashes to `block_hash`, is
+/// for `height` (at least 1) on this chain in the right epoch; the Merkle proof
+/// leads `leaf` at `leaf_index` of `leaf_count` to the header's `root`; and
+/// `commit` is a commit for (height, block_hash) reaching the fast quorum,
+/// checked as a wq_proof commit (weights: genesis at epoch 0, else
+/// `telemetry`, see [`epoch_weights`]).
+pub fn check_inclusion(
+    g: &Genesis,
+    root: &TrustRoot,
+    inc: &InclusionJson,
+    leaf: &Hash,
+    which: MerkleRoot,
+) -> Result<Included, Failure> {
+    let bh = unhex_hash(&inc.block_hash).map_err(|e| fail("inclusion.block_hash", e))?;
+    let header_bytes = unb64(&inc.header).map_err(|e| fail("inclusion.header", e))?;
+    if hash_bytes(&header_bytes) != bh {
+        return Err(fail(
+            "inclusion.header",
+            format!(
+                "hashes to {}, not inclusion.block_hash {}",
+                hex::encode(hash_bytes(&header_bytes)),
+                inc.block_hash
+            ),
+        ));
+    }
+    let header = BlockHeader::decode(header_bytes.as_slice())
+        .map_err(|e| fail("inclusion.header", format!("does not decode as a BlockHeader: {e}")))?;
+    if header.chain_id != root.chain_id {
+        return Err(fail(
+            "inclusion.header",
+            format!("chain_id {:?} is not this chain's", header.chain_id),
+        ));
+    }
+    if header.height != inc.height || inc.height == 0 {
+        return Err(fail(
+            "inclusion.height",
+            format!("{}, but the header is for height {}", inc.height, header.height),
+        ));
+    }
+    let epoch = epoch_of(inc.height, g.params().epoch_length);
+    if header.epoch != epoch {
+        return Err(fail(
+            "inclusion.header",
+            format!("epoch {}, expected {epoch}", header.epoch),
+        ));
+    }
+    let root_hash: Hash = which
+        .of(&header)
+        .try_into()
+        .map_err(|_| fail("inclusion.header", format!("{} is not 32 bytes", which.name())))?;
+    let siblings = inc
+        .proof
+        .siblings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| unhex_hash(s).map_err(|e| fail(&format!("inclusion.proof.siblings[{i}]"), e)))
+        .collect::<Result<Vec<Hash>, Failure>>()?;
+    if !merkle::verify(&root_hash, leaf, inc.proof.leaf_index, inc.proof.leaf_count, &siblings) {
+        return Err(fail(
+            "inclusion.proof",
+            format!(
+                "leaf {} of {} does not lead to the header's {} {}",
+                inc.proof.leaf_index,
+                inc.proof.leaf_count,
+                which.name(),
+                hex::encode(root_hash)
+            ),
+        ));
+    }
+    let (weights, _) = epoch_weights(g, inc.height, inc.telemetry.as_ref(), "inclusion.telemetry")?;
+    let commit = check_commit(&inc.commit, "inclusion.commit", root, inc.height, &bh, &weights)?;
+    Ok(Included {
+        header,
+        block_hash: bh,
+        commit,
+    })
+}
+
 // ---------------------------------------------------------------------------
 // wq_proof.json
 // ---------------------------------------------------------------------------
@@ -700,11 +818,11 @@ genesis stakes and the wq_weight formula, but poi and rep cannot be recomputed f
 ///   `window_start_ms <= window_end_ms`, a 32-byte evidence digest and a nonce of at least
 ///   16 bytes; the JSON `attestation` fields equal the decoded ones (and `id`, if given,
 ///   is BLAKE3 of the payload);
-/// * `inclusion.header` (base64 of the encoded `BlockHeader`) hashes to
-///   `inclusion.block_hash`, is for `inclusion.height` on this chain in the right epoch,
-///   and its `payload_root` admits the Merkle proof of the leaf
+/// * `inclusion` ([`check_inclusion`]): `inclusion.header` (base64 of the encoded
+///   `BlockHeader`) hashes to `inclusion.block_hash`, is for `inclusion.height` on this
+///   chain in the right epoch, and its `payload_root` admits the Merkle proof of the leaf
 ///   `BLAKE3(0x00 || id || signature)` at `leaf_index` of `leaf_count`;
-/// * `inclusion.commit` is a commit for (height, block_hash) reaching the fast quorum,
+///   `inclusion.commit` is a commit for (height, block_hash) reaching the fast quorum,
 ///   checked as a wq_proof commit (weights: genesis at epoch 0, else
 ///   `inclusion.telemetry`, with the same limitation).
 pub fn verify_attestation(json: &[u8], genesis: &[u8]) -> Result<String, Failure> {
@@ -741,77 +859,142 @@ pub fn verify_attestation(json: &[u8], genesis: &[u8]) -> Result<String, Failure
     }
 
     // Inclusion.
-    let inc = &d.inclusion;
-    let bh = unhex_hash(&inc.block_hash).map_err(|e| fail("inclusion.block_hash", e))?;
-    let header_bytes = unb64(&inc.header).map_err(|e| fail("inclusion.header", e))?;
-    if hash_bytes(&header_bytes) != bh {
-        return Err(fail(
-            "inclusion.header",
-            format!(
-                "hashes to {}, not inclusion.block_hash {}",
-                hex::encode(hash_bytes(&header_bytes)),
-                inc.block_hash
-            ),
-        ));
-    }
-    let header = BlockHeader::decode(header_bytes.as_slice())
-        .map_err(|e| fail("inclusion.header", format!("does not decode as a BlockHeader: {e}")))?;
-    if header.chain_id != root.chain_id {
-        return Err(fail(
-            "inclusion.header",
-            format!("chain_id {:?} is not this chain's", header.chain_id),
-        ));
-    }
-    if header.height != inc.height || inc.height == 0 {
-        return Err(fail(
-            "inclusion.height",
-            format!("{}, but the header is for height {}", inc.height, header.height),
-        ));
-    }
-    let epoch = epoch_of(inc.height, g.params().epoch_length);
-    if header.epoch != epoch {
-        return Err(fail(
-            "inclusion.header",
-            format!("epoch {}, expected {epoch}", header.epoch),
-        ));
-    }
-    let root_hash: Hash = header
-        .payload_root
-        .as_slice()
-        .try_into()
-        .map_err(|_| fail("inclusion.header", "payload_root is not 32 bytes"))?;
-    let siblings = inc
-        .proof
-        .siblings
-        .iter()
-        .enumerate()
-        .map(|(i, s)| unhex_hash(s).map_err(|e| fail(&format!("inclusion.proof.siblings[{i}]"), e)))
-        .collect::<Result<Vec<Hash>, Failure>>()?;
     let sig = unb64(&d.envelope.signatures[0].sig).map_err(|e| fail("envelope.signatures[0].sig", e))?;
     let leaf = merkle::leaf_hash(&id, &sig);
-    if !merkle::verify(&root_hash, &leaf, inc.proof.leaf_index, inc.proof.leaf_count, &siblings) {
-        return Err(fail(
-            "inclusion.proof",
-            format!(
-                "leaf {} of {} does not lead to the header's payload_root {}",
-                inc.proof.leaf_index,
-                inc.proof.leaf_count,
-                hex::encode(root_hash)
-            ),
-        ));
-    }
-    let (weights, _) = epoch_weights(&g, inc.height, inc.telemetry.as_ref(), "inclusion.telemetry")?;
-    let c = check_commit(&inc.commit, "inclusion.commit", &root, inc.height, &bh, &weights)?;
+    let inc = check_inclusion(&g, &root, &d.inclusion, &leaf, MerkleRoot::Payload)?;
+    let c = &inc.commit;
     Ok(format!(
         "valid: attestation {} by {} about {:?} (impact {} bps) included at height {} (block {}…, {} weight >= {} fast threshold)",
         hex::encode(id),
         a.attester,
         a.subject,
         a.impact_bps,
-        inc.height,
-        short_hex(&bh),
+        inc.header.height,
+        short_hex(&inc.block_hash),
         percent(c.share_bps),
         percent(c.threshold_bps),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// evidence.json
+// ---------------------------------------------------------------------------
+
+/// Checks an `evidence.json` against a genesis file's bytes:
+/// * `version` is `evidence/1` (else exit 2) and `kind` is `duplicate-vote`;
+///   `validator` is a genesis validator; `id`, when present, is the evidence id;
+/// * `votes` holds exactly two DSSE envelopes, each of payloadType
+///   `application/vnd.bizra.vote+protobuf` with exactly one signature, whose keyid is
+///   `validator`, valid under the one signature rule; each payload is a canonically
+///   encoded `Vote` of genesis's chain id by `validator`;
+/// * the votes conflict: same height, round and kind, different block hashes. The
+///   `Evidence` is rebuilt in canonical order ([`evidence::duplicate_vote`]) and
+///   checked by [`evidence::check`], the function blocks are validated with (shape
+///   and both signatures), and its height must be includable at `inclusion.height`
+///   ([`evidence::check_age`] with genesis's `params.evidence`);
+/// * `inclusion` ([`check_inclusion`]): the header hashes to `block_hash` and is for
+///   `height`, this chain and the right epoch; the Merkle proof leads the leaf
+///   [`evidence::leaf`] (`leaf_hash(id, "")`) to the header's `evidence_root`; the
+///   commit reaches the fast quorum for (height, block_hash), as attestation.json's.
+///
+/// Not checked offline: that this offence was committed only once (a chain-state rule).
+pub fn verify_evidence(json: &[u8], genesis: &[u8]) -> Result<String, Failure> {
+    let g = load_genesis(genesis)?;
+    let d: EvidenceDoc = serde_json::from_slice(json).map_err(|e| usage(format!("evidence.json is malformed: {e}")))?;
+    if d.version != EVIDENCE_VERSION {
+        return Err(usage(format!("version {:?} is not {EVIDENCE_VERSION:?}", d.version)));
+    }
+    if d.kind != DUPLICATE_VOTE_KIND {
+        return Err(fail("kind", format!("{:?}, expected {DUPLICATE_VOTE_KIND:?}", d.kind)));
+    }
+    let root = TrustRoot::from_genesis(&g);
+    if !root.keys.contains_key(&d.validator) {
+        return Err(fail(
+            "validator",
+            format!("{} is not a validator of this genesis", d.validator),
+        ));
+    }
+    if d.votes.len() != 2 {
+        return Err(fail("votes", format!("{} votes, expected 2", d.votes.len())));
+    }
+    let mut signed = Vec::with_capacity(2);
+    for (i, env) in d.votes.iter().enumerate() {
+        let f = format!("votes[{i}]");
+        let (_, payload) = check_envelope(env, &f, payload_type::VOTE, &root.keys, Some(&d.validator))?;
+        let pf = format!("{f}.payload");
+        let v: Vote = decode_canonical(&payload, &pf)?;
+        if v.chain_id != root.chain_id {
+            return Err(fail(
+                &pf,
+                format!("chain_id {:?}, expected {:?}", v.chain_id, root.chain_id),
+            ));
+        }
+        if v.validator != d.validator {
+            return Err(fail(
+                &pf,
+                format!(
+                    "validator {} is not the evidence's validator {}",
+                    v.validator, d.validator
+                ),
+            ));
+        }
+        let sig = unb64(&env.signatures[0].sig).map_err(|e| fail(&format!("{f}.signatures[0].sig"), e))?;
+        signed.push(SignedVote {
+            vote: Some(v),
+            signature: sig,
+        });
+    }
+    let (a, b) = (
+        signed[0].vote.as_ref().expect("set"),
+        signed[1].vote.as_ref().expect("set"),
+    );
+    for (name, same) in [
+        ("height", a.height == b.height),
+        ("round", a.round == b.round),
+        ("kind", a.kind == b.kind),
+    ] {
+        if !same {
+            return Err(fail(
+                "votes[1].payload",
+                format!("{name} differs from votes[0]'s: the votes are not for one (height, round, kind)"),
+            ));
+        }
+    }
+    if a.block_hash == b.block_hash {
+        return Err(fail(
+            "votes",
+            format!("both votes are for block {:?}: no conflict", hex::encode(&a.block_hash)),
+        ));
+    }
+    let (vh, vr, vk) = (a.height, a.round, a.kind);
+    let ev = evidence::duplicate_vote(signed[0].clone(), signed[1].clone()).expect("the block hashes differ");
+    evidence::check(&root.chain_id, &g.members, &ev).map_err(|e| fail("votes", e))?;
+    let id = evidence::evidence_id(&ev);
+    if let Some(given) = &d.id {
+        if *given != hex::encode(id) {
+            return Err(fail(
+                "id",
+                format!("{given}, but the evidence hashes to {}", hex::encode(id)),
+            ));
+        }
+    }
+    let p = g.params();
+    evidence::check_age(&p.evidence, p.epoch_length, vh, d.inclusion.height)
+        .map_err(|e| fail("inclusion.height", e))?;
+    let inc = check_inclusion(&g, &root, &d.inclusion, &evidence::leaf(&ev), MerkleRoot::Evidence)?;
+    let kind = match VoteKind::try_from(vk) {
+        Ok(VoteKind::Prevote) => "prevotes",
+        _ => "precommits",
+    };
+    Ok(format!(
+        "valid: duplicate-vote evidence {} against {}: two {kind} at height {vh} round {vr}, \
+committed at height {} (block {}…, {} weight >= {} fast threshold)",
+        hex::encode(id),
+        d.validator,
+        inc.header.height,
+        short_hex(&inc.block_hash),
+        percent(inc.commit.share_bps),
+        percent(inc.commit.threshold_bps),
     ))
 }
 

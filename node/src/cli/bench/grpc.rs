@@ -21,9 +21,9 @@ use bizra_proto::node_client::NodeClient;
 use bizra_proto::node_server::{Node, NodeServer};
 use bizra_proto::{
     GetAttestationRequest, GetAttestationResponse, GetBlockRequest, GetBlockResponse, GetCommitRequest,
-    GetCommitResponse, GetHeadReportRequest, GetHeadReportResponse, GetHeadRequest, GetHeadResponse, GetStatusRequest,
-    GetStatusResponse, GetValidatorsRequest, GetValidatorsResponse, SubmitAttestationRequest,
-    SubmitAttestationResponse, SubscribeHeadsRequest,
+    GetCommitResponse, GetEvidenceRequest, GetEvidenceResponse, GetHeadReportRequest, GetHeadReportResponse,
+    GetHeadRequest, GetHeadResponse, GetStatusRequest, GetStatusResponse, GetValidatorsRequest, GetValidatorsResponse,
+    SubmitAttestationRequest, SubmitAttestationResponse, SubscribeHeadsRequest,
 };
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -138,10 +138,7 @@ impl Node for Bare {
     ) -> Result<Response<GetAttestationResponse>, Status> {
         nope()
     }
-    async fn get_evidence(
-        &self,
-        _: Request<bizra_proto::GetEvidenceRequest>,
-    ) -> Result<Response<bizra_proto::GetEvidenceResponse>, Status> {
+    async fn get_evidence(&self, _: Request<GetEvidenceRequest>) -> Result<Response<GetEvidenceResponse>, Status> {
         nope()
     }
 }
