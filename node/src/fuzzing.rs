@@ -1189,6 +1189,7 @@ fn telemetry_parts(w: &World, h: u64) -> Vec<TelemetryPart> {
             id: m.id.clone(),
             wq_weight: weights.weights[i],
             components: weights.components[i],
+            jailed_until: weights.is_jailed(i).then(|| weights.jailed_until(i)),
         })
         .collect()
 }
@@ -1249,6 +1250,10 @@ fn attestation_seed(w: &World, h: u64, index: usize) -> Vec<u8> {
                 .map(|t| (t.id.clone(), proof::Weight(t.wq_weight)))
                 .collect(),
             components: parts.iter().map(|t| (t.id.clone(), t.components.into())).collect(),
+            jailed: parts
+                .iter()
+                .filter_map(|t| Some((t.id.clone(), t.jailed_until?)))
+                .collect(),
         }
     });
     let doc = proof::build_attestation_doc(

@@ -508,11 +508,19 @@ def telemetry_weights(g, tel, field):
         for vid in m:
             _need(vid in keys, field + "." + name, "%s is not a genesis validator" % vid)
     weights = {vid: _u128(ww[vid], "%s.wq_weight[%s]" % (field, vid)) for vid in keys}
+    # Jailed validators (committed equivocation evidence) weigh 0; the key is
+    # optional (id -> first epoch free again).
+    jailed = tel.get("jailed", {})
+    _need(isinstance(jailed, dict), field + ".jailed", "must be an object")
+    for vid, until in jailed.items():
+        _need(vid in keys, "%s.jailed" % field, "%s is not a genesis validator" % vid)
+        _need(isinstance(until, int) and not isinstance(until, bool), "%s.jailed[%s]" % (field, vid), "must be an integer epoch")
+        _need(weights[vid] == 0, "%s.wq_weight[%s]" % (field, vid), "%d, but a jailed validator weighs 0" % weights[vid])
     for vid in keys:
         f = "%s.components[%s]" % (field, vid)
         c = {k: _get(comps[vid], k, int, "%s.%s" % (f, k)) for k in ("stake", "poi", "rep")}
         _need(c["stake"] == g["stakes"][vid], f, "stake %d differs from genesis stake %d" % (c["stake"], g["stakes"][vid]))
-        if g["formula"] is not None:
+        if g["formula"] is not None and vid not in jailed:
             base, pg, rg, sg = g["formula"]
             w = base + pg * c["poi"] + rg * c["rep"] + sg * isqrt(c["stake"])
             _need(weights[vid] == w, "%s.wq_weight[%s]" % (field, vid),

@@ -369,6 +369,9 @@ pub fn telemetry_of(v: &GetValidatorsResponse) -> Result<Telemetry, String> {
                 rep: i.rep,
             },
         );
+        if i.jailed {
+            t.jailed.insert(i.id.clone(), i.jailed_until_epoch);
+        }
     }
     Ok(t)
 }

@@ -274,6 +274,11 @@ impl From<ComponentsJson> for Components {
 pub struct Telemetry {
     pub wq_weight: BTreeMap<String, Weight>,
     pub components: BTreeMap<String, ComponentsJson>,
+    /// Validators jailed in this epoch for committed evidence (wq_weight 0),
+    /// each with the first epoch it is free again (ADR 0014). Absent in
+    /// artifacts written before jailing existed: read as none.
+    #[serde(default)]
+    pub jailed: BTreeMap<String, u64>,
 }
 
 /// `wq_proof.json` (CONTRACT section 6). Unknown keys are ignored when reading.
@@ -335,6 +340,8 @@ pub struct TelemetryPart {
     pub id: String,
     pub wq_weight: u128,
     pub components: Components,
+    /// While jailed: the first epoch the validator is free again.
+    pub jailed_until: Option<u64>,
 }
 
 /// Everything `build_proof` needs.
@@ -440,6 +447,11 @@ pub fn build_proof(p: &ProofParts) -> WqProof {
                 .telemetry
                 .iter()
                 .map(|t| (t.id.clone(), t.components.into()))
+                .collect(),
+            jailed: p
+                .telemetry
+                .iter()
+                .filter_map(|t| Some((t.id.clone(), t.jailed_until?)))
                 .collect(),
         },
         telemetry_epoch: p.telemetry_epoch,
@@ -794,6 +806,7 @@ pub mod fixture {
                     id,
                     wq_weight,
                     components,
+                    jailed_until: None,
                 })
                 .collect()
         }

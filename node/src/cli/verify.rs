@@ -254,6 +254,12 @@ pub fn epoch_weights(
             .collect();
         if let Some(t) = telemetry {
             check_telemetry_keys(g, t, field)?;
+            if let Some(id) = t.jailed.keys().next() {
+                return Err(fail(
+                    &format!("{field}.jailed[{id}]"),
+                    "nobody is jailed in epoch 0 (evidence jails from the next boundary)",
+                ));
+            }
             for (id, (weight, comps)) in &expected {
                 let got = t.wq_weight[id].0;
                 if got != *weight {
@@ -298,14 +304,33 @@ pub fn epoch_weights(
                 format!("poi {} is above poi_cap {}", c.poi, p.weights.poi_cap),
             ));
         }
-        let want = weights::wq_weight(&p.weights, &c.into());
         let got = t.wq_weight[&m.id].0;
+        if let Some(&until) = t.jailed.get(&m.id) {
+            // Jailed (ADR 0014): weight 0 until `until`, which must lie ahead.
+            if until <= epoch {
+                return Err(fail(
+                    &format!("{field}.jailed[{}]", m.id),
+                    format!("free again from epoch {until}, so not jailed in epoch {epoch}"),
+                ));
+            }
+            if got != 0 {
+                return Err(fail(
+                    &format!("{field}.wq_weight[{}]", m.id),
+                    format!("{got}, but a jailed validator weighs 0"),
+                ));
+            }
+            continue;
+        }
+        let want = weights::wq_weight(&p.weights, &c.into());
         if got != want {
             return Err(fail(
                 &format!("{field}.wq_weight[{}]", m.id),
                 format!("{got} does not match the wq_weight formula of its components ({want})"),
             ));
         }
+    }
+    if let Some(id) = t.jailed.keys().find(|id| g.members.index_of(id).is_none()) {
+        return Err(fail(&format!("{field}.jailed[{id}]"), "is not a genesis validator"));
     }
     Ok((t.wq_weight.iter().map(|(k, v)| (k.clone(), v.0)).collect(), false))
 }
@@ -1207,5 +1232,44 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("missing"));
+    }
+
+    /// Telemetry of an epoch with a jailed validator (ADR 0014): it weighs 0
+    /// and its term lies ahead; anything else is refused, naming the field.
+    #[test]
+    fn jailed_validators_weigh_zero_in_telemetry() {
+        let f = Fixture::new(3, 3, 1);
+        let g = &f.genesis;
+        let state = ChainState::genesis(g);
+        let mut t = Telemetry::default();
+        for (i, m) in g.members.iter().enumerate() {
+            t.wq_weight.insert(m.id.clone(), Weight(state.weights.weights[i]));
+            t.components.insert(m.id.clone(), state.weights.components[i].into());
+        }
+        let jailed = g.members.get(1).id.clone();
+        let epoch_3 = 3 * g.params().epoch_length + 1;
+        assert!(epoch_weights(g, epoch_3, Some(&t), "telemetry").is_ok());
+        t.jailed.insert(jailed.clone(), 5);
+        let e = epoch_weights(g, epoch_3, Some(&t), "telemetry")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a jailed validator weighs 0"), "{e}");
+        t.wq_weight.insert(jailed.clone(), Weight(0));
+        let (w, _) = epoch_weights(g, epoch_3, Some(&t), "telemetry").unwrap();
+        assert_eq!(w[&jailed], 0);
+        t.jailed.insert(jailed.clone(), 3);
+        let e = epoch_weights(g, epoch_3, Some(&t), "telemetry")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not jailed in epoch 3"), "{e}");
+        t.jailed.insert(jailed.clone(), 5);
+        t.jailed.insert("ab".repeat(32), 5);
+        let e = epoch_weights(g, epoch_3, Some(&t), "telemetry")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a genesis validator"), "{e}");
+        t.jailed.remove(&"ab".repeat(32));
+        let e = epoch_weights(g, 5, Some(&t), "telemetry").unwrap_err().to_string();
+        assert!(e.contains("nobody is jailed in epoch 0"), "{e}");
     }
 }

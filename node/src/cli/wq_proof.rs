@@ -497,6 +497,7 @@ async fn telemetry_part(
                     poi: v.poi,
                     rep: v.rep,
                 },
+                jailed_until: v.jailed.then_some(v.jailed_until_epoch),
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;
