@@ -230,6 +230,53 @@ async fn stop_server(stop: oneshot::Sender<()>, task: JoinHandle<anyhow::Result<
         .expect("server returns Ok");
 }
 
+/// GetEvidence: argument errors get precise codes; the by-validator index
+/// answers UNAVAILABLE until it is rebuilt; a height without evidence and a
+/// validator without evidence answer empty lists.
+#[tokio::test]
+async fn get_evidence_codes() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        use bizra_proto::{get_evidence_request::Selector, GetEvidenceRequest};
+        let fx = Fixture::new(3);
+        let (addr, stop, task) = start(fx.shared.clone(), GrpcSection::default()).await;
+        let mut c = client(addr).await;
+        let by = |s: Selector| GetEvidenceRequest { selector: Some(s) };
+        expect_code(
+            c.get_evidence(GetEvidenceRequest { selector: None }).await,
+            Code::InvalidArgument,
+            "set validator or height",
+        );
+        for bad in ["", "xyz", &"A".repeat(64), &"a".repeat(63)] {
+            expect_code(
+                c.get_evidence(by(Selector::Validator(bad.to_string()))).await,
+                Code::InvalidArgument,
+                "64 lower-case hex",
+            );
+        }
+        expect_code(
+            c.get_evidence(by(Selector::Validator("ab".repeat(32)))).await,
+            Code::NotFound,
+            "is not a validator",
+        );
+        let v1 = fx.signers[1].id().to_string();
+        expect_code(
+            c.get_evidence(by(Selector::Validator(v1.clone()))).await,
+            Code::Unavailable,
+            "being rebuilt",
+        );
+        fx.shared.evidence.write().unwrap().complete = true;
+        let r = c.get_evidence(by(Selector::Validator(v1))).await.unwrap().into_inner();
+        assert!(r.evidence.is_empty());
+        let r = c.get_evidence(by(Selector::Height(2))).await.unwrap().into_inner();
+        assert!(r.evidence.is_empty());
+        expect_code(c.get_evidence(by(Selector::Height(99))).await, Code::NotFound, "head 3");
+        let _ = stop.send(());
+        let _ = task.await;
+    })
+    .await
+    .expect("test timed out");
+}
+
 fn expect_code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, code: Code, needle: &str) {
     match r {
         Ok(v) => panic!("expected {code:?} ({needle}), got Ok({:?})", v.into_inner()),
