@@ -358,6 +358,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("gossip_vote", fuzz_gossip_vote),
     ("gossip_proposal", fuzz_gossip_proposal),
     ("gossip_attestation", fuzz_gossip_attestation),
+    ("gossip_evidence", fuzz_gossip_evidence),
     ("poi_payload", fuzz_poi_payload),
     ("sync_request", fuzz_sync_request),
     ("sync_response", fuzz_sync_response),
@@ -504,6 +505,32 @@ pub fn fuzz_gossip_attestation(data: &[u8]) -> Outcome {
         admission::BatchVerdict::Accept { .. } => Outcome::Accepted,
         admission::BatchVerdict::Ignore { reason } => Outcome::Ignored(reason),
         admission::BatchVerdict::Reject { reason, .. } => rejected(reason),
+    }
+}
+
+/// Evidence received on the evidence topic, through the engine's own
+/// `engine::evidence::check_gossip`. What it accepts must pass every rule
+/// again (`evidence::check` and the chain's age and once rules), and the
+/// next block may carry it: a proposal with it validates.
+pub fn fuzz_gossip_evidence(data: &[u8]) -> Outcome {
+    let w = world();
+    let g = &w.genesis;
+    let head = w.head();
+    let pool = crate::evidence_pool::EvidencePool::new();
+    match crate::engine::evidence::check_gossip(g, head, &pool, data) {
+        Ok((ev, key)) => {
+            assert_eq!(ev.encode_to_vec(), data, "accepted evidence is canonical");
+            assert_eq!(bizra_consensus::evidence::check(CHAIN_ID, &g.members, &ev), Ok(key));
+            assert_eq!(head.evidence_includable(g, &ev), Ok(key));
+            let commit = w.blocks.last().map(|b| b.2.clone());
+            let p = head.proposer(0);
+            let block = head.build_block_with(g, w.signers[p].id(), NOW_MS, commit, vec![], vec![ev]);
+            head.validate_block(g, &block)
+                .expect("a block carrying accepted evidence is valid");
+            Outcome::Accepted
+        }
+        Err((bizra_p2p::Validation::Reject, why)) => rejected(why),
+        Err((_, why)) => Outcome::Ignored(why.to_string()),
     }
 }
 
@@ -1305,6 +1332,24 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
         };
         out.push(("gossip_attestation", format!("attestation-{i}"), batch.encode_to_vec()));
         out.push(("poi_payload", format!("payload-{i}"), env.payload.clone()));
+    }
+
+    // gossip_evidence: a validator's two prevotes at the next height, and nil
+    // against a block at the head's height.
+    {
+        let head = w.head();
+        let s = &w.signers[2];
+        let vote =
+            |h: u64, v: Option<Hash>| sign_vote(s, new_vote(CHAIN_ID, h, 0, bizra_proto::VoteKind::Prevote, v, s.id()));
+        let next = bizra_consensus::evidence::duplicate_vote(
+            vote(head.next_height(), Some([1; 32])),
+            vote(head.next_height(), Some([2; 32])),
+        )
+        .expect("conflict");
+        let nil = bizra_consensus::evidence::duplicate_vote(vote(head.height, None), vote(head.height, Some([3; 32])))
+            .expect("conflict");
+        out.push(("gossip_evidence", "prevotes-next-height".into(), next.encode_to_vec()));
+        out.push(("gossip_evidence", "nil-vs-block".into(), nil.encode_to_vec()));
     }
 
     // sync_request.

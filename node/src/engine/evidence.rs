@@ -10,6 +10,7 @@
 //! (Reject).
 
 use super::Engine;
+use crate::evidence_pool::EvidencePool;
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::evidence::{self, EvidenceError, MAX_EVIDENCE_BYTES};
 use bizra_p2p::{Topic, Validation};
@@ -44,6 +45,27 @@ pub fn precheck(
         }
         Err(_) => Err((Validation::Reject, "invalid")),
     }
+}
+
+/// The whole gossip check of evidence bytes, as the engine runs it: the
+/// verdict and, on `Accept`, the evidence to pool. Pure (the pool is only
+/// read), so fuzzing calls exactly this.
+pub fn check_gossip(
+    g: &bizra_consensus::genesis::Genesis,
+    state: &ChainState,
+    pool: &EvidencePool,
+    data: &[u8],
+) -> Result<(Evidence, evidence::EvidenceKey), (Validation, &'static str)> {
+    let (ev, key) = precheck(g, state, data)?;
+    if state.acc.offenders.contains(&(key.validator as usize)) {
+        return Err((Validation::Ignore, "convicted"));
+    }
+    if pool.room_for(&key).is_err() {
+        return Err((Validation::Ignore, "pool"));
+    }
+    let shaped = evidence::check_shape(g.chain_id(), &g.members, &ev).map_err(|_| (Validation::Reject, "invalid"))?;
+    evidence::verify_signatures(&g.members, &shaped).map_err(|_| (Validation::Reject, "signature"))?;
+    Ok((ev, key))
 }
 
 impl Engine {
@@ -92,9 +114,13 @@ impl Engine {
     /// Evidence gossiped by a peer: the verdict (Reject strikes the sender).
     pub(super) fn on_evidence_gossip(&mut self, data: &[u8]) -> Validation {
         let g = self.shared.genesis.clone();
-        let state = self.driver.chain();
-        let (ev, key) = match precheck(&g, state, data) {
-            Ok(x) => x,
+        match check_gossip(&g, self.driver.chain(), &self.evidence, data) {
+            Ok((ev, key)) => {
+                let _ = self.evidence.insert(key, ev);
+                self.metrics().evidence("gossip_accepted");
+                self.metrics().evidence_pending.set(self.evidence.len() as i64);
+                Validation::Accept
+            }
             Err((v, why)) => {
                 let result = if v == Validation::Reject {
                     "gossip_rejected"
@@ -103,23 +129,9 @@ impl Engine {
                 };
                 self.metrics().evidence(result);
                 debug!(why, "evidence gossip: {result}");
-                return v;
+                v
             }
-        };
-        if state.acc.offenders.contains(&(key.validator as usize)) || self.evidence.room_for(&key).is_err() {
-            self.metrics().evidence("gossip_ignored");
-            return Validation::Ignore;
         }
-        let shaped = evidence::check_shape(g.chain_id(), &g.members, &ev).expect("checked by precheck");
-        if let Err(e) = evidence::verify_signatures(&g.members, &shaped) {
-            self.metrics().evidence("gossip_rejected");
-            debug!("evidence gossip rejected: {e}");
-            return Validation::Reject;
-        }
-        let _ = self.evidence.insert(key, ev);
-        self.metrics().evidence("gossip_accepted");
-        self.metrics().evidence_pending.set(self.evidence.len() as i64);
-        Validation::Accept
     }
 
     /// Pending evidence for our proposal (the driver re-checks it).

@@ -7,7 +7,7 @@
 //! rebuilds the chain state from its blocks, replays the WAL into the driver,
 //! and only then opens the network.
 
-mod evidence;
+pub mod evidence;
 mod log_limit;
 mod serve_limit;
 mod servers;
