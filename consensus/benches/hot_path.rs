@@ -185,11 +185,13 @@ fn big_block() -> Block {
         payload_root: payload_root(&atts).expect("shape").to_vec(),
         last_commit_hash: blake3::hash(&commit.encode_to_vec()).as_bytes().to_vec(),
         epoch: 1,
+        evidence_root: Vec::new(),
     };
     Block {
         header: Some(header),
         last_commit: Some(commit),
         attestations: atts,
+        evidence: Vec::new(),
     }
 }
 
