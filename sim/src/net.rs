@@ -576,9 +576,10 @@ impl World {
         let Some(e) = evidence::from_equivocation(eq) else {
             return;
         };
-        // The vote keeper only holds verified votes: the evidence must pass in full.
-        let key = match evidence::check(g.chain_id(), &g.members, &e) {
-            Ok(k) => k,
+        // The vote keeper only holds verified votes: the evidence must pass in
+        // full. The signatures are verified once, when it enters the pool.
+        let key = match evidence::check_shape(g.chain_id(), &g.members, &e) {
+            Ok(s) => s.key,
             Err(err) => {
                 self.evidence_violations += 1;
                 self.notes.push(format!(
@@ -597,20 +598,31 @@ impl World {
         }
         let lowest = self.evidence_held.entry(offender).or_insert(key.height);
         *lowest = (*lowest).min(key.height);
+        let n = &self.nodes[node];
+        if n.durable.pool.contains_key(&key) || n.durable.pool.len() >= POOL_CAP {
+            return;
+        }
+        let keep = match n.durable.state.evidence_includable(&g, &e) {
+            Ok(_) | Err(EvidenceError::Future { .. }) => true,
+            Err(_) => false, // committed, or too old
+        };
+        if !keep {
+            return;
+        }
+        if let Err(err) = evidence::check(g.chain_id(), &g.members, &e) {
+            self.evidence_violations += 1;
+            self.notes.push(format!(
+                "node {node}: the driver reported evidence with a bad signature: {err}"
+            ));
+            return;
+        }
         if self.debug {
             eprintln!(
                 "    n{node} pool <- v{offender} h{} r{} kind {}",
                 key.height, key.round, key.kind
             );
         }
-        let n = &mut self.nodes[node];
-        let keep = match n.durable.state.evidence_includable(&g, &e) {
-            Ok(_) | Err(EvidenceError::Future { .. }) => true,
-            Err(_) => false, // committed, or too old
-        };
-        if keep && n.durable.pool.len() < POOL_CAP {
-            n.durable.pool.entry(key).or_insert(e);
-        }
+        self.nodes[node].durable.pool.insert(key, e);
     }
 
     /// Drops from a node's pool what its chain committed or can no longer include.
