@@ -17,7 +17,16 @@
 //! * **determinism**: one seed run twice yields the same trace digest;
 //! * **weight bound**: in every epoch the Byzantine validators hold less than
 //!   a third of the weight (the genesis coalition bound, ADR 0003 amendment),
-//!   whenever their stake-derived share is below `coalition_bound_bps`.
+//!   whenever their stake-derived share is below `coalition_bound_bps`;
+//! * **accountability** (issue 15, ADR 0014): honest nodes keep the evidence
+//!   their drivers report and propose it; after every height two honest nodes
+//!   both finalized their weights (jail terms included) are equal; no honest
+//!   validator is ever named by evidence or jailed; committed evidence jails
+//!   its validator from the next boundary on every honest node that reached
+//!   it; and every Byzantine equivocator whose evidence an honest node held
+//!   early enough to be judged (see [`judged_by`]) is counted as jailed or
+//!   missed (a miss is reported, not a violation: a Byzantine or lagging
+//!   proposer may legitimately decide the blocks of the whole window).
 
 mod net;
 mod node;
@@ -28,13 +37,15 @@ use node::{Behavior, SimNode};
 use bizra_consensus::certificate;
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::Timeouts;
+use bizra_consensus::evidence::{self, EvidenceKey};
 use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::Hash;
+use bizra_consensus::validators::EpochWeights;
 use bizra_consensus::weights::{self, WeightParams, MAX_COALITION_BOUND_BPS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -76,6 +87,30 @@ pub struct SimReport {
     pub messages: u64,
     pub evidence: u64,
     pub crashes: u64,
+    /// Byzantine validators named by evidence some honest node held.
+    pub equivocators_seen: u64,
+    /// Of those, the ones whose evidence was held early enough to be judged
+    /// by the end of the run ([`judged_by`]).
+    pub equivocators: u64,
+    /// Of `equivocators`, those jailed (weight 0) on every honest node.
+    pub equivocators_jailed: u64,
+    /// Of `equivocators`, those not jailed everywhere yet whose evidence (of a
+    /// later offence) is committed, its epoch boundary not reached by the end.
+    pub equivocators_committed: u64,
+    /// Of `equivocators`, those with no evidence committed at all: the
+    /// early evidence expired uncommitted (reported, not a violation).
+    pub equivocators_missed: u64,
+    /// Distinct offences committed in the finalized chain.
+    pub evidence_committed: u64,
+    /// Validators jailed at some height on the finalized chain.
+    pub jailed: u64,
+    /// The Byzantine validators of the run.
+    pub byzantine: Vec<usize>,
+    /// Per validator, the height of the first block committing evidence against it.
+    pub first_committed: BTreeMap<usize, u64>,
+    /// Per honest node, per validator jailed on its chain, the first epoch
+    /// it was jailed in (its weight is 0 there: checked in `run`).
+    pub jailed_from: BTreeMap<usize, BTreeMap<usize, u64>>,
     pub weight_changes: u64,
     /// Largest Byzantine share of the weight in any epoch seen, in bps.
     pub max_byzantine_share_bps: u32,
@@ -189,6 +224,22 @@ fn make_genesis(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> (Arc<Genesis>, Vec<Sig
     (Arc::new(g), signers, byz)
 }
 
+/// The height by which the fate of evidence against votes at height
+/// `vote_height` is final: the last height that may include it (ADR 0014 age
+/// rule: `max_age_blocks` after it, and no more than `max_age_epochs` epochs
+/// later), rounded up to its epoch boundary, where commitment turns into
+/// jail. An equivocator whose evidence an honest node held at `vote_height`
+/// is judged when every honest node finalized this height: by then the
+/// evidence was committed and its validator jailed, or it can never be. With
+/// the defaults (2 epochs, 1000 blocks) and epoch length `L` that is at most
+/// `k = 3L` heights after the offence (`k = L * (max_age_epochs + 1)`).
+pub fn judged_by(p: &bizra_consensus::evidence::EvidenceParams, epoch_length: u64, vote_height: u64) -> u64 {
+    let l = epoch_length.max(1);
+    let by_epochs = l * (bizra_consensus::types::epoch_of(vote_height, l) + p.max_age_epochs + 1);
+    let last = by_epochs.min(vote_height.saturating_add(p.max_age_blocks));
+    last.div_ceil(l) * l
+}
+
 /// Runs one seed.
 pub fn run(cfg: &SimConfig) -> SimReport {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -226,11 +277,23 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     };
     let mut canonical: BTreeMap<u64, (Hash, usize)> = BTreeMap::new();
     let mut weights_seen: BTreeMap<u64, Vec<u128>> = BTreeMap::new();
+    // The full epoch weights (jail terms included) after each height. Agreement
+    // and deterministic `apply` imply they are equal; checked anyway.
+    let mut weights_at: BTreeMap<u64, (EpochWeights, usize)> = BTreeMap::new();
+    // Committed offences, with the height of the block that carried each.
+    let mut committed: BTreeMap<EvidenceKey, u64> = BTreeMap::new();
+    // Per honest node, the validators jailed in some epoch of its chain.
+    let mut jailed_on: Vec<BTreeSet<usize>> = Vec::new();
+    let (ev_params, epoch_length) = (&genesis.params().evidence, genesis.params().epoch_length.max(1));
     for (i, n) in world.nodes.iter().enumerate() {
         if !n.behavior.is_honest() {
             continue;
         }
         let mut state = ChainState::genesis(&genesis);
+        let mut jailed_here = BTreeSet::new();
+        let mut first_jailed: BTreeMap<usize, u64> = BTreeMap::new();
+        // (validator, boundary height) of evidence committed and not yet at its boundary.
+        let mut to_jail: Vec<(usize, u64)> = Vec::new();
         for d in &n.durable.decided {
             // Agreement.
             match canonical.get(&d.height) {
@@ -266,7 +329,71 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                     .push(format!("node {i} height {}: invalid block or commit", d.height));
                 break;
             }
+            for e in &d.block.evidence {
+                let Ok(sh) = evidence::check_shape(genesis.chain_id(), &genesis.members, e) else {
+                    continue; // validate_block above refused it already
+                };
+                let v = sh.validator();
+                committed.entry(sh.key).or_insert(d.height);
+                let first = report.first_committed.entry(v).or_insert(d.height);
+                *first = (*first).min(d.height);
+                if !byz[v] {
+                    report.safety_violations += 1;
+                    report.notes.push(format!(
+                        "height {}: committed evidence names honest validator {v}",
+                        d.height
+                    ));
+                }
+                to_jail.push((v, d.height.div_ceil(epoch_length) * epoch_length));
+            }
             state.apply(&genesis, &d.block, d.hash);
+            match weights_at.get(&d.height) {
+                Some((w, j)) if *w != state.weights => {
+                    report.safety_violations += 1;
+                    report.notes.push(format!(
+                        "height {}: node {i} and node {j} hold different weights or jail terms",
+                        d.height
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    weights_at.insert(d.height, (state.weights.clone(), i));
+                }
+            }
+            for (v, &is_byz) in byz.iter().enumerate() {
+                if state.weights.is_jailed(v) {
+                    jailed_here.insert(v);
+                    first_jailed.entry(v).or_insert(state.weights.epoch);
+                    if state.weights.weight(v) != 0 {
+                        report.safety_violations += 1;
+                        report.notes.push(format!(
+                            "height {}: node {i}: jailed validator {v} has weight",
+                            d.height
+                        ));
+                    }
+                }
+                if !is_byz && state.weights.jailed_until(v) != 0 {
+                    report.safety_violations += 1;
+                    report.notes.push(format!(
+                        "height {}: node {i} jails honest validator {v} (until epoch {})",
+                        d.height,
+                        state.weights.jailed_until(v)
+                    ));
+                }
+            }
+            // Evidence committed in an epoch jails its validator from the next one.
+            if ev_params.jail_epochs > 0 {
+                for &(v, _) in to_jail.iter().filter(|(_, b)| *b == d.height) {
+                    if !state.weights.is_jailed(v) {
+                        report.safety_violations += 1;
+                        report.notes.push(format!(
+                            "height {}: node {i} did not jail validator {v} at the boundary after its evidence",
+                            d.height
+                        ));
+                    }
+                }
+            }
+            to_jail.retain(|(_, b)| *b > d.height);
             // All honest nodes derive identical weights per epoch.
             let e = state.weights.epoch;
             match weights_seen.get(&e) {
@@ -282,6 +409,8 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 }
             }
         }
+        jailed_on.push(jailed_here);
+        report.jailed_from.insert(i, first_jailed);
     }
     let honest_heights: Vec<u64> = world
         .nodes
@@ -321,6 +450,42 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             ));
         }
     }
+    // Accountability: every Byzantine equivocator whose evidence an honest node
+    // held early enough to be judged by the end is jailed on every honest node,
+    // or reported as missed.
+    for (&v, &h) in &world.evidence_held {
+        if !byz[v] {
+            continue; // an honest offender is already a violation (net.rs)
+        }
+        report.equivocators_seen += 1;
+        if report.min_honest_height < judged_by(ev_params, epoch_length, h) {
+            continue;
+        }
+        report.equivocators += 1;
+        let committed_at: Vec<u64> = committed
+            .iter()
+            .filter(|(k, _)| k.validator as usize == v)
+            .map(|(_, at)| *at)
+            .collect();
+        if !jailed_on.is_empty() && jailed_on.iter().all(|s| s.contains(&v)) {
+            report.equivocators_jailed += 1;
+        } else if !committed_at.is_empty() {
+            // Committed, its boundary not yet reached by every honest node (a
+            // commit whose boundary was reached and did not jail is a
+            // violation above).
+            report.equivocators_committed += 1;
+        } else {
+            report.equivocators_missed += 1;
+            report.notes.push(format!(
+                "equivocator {v}: evidence held from height {h}, never committed (reported, not a violation)"
+            ));
+        }
+    }
+    report.evidence_committed = committed.len() as u64;
+    report.byzantine = (0..byz.len()).filter(|&i| byz[i]).collect();
+    report.jailed = jailed_on.iter().flatten().collect::<BTreeSet<_>>().len() as u64;
+    report.safety_violations += world.evidence_violations;
+    report.notes.extend(world.notes.iter().cloned());
     let ws: Vec<&Vec<u128>> = weights_seen.values().collect();
     report.weight_changes = ws.windows(2).filter(|w| w[0] != w[1]).count() as u64;
     report.max_round = world.max_round;

@@ -53,6 +53,9 @@ fn main() -> ExitCode {
     let (mut safety, mut liveness, mut determinism_ok) = (0u64, 0u64, true);
     let (mut rounds, mut weight_changes, mut evidence, mut crashes) = (0u32, 0u64, 0u64, 0u64);
     let mut max_byz_bps = 0u32;
+    // Accountability (issue 15): equivocators judged, jailed, missed; runs with any.
+    let (mut seen, mut equivocators, mut jailed, mut pending, mut missed, mut committed, mut eq_runs) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     for seed in a.first_seed..a.first_seed + a.seeds {
         let cfg = SimConfig {
             seed,
@@ -73,15 +76,26 @@ fn main() -> ExitCode {
         evidence += r1.evidence;
         crashes += r1.crashes;
         max_byz_bps = max_byz_bps.max(r1.max_byzantine_share_bps);
+        equivocators += r1.equivocators;
+        seen += r1.equivocators_seen;
+        jailed += r1.equivocators_jailed;
+        pending += r1.equivocators_committed;
+        missed += r1.equivocators_missed;
+        committed += r1.evidence_committed;
+        eq_runs += (r1.equivocators > 0) as u64;
         let bad = r1.safety_violations + r1.validity_violations > 0 || r1.liveness_failure || !det;
         if a.verbose || bad {
             println!(
-                "seed={seed} min_height={} max_round={} decisions={} msgs={} evidence={} crashes={} weight_changes={} sim_ms={} digest={} {}{}",
+                "seed={seed} min_height={} max_round={} decisions={} msgs={} evidence={} committed={} equivocators={}/{} jailed={} crashes={} weight_changes={} sim_ms={} digest={} {}{}",
                 r1.min_honest_height,
                 r1.max_round,
                 r1.decisions,
                 r1.messages,
                 r1.evidence,
+                r1.evidence_committed,
+                r1.equivocators,
+                r1.equivocators_seen,
+                r1.equivocators_jailed,
                 r1.crashes,
                 r1.weight_changes,
                 r1.sim_time_ms,
@@ -97,6 +111,10 @@ fn main() -> ExitCode {
         a.seeds as f64 / secs.max(1e-9),
         max_byz_bps / 100,
         max_byz_bps % 100
+    );
+    println!(
+        "# accountability: {seen} equivocators caught, {equivocators} judged (in {eq_runs} runs): {jailed} jailed on every honest node, {pending} committed before the end but not yet at a boundary, {missed} missed{}; {committed} offences committed",
+        if jailed == equivocators { " (every equivocator jailed)" } else { "" }
     );
     println!(
         "seeds={} heights={} safety_violations={safety} liveness_failures={liveness} determinism={}",

@@ -4,13 +4,14 @@ use crate::node::{Behavior, SimNode};
 use crate::SimConfig;
 use bizra_consensus::chain::MAX_BLOCK_ATTESTATIONS;
 use bizra_consensus::driver::{Effect, Input, Timeout, TimeoutKind};
+use bizra_consensus::evidence::{self, EvidenceError, EvidenceKey};
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::{self, new_vote, sign_proposal, sign_vote, VerifiedProposal, VerifiedVote};
-use bizra_proto::{consensus_message::Msg, Block, CommitCertificate, ConsensusMessage, VoteKind};
+use bizra_proto::{consensus_message::Msg, Block, CommitCertificate, ConsensusMessage, Equivocation, VoteKind};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 /// The faults of one run. All of them stop at `heal_at`.
@@ -127,6 +128,16 @@ pub struct World {
     pub messages: u64,
     pub evidence: u64,
     pub crashes: u64,
+    /// Per offender, the lowest vote height of evidence against it that an
+    /// honest node held (from its driver's `Effect::Evidence`).
+    pub evidence_held: BTreeMap<usize, u64>,
+    /// Evidence rule breaches seen during the run (an honest validator's
+    /// equivocation, an honest proposal leaving out includable evidence).
+    pub evidence_violations: u64,
+    pub notes: Vec<String>,
+    /// The evidence an honest proposer's next block must carry: (node,
+    /// height, round, keys), set just before its `ProposeValue`.
+    expect_evidence: Option<(usize, u64, u32, Vec<EvidenceKey>)>,
     genesis: Arc<Genesis>,
     faults: NetFaults,
     rng: ChaCha8Rng,
@@ -136,7 +147,7 @@ pub struct World {
     deadline: u64,
     trace: blake3::Hasher,
     /// An equivocating proposer's two blocks per (node, height, round).
-    twins: std::collections::BTreeMap<TwinKey, ([u8; 32], [u8; 32])>,
+    twins: BTreeMap<TwinKey, ([u8; 32], [u8; 32])>,
     /// `BIZRA_SIM_DEBUG` is set: trace inputs, timers, faults and weights to stderr.
     debug: bool,
 }
@@ -145,6 +156,9 @@ pub struct World {
 type TwinKey = (usize, u64, u32);
 
 const SYNC_BATCH: usize = 16;
+/// Most evidence an honest node keeps pending (a block carries at most
+/// `max_per_block`, 8 by default).
+pub const POOL_CAP: usize = 64;
 const TICK_MS: u64 = 250;
 
 impl World {
@@ -164,6 +178,10 @@ impl World {
             messages: 0,
             evidence: 0,
             crashes: 0,
+            evidence_held: BTreeMap::new(),
+            evidence_violations: 0,
+            notes: Vec::new(),
+            expect_evidence: None,
             genesis,
             faults,
             rng,
@@ -353,15 +371,23 @@ impl World {
                     return;
                 }
                 let attestations = self.attestations_for(node);
+                // Honest proposers offer their whole pool; Byzantine ones offer none.
+                let evidence = if self.nodes[node].behavior.is_honest() {
+                    self.expect_evidence = Some((node, height, round, self.includable_pool(node)));
+                    self.nodes[node].durable.pool.values().cloned().collect()
+                } else {
+                    Vec::new()
+                };
                 self.input(
                     node,
                     Input::ProposeValue {
                         height,
                         round,
                         attestations,
-                        evidence: Vec::new(),
+                        evidence,
                     },
                 );
+                self.expect_evidence = None;
             }
             Event::Crash { node } => {
                 if self.nodes[node].driver.is_some() {
@@ -446,8 +472,15 @@ impl World {
         let Some(d) = self.nodes[node].driver.as_mut() else {
             return;
         };
+        let expect = match &input {
+            Input::ProposeValue { .. } => self.expect_evidence.take(),
+            _ => None,
+        };
         // An error (e.g. an out-of-order synced block) is ignored, as the node would.
         if let Ok(fx) = d.handle(now, input) {
+            if let Some(expect) = expect {
+                self.check_proposed_evidence(expect, &fx);
+            }
             if self.debug {
                 for e in &fx {
                     match e {
@@ -531,6 +564,128 @@ impl World {
         out
     }
 
+    /// An honest node's driver saw two votes of one validator at one
+    /// (height, round, kind): record who was caught, and keep the canonical
+    /// evidence in the node's pool unless its chain has committed it or can
+    /// no longer include it. Byzantine nodes keep no pool.
+    fn keep_evidence(&mut self, node: usize, eq: &Equivocation) {
+        if !self.nodes[node].behavior.is_honest() {
+            return;
+        }
+        let g = self.genesis.clone();
+        let Some(e) = evidence::from_equivocation(eq) else {
+            return;
+        };
+        // The vote keeper only holds verified votes: the evidence must pass in
+        // full. The signatures are verified once, when it enters the pool.
+        let key = match evidence::check_shape(g.chain_id(), &g.members, &e) {
+            Ok(s) => s.key,
+            Err(err) => {
+                self.evidence_violations += 1;
+                self.notes.push(format!(
+                    "node {node}: the driver reported evidence that fails its check: {err}"
+                ));
+                return;
+            }
+        };
+        let offender = key.validator as usize;
+        if self.nodes[offender].behavior.is_honest() {
+            self.evidence_violations += 1;
+            self.notes.push(format!(
+                "node {node} holds evidence that honest validator {offender} equivocated at height {} round {}",
+                key.height, key.round
+            ));
+        }
+        let lowest = self.evidence_held.entry(offender).or_insert(key.height);
+        *lowest = (*lowest).min(key.height);
+        let n = &self.nodes[node];
+        if n.durable.pool.contains_key(&key) || n.durable.pool.len() >= POOL_CAP {
+            return;
+        }
+        let keep = match n.durable.state.evidence_includable(&g, &e) {
+            Ok(_) | Err(EvidenceError::Future { .. }) => true,
+            Err(_) => false, // committed, or too old
+        };
+        if !keep {
+            return;
+        }
+        if let Err(err) = evidence::check(g.chain_id(), &g.members, &e) {
+            self.evidence_violations += 1;
+            self.notes.push(format!(
+                "node {node}: the driver reported evidence with a bad signature: {err}"
+            ));
+            return;
+        }
+        if self.debug {
+            eprintln!(
+                "    n{node} pool <- v{offender} h{} r{} kind {}",
+                key.height, key.round, key.kind
+            );
+        }
+        self.nodes[node].durable.pool.insert(key, e);
+    }
+
+    /// Drops from a node's pool what its chain committed or can no longer include.
+    fn prune_pool(&mut self, node: usize) {
+        let g = self.genesis.clone();
+        let n = &mut self.nodes[node];
+        let state = &n.durable.state;
+        n.durable.pool.retain(|_, e| {
+            matches!(
+                state.evidence_includable(&g, e),
+                Ok(_) | Err(EvidenceError::Future { .. })
+            )
+        });
+    }
+
+    /// The keys of the pool that the node's next block may carry, in the
+    /// order the driver takes them, up to `max_per_block` (every entry passed
+    /// [`evidence::check`] when it was kept).
+    fn includable_pool(&self, node: usize) -> Vec<EvidenceKey> {
+        let g = &self.genesis;
+        let max = g.params().evidence.max_per_block as usize;
+        let n = &self.nodes[node];
+        n.durable
+            .pool
+            .values()
+            .filter_map(|e| n.durable.state.evidence_includable(g, e).ok())
+            .take(max)
+            .collect()
+    }
+
+    /// An honest proposer offered its pool: the block it proposes at that
+    /// (height, round) must carry exactly the includable part (up to the cap).
+    fn check_proposed_evidence(&mut self, expect: (usize, u64, u32, Vec<EvidenceKey>), fx: &[Effect]) {
+        let (node, height, round, keys) = expect;
+        let g = self.genesis.clone();
+        for e in fx {
+            let Effect::Broadcast(ConsensusMessage {
+                msg: Some(Msg::Proposal(sp)),
+                ..
+            }) = e
+            else {
+                continue;
+            };
+            let (Some(p), Some(block)) = (&sp.proposal, &sp.block) else {
+                continue;
+            };
+            if (p.height, p.round) != (height, round) {
+                continue;
+            }
+            let carried: Vec<EvidenceKey> = block
+                .evidence
+                .iter()
+                .filter_map(|e| evidence::check_shape(g.chain_id(), &g.members, e).ok().map(|s| s.key))
+                .collect();
+            if carried != keys {
+                self.evidence_violations += 1;
+                self.notes.push(format!(
+                    "node {node} proposed at height {height} round {round} with evidence {carried:?}, expected {keys:?}"
+                ));
+            }
+        }
+    }
+
     fn request_sync(&mut self, node: usize, force: bool) {
         if !force && self.now < self.nodes[node].last_sync_request + TICK_MS {
             return;
@@ -585,6 +740,7 @@ impl World {
                     if self.debug && state.height % self.genesis.params().epoch_length == 0 {
                         self.debug_weights(node);
                     }
+                    self.prune_pool(node);
                     self.decisions += 1;
                     self.trace.update(&[5]);
                     self.trace.update(&(node as u64).to_le_bytes());
@@ -592,7 +748,10 @@ impl World {
                     self.trace.update(&hash);
                 }
                 Effect::CommitUpdated(_) | Effect::Kept | Effect::Known => {}
-                Effect::Evidence(_) => self.evidence += 1,
+                Effect::Evidence(eq) => {
+                    self.evidence += 1;
+                    self.keep_evidence(node, &eq);
+                }
                 Effect::SyncNeeded { .. } => self.request_sync(node, false),
             }
         }
@@ -610,18 +769,29 @@ impl World {
         };
         let first = self.verify(&msg);
         let second = twin.as_ref().and_then(|t| self.verify(t));
+        // Gossip relay of conflicting votes: every peer forwards what it
+        // receives, so each node also gets the version sent to the other half,
+        // one hop later (subject to the same faults). Only the relayed copies
+        // that carry something new are modelled; for honest messages they
+        // would be duplicates. Twin proposals are not relayed (no proposal
+        // evidence in issue 15).
+        let relay = matches!(msg.msg, Some(Msg::Vote(_)));
         for to in 0..n {
             if to == from {
                 continue;
             }
-            let m = match (&second, to % 2 == 1) {
-                (Some(s), true) => s.clone(),
-                _ => match &first {
-                    Some(f) => f.clone(),
-                    None => continue,
-                },
+            let (m, other) = match (&second, to % 2 == 1) {
+                (Some(s), true) => (Some(s.clone()), first.clone()),
+                (Some(s), false) => (first.clone(), Some(s.clone())),
+                (None, _) => (first.clone(), None),
             };
-            self.send(from, to, m);
+            if let Some(m) = m {
+                self.send(from, to, m);
+            }
+            if let Some(other) = other.filter(|_| relay) {
+                let hop = 1 + self.rng.random_range(0..self.faults.max_delay_ms);
+                self.send_after(from, to, other, hop);
+            }
         }
     }
 
@@ -695,6 +865,11 @@ impl World {
     }
 
     fn send(&mut self, from: usize, to: usize, msg: Delivery) {
+        self.send_after(from, to, msg, 0)
+    }
+
+    /// [`World::send`], `extra_ms` later (a relayed copy).
+    fn send_after(&mut self, from: usize, to: usize, msg: Delivery, extra_ms: u64) {
         self.messages += 1;
         let faulty = self.now < self.faults.heal_at;
         if faulty && self.faults.blocked(self.now, from, to) {
@@ -703,9 +878,9 @@ impl World {
         if faulty && self.rng.random_range(0..10_000) < self.faults.drop_bps {
             return;
         }
-        let delay = 1 + self.rng.random_range(0..self.faults.max_delay_ms);
+        let delay = extra_ms + 1 + self.rng.random_range(0..self.faults.max_delay_ms);
         if faulty && self.rng.random_range(0..10_000) < self.faults.dup_bps {
-            let d2 = 1 + self.rng.random_range(0..self.faults.max_delay_ms * 2);
+            let d2 = extra_ms + 1 + self.rng.random_range(0..self.faults.max_delay_ms * 2);
             self.push(self.now + d2, Event::Deliver { to, msg: msg.clone() });
         }
         self.push(self.now + delay, Event::Deliver { to, msg });

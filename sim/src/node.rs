@@ -3,12 +3,14 @@
 
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Driver, Effect, Input, Timeouts};
+use bizra_consensus::evidence::EvidenceKey;
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{Hash, SignPosition};
-use bizra_proto::{consensus_message::Msg, Block, CommitCertificate, ConsensusMessage};
+use bizra_proto::{consensus_message::Msg, Block, CommitCertificate, ConsensusMessage, Evidence};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,8 +48,8 @@ pub struct DecidedBlock {
     pub commit: CommitCertificate,
 }
 
-/// What survives a crash: the WAL of own messages, the sign guard, and the
-/// finalized chain with its state.
+/// What survives a crash: the WAL of own messages, the sign guard, the
+/// finalized chain with its state, and the evidence pool.
 #[derive(Clone, Debug)]
 pub struct Durable {
     pub wal_own: Vec<ConsensusMessage>,
@@ -57,6 +59,10 @@ pub struct Durable {
     pub decided: Vec<DecidedBlock>,
     pub state: ChainState,
     pub last_commit: Option<CommitCertificate>,
+    /// Pending misbehaviour evidence (honest nodes only), one per offence,
+    /// in key order; offered to the driver with every own proposal and
+    /// pruned of what the chain has committed or can no longer include.
+    pub pool: BTreeMap<EvidenceKey, Evidence>,
 }
 
 pub struct SimNode {
@@ -87,6 +93,7 @@ impl SimNode {
                 decided: Vec::new(),
                 state,
                 last_commit: None,
+                pool: BTreeMap::new(),
             },
             incarnation: 0,
             last_sync_request: 0,

@@ -41,3 +41,38 @@ fn seven_validators_two_byzantine() {
         check(seed, 7, 2);
     }
 }
+
+/// Issue 15: an equivocator's evidence is committed and it is jailed (weight
+/// 0) on every honest node from the same epoch, the one after the epoch of
+/// the block that first carried its evidence; nobody else is jailed, and the
+/// run still reaches the target height. Seed 3: validator 1 equivocates as a
+/// proposer and double votes; seed 0: validator 2 double votes.
+#[test]
+fn equivocator_evidence_is_committed_and_it_is_jailed_everywhere() {
+    for (seed, offender) in [(3u64, 1usize), (0, 2)] {
+        let cfg = SimConfig {
+            seed,
+            ..SimConfig::default()
+        };
+        let r = run(&cfg);
+        let what = format!("seed {seed}: {:?}", r.notes);
+        assert_eq!(r.safety_violations, 0, "{what}");
+        assert_eq!(r.validity_violations, 0, "{what}");
+        assert!(!r.liveness_failure && r.min_honest_height >= cfg.heights, "{what}");
+        assert_eq!(r.byzantine, vec![offender], "{what}");
+        assert!(r.evidence_committed > 0, "{what}");
+        let committed_at = r.first_committed[&offender];
+        assert_eq!(r.first_committed.keys().copied().collect::<Vec<_>>(), vec![offender]);
+        let epoch = bizra_consensus::types::epoch_of(committed_at, cfg.epoch_length) + 1;
+        assert_eq!(r.jailed_from.len(), cfg.validators - 1, "one entry per honest node");
+        for (node, jailed) in &r.jailed_from {
+            assert_eq!(
+                jailed.iter().map(|(v, e)| (*v, *e)).collect::<Vec<_>>(),
+                vec![(offender, epoch)],
+                "seed {seed}: node {node}"
+            );
+        }
+        assert_eq!((r.equivocators, r.equivocators_jailed), (1, 1), "{what}");
+        assert_eq!(r.jailed, 1);
+    }
+}
