@@ -94,8 +94,14 @@ enum Event {
 enum Delivery {
     Vote(VerifiedVote),
     Proposal(Box<VerifiedProposal>),
-    SyncRequest { from: usize, height: u64 },
+    SyncRequest {
+        from: usize,
+        height: u64,
+    },
     SyncResponse(Vec<(Block, CommitCertificate)>),
+    /// Evidence gossiped by the node that detected it (the node's
+    /// `/evidence/1` topic: one hop to every validator, as in direct mode).
+    Evidence(Box<bizra_proto::Evidence>),
 }
 
 struct Queued {
@@ -312,6 +318,11 @@ impl World {
                     Delivery::Proposal(p) => {
                         self.trace.update(&p.signed.signature);
                         self.input(to, Input::Proposal(*p));
+                    }
+                    Delivery::Evidence(e) => {
+                        self.trace.update(&[5]);
+                        self.trace.update(&evidence::evidence_id(&e));
+                        self.pool_evidence(to, *e);
                     }
                     Delivery::SyncRequest { from, height } => {
                         let blocks: Vec<_> = self.nodes[to]
@@ -598,31 +609,66 @@ impl World {
         }
         let lowest = self.evidence_held.entry(offender).or_insert(key.height);
         *lowest = (*lowest).min(key.height);
+        if let Some(e) = self.pool_evidence_checked(node, key, e) {
+            // Gossip it: every other validator hears it from the detector.
+            for to in 0..self.nodes.len() {
+                if to != node {
+                    self.send(node, to, Delivery::Evidence(Box::new(e.clone())));
+                }
+            }
+        }
+    }
+
+    /// Evidence gossiped to `node`: an honest node checks it in full and
+    /// keeps it like its own (it does not forward it again).
+    fn pool_evidence(&mut self, node: usize, e: bizra_proto::Evidence) {
+        if !self.nodes[node].behavior.is_honest() {
+            return;
+        }
+        let g = self.genesis.clone();
+        let Ok(s) = evidence::check_shape(g.chain_id(), &g.members, &e) else {
+            return;
+        };
+        let key = s.key;
+        self.pool_evidence_checked(node, key, e);
+    }
+
+    /// Puts evidence into `node`'s pool unless it is there, the pool is
+    /// full, or the node's chain has committed it or can no longer include
+    /// it; the signatures are verified once, here. Returns it when kept.
+    fn pool_evidence_checked(
+        &mut self,
+        node: usize,
+        key: EvidenceKey,
+        e: bizra_proto::Evidence,
+    ) -> Option<bizra_proto::Evidence> {
+        let g = self.genesis.clone();
         let n = &self.nodes[node];
         if n.durable.pool.contains_key(&key) || n.durable.pool.len() >= POOL_CAP {
-            return;
+            return None;
         }
         let keep = match n.durable.state.evidence_includable(&g, &e) {
             Ok(_) | Err(EvidenceError::Future { .. }) => true,
             Err(_) => false, // committed, or too old
         };
         if !keep {
-            return;
+            return None;
         }
         if let Err(err) = evidence::check(g.chain_id(), &g.members, &e) {
             self.evidence_violations += 1;
             self.notes.push(format!(
-                "node {node}: the driver reported evidence with a bad signature: {err}"
+                "node {node}: evidence with a bad signature reached the pool: {err}"
             ));
-            return;
+            return None;
         }
         if self.debug {
             eprintln!(
-                "    n{node} pool <- v{offender} h{} r{} kind {}",
-                key.height, key.round, key.kind
+                "    n{node} pool <- v{} h{} r{} kind {}",
+                key.validator, key.height, key.round, key.kind
             );
         }
-        self.nodes[node].durable.pool.insert(key, e);
+        self.nodes[node].durable.pool.insert(key, e.clone());
+        Some(e)
     }
 
     /// Drops from a node's pool what its chain committed or can no longer include.
