@@ -216,7 +216,7 @@ mod tests {
         let (params, thresholds) = scoring("bizra-test");
         params.validate().unwrap();
         thresholds.validate().unwrap();
-        assert_eq!(params.topics.len(), 3);
+        assert_eq!(params.topics.len(), 4);
         // The application ban must come before gossipsub graylisting, which
         // would hide the peer's messages from the node.
         for t in params.topics.values() {
