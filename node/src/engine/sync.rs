@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 /// Blocks asked for per request.
 pub const BATCH: u32 = 128;
+/// How far above the best height peers report a consensus message may be
+/// and still say we are behind ([`SyncState::catching_up`]).
+pub const SEEN_HINT_SLACK: u64 = 16;
 /// A request without an answer after this long is abandoned.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -93,12 +96,18 @@ impl SyncState {
     /// Whether a node at finalized height `ours` is catching up. Until some
     /// peer has reported, the answer is yes: a node that cannot tell must not
     /// claim to be caught up (CometBFT's known failure). `seen` is the highest
-    /// height seen in consensus messages.
+    /// height seen in consensus messages: more than 2 above ours means we are
+    /// behind, but only within [`SEEN_HINT_SLACK`] of what peers report
+    /// (statuses lag by a round of heartbeats). Without that bound one signed
+    /// vote for a far height (any validator can sign one) pinned
+    /// `catching_up` for good, as the driver never forgets the highest
+    /// height it saw.
     pub fn catching_up(&self, ours: u64, seen: u64, solo: bool) -> bool {
         if solo {
             return false;
         }
-        !self.heard || self.best_seen > ours || seen > ours + 2
+        let corroborated = self.best_seen.max(ours).saturating_add(SEEN_HINT_SLACK);
+        !self.heard || self.best_seen > ours || (seen > ours.saturating_add(2) && seen <= corroborated)
     }
 
     pub fn forget(&mut self, peer: &PeerId) {
@@ -449,9 +458,15 @@ mod tests {
         s.forget(&p);
         assert!(s.catching_up(10, 0, false));
         assert_eq!(s.next_request(10), None, "no connected peer to fetch from");
-        // Messages two heights ahead mean we are behind too.
+        // Messages two heights ahead mean we are behind too ...
         assert!(s.catching_up(203, 206, false));
         assert!(!s.catching_up(203, 204, false));
+        // ... unless far beyond what any peer reports: one signed vote for a
+        // far height does not pin catching_up (the driver keeps max seen).
+        assert!(s.catching_up(203, 203 + SEEN_HINT_SLACK, false));
+        assert!(!s.catching_up(203, 203 + SEEN_HINT_SLACK + 1, false));
+        assert!(!s.catching_up(203, u64::MAX, false));
+        assert!(!s.catching_up(u64::MAX - 1, u64::MAX, false));
     }
 
     /// D5: a peer claiming height u64::MAX is the best peer only until it
