@@ -42,6 +42,7 @@ METHODS = [
     "SubscribeHeads",
     "SubmitAttestation",
     "GetAttestation",
+    "GetEvidence",
 ]
 PT_VOTE = "application/vnd.bizra.vote+protobuf"
 PT_HEAD_REPORT = "application/vnd.bizra.head-report+protobuf"
@@ -415,6 +416,8 @@ def check_node(grpc, channel, chain_pb2, node_pb2, node_pb2_grpc, blake3, ed, ke
     ids = [v.id for v in vals.validators]
     need(len(set(ids)) == len(ids), f"GetValidators: duplicate ids {ids}")
     need(st.validator in ids, f"GetValidators: this node's validator {st.validator} is not in {ids}")
+    jailed = [v.id for v in vals.validators if v.jailed or v.jailed_until_epoch]
+    need(not jailed, f"GetValidators: {jailed} jailed on an honest testnet")
     try:
         total = int(vals.total_weight)
         weights = [int(v.wq_weight) for v in vals.validators]
@@ -559,6 +562,22 @@ def check_node(grpc, channel, chain_pb2, node_pb2, node_pb2_grpc, blake3, ed, ke
     expect_code(grpc, "GetAttestation", stub.GetAttestation,
                 node_pb2.GetAttestationRequest(id=secrets.token_hex(32).upper()), C.INVALID_ARGUMENT)
     expect_code(grpc, "GetAttestation", stub.GetAttestation, node_pb2.GetAttestationRequest(), C.INVALID_ARGUMENT)
+
+    # ---- GetEvidence: nobody equivocated here, so empty lists; bad selectors refused
+    ev = call(grpc, "GetEvidence", stub.GetEvidence, node_pb2.GetEvidenceRequest(height=1))
+    need(len(ev.evidence) == 0, f"GetEvidence(height 1): {len(ev.evidence)} pieces on an honest testnet")
+    try:
+        ev = stub.GetEvidence(node_pb2.GetEvidenceRequest(validator=st.validator), timeout=TIMEOUT)
+        need(len(ev.evidence) == 0, f"GetEvidence({st.validator}): {len(ev.evidence)} pieces on an honest testnet")
+    except grpc.RpcError as e:
+        # The by-validator index is rebuilt from the chain after start.
+        need(e.code() == C.UNAVAILABLE, f"GetEvidence(validator): {e.code().name}: {e.details()}")
+    expect_code(grpc, "GetEvidence", stub.GetEvidence, node_pb2.GetEvidenceRequest(), C.INVALID_ARGUMENT)
+    expect_code(grpc, "GetEvidence", stub.GetEvidence, node_pb2.GetEvidenceRequest(validator="not-an-id"),
+                C.INVALID_ARGUMENT)
+    expect_code(grpc, "GetEvidence", stub.GetEvidence,
+                node_pb2.GetEvidenceRequest(validator=secrets.token_hex(32)), C.NOT_FOUND)
+    expect_code(grpc, "GetEvidence", stub.GetEvidence, node_pb2.GetEvidenceRequest(height=HUGE), C.NOT_FOUND)
 
     if key_path:
         submit_real(grpc, stub, chain_pb2, node_pb2, st, key_path, blake3, ed)
