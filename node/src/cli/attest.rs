@@ -266,24 +266,58 @@ pub fn check_inclusion(ours: &Envelope, r: &GetAttestationResponse) -> Result<()
     if r.envelope.as_ref() != Some(ours) {
         return Err("the node returned a different envelope".into());
     }
-    let header = r.header.as_ref().ok_or("the answer has no block header")?;
+    let sig = ours.signatures.first().map(|s| s.sig.as_slice()).unwrap_or_default();
+    let leaf = merkle::leaf_hash(&poi::attestation_id(&ours.payload), sig);
+    check_served_inclusion(
+        Served {
+            header: r.header.as_ref(),
+            block_hash: &r.block_hash,
+            height: r.height,
+            proof: r.proof.as_ref(),
+            commit: r.commit.as_ref(),
+        },
+        "payload_root",
+        |h| &h.payload_root,
+        &leaf,
+    )
+}
+
+/// What a node served as a block inclusion (GetAttestation, GetEvidence).
+pub(crate) struct Served<'a> {
+    pub header: Option<&'a bizra_proto::BlockHeader>,
+    pub block_hash: &'a [u8],
+    pub height: u64,
+    pub proof: Option<&'a bizra_proto::InclusionProof>,
+    pub commit: Option<&'a bizra_proto::CommitCertificate>,
+}
+
+/// Checks a served inclusion before anything is written: the header hashes
+/// to the block hash and is for the height, `leaf` is proven under the
+/// header's root `root_name` (`root_of`), and the commit, if any, is for
+/// this block.
+pub(crate) fn check_served_inclusion(
+    r: Served<'_>,
+    root_name: &str,
+    root_of: impl Fn(&bizra_proto::BlockHeader) -> &Vec<u8>,
+    leaf: &Hash,
+) -> Result<(), String> {
+    let header = r.header.ok_or("the answer has no block header")?;
     let block_hash = hash_bytes(&header.encode_to_vec());
     if r.block_hash != block_hash {
         return Err(format!(
             "block_hash {} is not the hash of the header ({})",
-            hex::encode(&r.block_hash),
+            hex::encode(r.block_hash),
             hex::encode(block_hash)
         ));
     }
     if header.height != r.height {
         return Err(format!("header height {} is not {}", header.height, r.height));
     }
-    let proof = r.proof.as_ref().ok_or("the answer has no inclusion proof")?;
-    let root: Hash = header
-        .payload_root
+    let proof = r.proof.ok_or("the answer has no inclusion proof")?;
+    let root: Hash = root_of(header)
         .as_slice()
         .try_into()
-        .map_err(|_| "the header's payload_root is not 32 bytes".to_string())?;
+        .map_err(|_| format!("the header's {root_name} is not 32 bytes"))?;
     let siblings = proof
         .siblings
         .iter()
@@ -293,15 +327,14 @@ pub fn check_inclusion(ours: &Envelope, r: &GetAttestationResponse) -> Result<()
                 .map_err(|_| "a proof sibling is not 32 bytes".to_string())
         })
         .collect::<Result<Vec<Hash>, String>>()?;
-    let sig = ours.signatures.first().map(|s| s.sig.as_slice()).unwrap_or_default();
-    let leaf = merkle::leaf_hash(&poi::attestation_id(&ours.payload), sig);
-    if !merkle::verify(&root, &leaf, proof.leaf_index, proof.leaf_count, &siblings) {
+    if !merkle::verify(&root, leaf, proof.leaf_index, proof.leaf_count, &siblings) {
+        let name = root_name.replace('_', " ");
         return Err(format!(
-            "the Merkle proof (leaf {} of {}) does not lead to the payload root",
+            "the Merkle proof (leaf {} of {}) does not lead to the {name}",
             proof.leaf_index, proof.leaf_count
         ));
     }
-    if let Some(c) = &r.commit {
+    if let Some(c) = r.commit {
         if c.height != r.height || c.block_hash != block_hash {
             return Err("the commit certificate is not for this block".into());
         }

@@ -19,19 +19,19 @@
 //!
 //! The evidence id is printed on stdout; a one-line summary goes to stderr.
 
-use super::attest::{commit_part, connect, endpoint_url, rpc_failure, telemetry_of, write_atomically};
+use super::attest::{
+    check_served_inclusion, commit_part, connect, endpoint_url, rpc_failure, telemetry_of, write_atomically, Served,
+};
 use super::proof::{self, EvidenceDoc};
 use super::verify::{load_genesis, verify_evidence};
 use super::{check, usage, CliResult};
 use bizra_consensus::evidence;
-use bizra_consensus::merkle;
 use bizra_consensus::signing::parse_validator_id;
-use bizra_consensus::types::{hash_bytes, Hash};
+
 use bizra_proto::{
     get_evidence_request, CommittedEvidence, GetCommitRequest, GetEvidenceRequest, GetValidatorsRequest,
 };
 use clap::{ArgGroup, Args};
-use prost::Message;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -222,51 +222,18 @@ fn check_committed(ce: &CommittedEvidence, selector: &Selector) -> Result<(), St
         }
         _ => {}
     }
-    let header = ce.header.as_ref().ok_or("the answer has no block header")?;
-    let block_hash = hash_bytes(&header.encode_to_vec());
-    if ce.block_hash != block_hash {
-        return Err(format!(
-            "block_hash {} is not the hash of the header ({})",
-            hex::encode(&ce.block_hash),
-            hex::encode(block_hash)
-        ));
-    }
-    if header.height != ce.height {
-        return Err(format!("header height {} is not {}", header.height, ce.height));
-    }
-    let proof = ce.proof.as_ref().ok_or("the answer has no inclusion proof")?;
-    let root: Hash = header
-        .evidence_root
-        .as_slice()
-        .try_into()
-        .map_err(|_| "the header's evidence_root is not 32 bytes".to_string())?;
-    let siblings = proof
-        .siblings
-        .iter()
-        .map(|s| {
-            s.as_slice()
-                .try_into()
-                .map_err(|_| "a proof sibling is not 32 bytes".to_string())
-        })
-        .collect::<Result<Vec<Hash>, String>>()?;
-    if !merkle::verify(
-        &root,
+    check_served_inclusion(
+        Served {
+            header: ce.header.as_ref(),
+            block_hash: &ce.block_hash,
+            height: ce.height,
+            proof: ce.proof.as_ref(),
+            commit: ce.commit.as_ref(),
+        },
+        "evidence_root",
+        |h| &h.evidence_root,
         &evidence::leaf(ev),
-        proof.leaf_index,
-        proof.leaf_count,
-        &siblings,
-    ) {
-        return Err(format!(
-            "the Merkle proof (leaf {} of {}) does not lead to the evidence root",
-            proof.leaf_index, proof.leaf_count
-        ));
-    }
-    if let Some(c) = &ce.commit {
-        if c.height != ce.height || c.block_hash != block_hash {
-            return Err("the commit certificate is not for this block".into());
-        }
-    }
-    Ok(())
+    )
 }
 
 #[cfg(test)]
