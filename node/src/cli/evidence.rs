@@ -19,14 +19,12 @@
 //!
 //! The evidence id is printed on stdout; a one-line summary goes to stderr.
 
-use super::attest::{
-    check_served_inclusion, commit_part, connect, endpoint_url, rpc_failure, telemetry_of, write_atomically, Served,
-};
-use super::proof::{self, EvidenceDoc};
+use super::attest::{connect, endpoint_url, rpc_failure, write_atomically};
 use super::verify::{load_genesis, verify_evidence};
 use super::{check, usage, CliResult};
 use bizra_consensus::evidence;
 use bizra_consensus::signing::parse_validator_id;
+use bizra_proof::served::{check_served_inclusion, Served};
 
 use bizra_proto::{
     get_evidence_request, CommittedEvidence, GetCommitRequest, GetEvidenceRequest, GetValidatorsRequest,
@@ -178,18 +176,8 @@ async fn export(a: &EvidenceArgs, endpoint: &str, selector: &Selector, genesis: 
     Ok(())
 }
 
-/// Assembles `evidence.json` from the node's answers: the `GetEvidence` item,
-/// the commit tally of `GetCommit(height)` and (optional at epoch 0) the
-/// epoch's weights from `GetValidators`.
-pub fn evidence_json(
-    ce: &CommittedEvidence,
-    commit: &bizra_proto::GetCommitResponse,
-    validators: Option<&bizra_proto::GetValidatorsResponse>,
-) -> Result<EvidenceDoc, String> {
-    let part = commit_part(commit)?;
-    let telemetry = validators.map(telemetry_of).transpose()?;
-    proof::build_evidence_doc(ce, &part, telemetry)
-}
+/// Assembles `evidence.json` from the node's answers (pure: in `bizra-proof`).
+pub use bizra_proof::served::evidence_json;
 
 /// Checks what `GetEvidence` answered before anything is written: evidence of a
 /// known kind whose id and offender are as stated (and as asked for), a header
@@ -239,8 +227,8 @@ fn check_committed(ce: &CommittedEvidence, selector: &Selector) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::proof::fixture::Fixture;
     use crate::cli::Failure;
+    use bizra_proof::fixture::Fixture;
     use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<EvidenceArgs, clap::Error> {

@@ -25,16 +25,18 @@
 //!    the heads disagree (all correctly signed) the proof is still written, for
 //!    diagnosis, and the exit code is 1. In every other failure nothing is written.
 
-use super::proof::{
-    agreement_line, build_proof, percent, signed_vote_envelope, CommitPart, HeadPart, ProofParts, TelemetryPart,
-    WqProof,
-};
-use super::verify::{check_proof, epoch_weights, keys_from_ids, load_genesis, telemetry_weights, TrustRoot};
+use super::verify::load_genesis;
 use super::{check, usage, CliResult, Failure};
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::block_hash;
 use bizra_consensus::types::{block_label, hash_from_slice, short_hex, Hash};
 use bizra_consensus::weights::Components;
+use bizra_proof::verify::{check_proof, epoch_weights, keys_from_ids, telemetry_weights, TrustRoot};
+use bizra_proof::VerifyError;
+use bizra_proof::{
+    agreement_line, build_proof, percent, signed_vote_envelope, CommitPart, HeadPart, ProofParts, TelemetryPart,
+    WqProof,
+};
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::{
     get_block_request, GetBlockRequest, GetCommitRequest, GetHeadReportRequest, GetStatusRequest, GetStatusResponse,
@@ -417,7 +419,7 @@ async fn collect_one(
 }
 
 fn parse_weight(url: &str, what: &str, s: &str) -> Result<u128, Failure> {
-    super::proof::parse_u128(s).ok_or_else(|| check(format!("endpoint {url}: {what} {s:?} is not a decimal u128")))
+    bizra_proof::parse_u128(s).ok_or_else(|| check(format!("endpoint {url}: {what} {s:?} is not a decimal u128")))
 }
 
 async fn commit_part(url: &str, mut c: NodeClient<Channel>, h: u64, hash: &Hash) -> Result<CommitPart, Failure> {
@@ -588,7 +590,8 @@ async fn collect(a: &WqProofArgs, urls: &[String], genesis: Option<&Genesis>) ->
 
     // Check everything before writing anything.
     let mut notes: Vec<String> = telemetry_note.into_iter().collect();
-    let with_endpoint = |f: Failure| -> Failure {
+    let with_endpoint = |e: VerifyError| -> Failure {
+        let f = Failure::from(e);
         let msg = f.to_string();
         let ctx = (0..urls.len()).find(|i| msg.starts_with(&format!("validators[{i}]")));
         match ctx {
