@@ -11,7 +11,14 @@
 //! ## Ports (CONTRACT section 2)
 //! With base port `P`, node `K` listens for peers on `P+K`, serves gRPC on
 //! `P+100+K` and metrics on `P+200+K` ([`Ports::of`]). Every port must fit in
-//! a `u16` ([`check_ports`]).
+//! a `u16` ([`check_ports`]). The rule lives in one place, `ports.rs`.
+//!
+//! ## Local processes ([`Supervisor`])
+//! `bizra devnet`, `bizra bench` and the end-to-end tests run one
+//! `bizra run --home nodeK` process per validator through the one
+//! supervisor: log files, PIDs, liveness, stop by PID (SIGTERM, then
+//! SIGKILL), restart, peak RSS from /proc. Its `sys` module is the only
+//! `unsafe` code of the crate.
 //!
 //! ## Peer graph ([`peer_graph`])
 //! Up to [`FULL_MESH_MAX`] validators (128), every node peers with every
@@ -40,8 +47,15 @@
 //!   NSS) and again after every failed dial, since a rescheduled task comes
 //!   back on another IP.
 
+#![deny(unsafe_code)] // allowed in one module: supervisor/sys.rs
+
 pub mod docker;
+mod ports;
+pub mod supervisor;
 pub mod swarm;
+
+pub use ports::{check_ports, check_ports_free, Ports, GRPC_OFFSET, METRICS_OFFSET};
+pub use supervisor::Supervisor;
 
 use anyhow::{bail, Context};
 use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
@@ -62,47 +76,6 @@ pub const DEFAULT_SUBNET: &str = "172.28.0.0/16";
 /// Node K gets the subnet's base address + `IP_OFFSET` + K (the first ones
 /// are left to docker: network address, gateway).
 pub const IP_OFFSET: u32 = 10;
-
-/// The three ports of one node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Ports {
-    pub p2p: u16,
-    pub grpc: u16,
-    pub metrics: u16,
-}
-
-impl Ports {
-    /// Node `k`'s ports for base port `base`, or an error if one overflows.
-    pub fn of(base: u16, k: usize) -> anyhow::Result<Ports> {
-        let at = |off: usize| -> anyhow::Result<u16> {
-            let p = base as usize + off + k;
-            u16::try_from(p).ok().filter(|p| *p > 0).with_context(|| {
-                format!("port {p} of node{k} does not fit in 1..=65535 (base port {base}; node K uses P+K, P+100+K, P+200+K)")
-            })
-        };
-        Ok(Ports {
-            p2p: at(0)?,
-            grpc: at(100)?,
-            metrics: at(200)?,
-        })
-    }
-}
-
-/// Checks that all ports of `n` validators fit. When the nodes share one
-/// host (`shared_host`), the three port ranges must not overlap either: with
-/// more than 100 validators node 100's peer port would be node 0's gRPC port.
-pub fn check_ports(base: u16, n: usize, shared_host: bool) -> anyhow::Result<()> {
-    if n == 0 {
-        bail!("--validators must be at least 1");
-    }
-    if base == 0 {
-        bail!("--base-port must be at least 1 (port 0 means \"any port\")");
-    }
-    if shared_host && n > 100 {
-        bail!("{n} validators on one host do not fit the port layout (P+K, P+100+K, P+200+K): at most 100, or use a host template with {{k}}");
-    }
-    Ports::of(base, n - 1).map(|_| ())
-}
 
 /// An IPv4 network in CIDR notation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,7 +271,7 @@ impl NodePlan {
     }
     /// gRPC URL at the node's own host address.
     pub fn grpc_url(&self) -> String {
-        format!("http://{}:{}", self.host, self.ports.grpc)
+        self.ports.grpc_url(&self.host)
     }
 }
 

@@ -4,9 +4,9 @@
 
 use crate::Testnet;
 use bizra_p2p::{P2pConfig, P2pEvent, P2pHandle, PeerId, Topic};
+use bizra_testnet::Ports;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Memory floor for the memory check: a node whose baseline RSS is below
@@ -60,18 +60,6 @@ impl Junk {
 }
 
 impl Testnet {
-    pub fn pid(&self, k: usize) -> Option<u32> {
-        self.nodes[k].child.as_ref().map(|c| c.id())
-    }
-
-    /// Whether node k's process is still running.
-    pub fn alive(&mut self, k: usize) -> bool {
-        match self.nodes[k].child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
     /// The peer id of node k.
     pub fn peer_id(&self, k: usize) -> PeerId {
         peer_of(&load_key(&self.nodes[k].home).1)
@@ -81,7 +69,7 @@ impl Testnet {
     pub fn p2p_addr(&self, k: usize) -> bizra_p2p::Multiaddr {
         format!(
             "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-            self.base_port as usize + k,
+            Ports::at(self.base_port, k).p2p,
             self.peer_id(k)
         )
         .parse()
@@ -90,21 +78,8 @@ impl Testnet {
 
     /// The OpenMetrics text of node k (`GET 127.0.0.1:P+200+k/metrics`).
     pub async fn metrics(&self, k: usize) -> String {
-        let port = self.base_port as usize + 200 + k;
-        let fut = async {
-            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port as u16)).await.ok()?;
-            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                .await
-                .ok()?;
-            let mut out = Vec::new();
-            s.read_to_end(&mut out).await.ok()?;
-            Some(String::from_utf8_lossy(&out).into_owned())
-        };
-        tokio::time::timeout(Duration::from_secs(5), fut)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        let port = Ports::at(self.base_port, k).metrics;
+        bizra_client::scrape(port).await.unwrap_or_default()
     }
 
     /// Sum of the samples of `name` (e.g. `bizra_votes_total`) whose labels
@@ -204,9 +179,7 @@ pub fn tail(log: &str) -> &str {
 
 /// A `/proc/PID/status` field in KiB.
 pub fn proc_kib(pid: u32, field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with(&format!("{field}:")))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    bizra_testnet::supervisor::status_kib(pid, field)
 }
 
 /// Sum of the samples of metric `name` whose label set contains all `labels`.
@@ -307,15 +280,9 @@ pub async fn rogue(
     (h, ev)
 }
 
-/// CPU time (user + system) of a process, in seconds.
+/// CPU time (user + system) of a process, in seconds (0 when unknown).
 pub fn cpu_secs(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses).
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 =
-        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
+    bizra_testnet::supervisor::cpu_secs(pid).unwrap_or(0.0)
 }
 
 impl Testnet {

@@ -1,14 +1,17 @@
 //! Harness for end-to-end tests: builds (or finds) the `bizra` binary, lays
 //! out a testnet with `bizra testnet init`, runs one process per validator on
-//! loopback and talks to them over gRPC. Every process started here is
-//! stopped by its PID when the [`Testnet`] is dropped.
+//! loopback (through `bizra-testnet`'s supervisor) and talks to them over
+//! gRPC (`bizra-client`). Every process started here is killed by its PID
+//! when the [`Testnet`] is dropped.
 
 pub mod attack;
 
-use bizra_proto::node_client::NodeClient;
+use bizra_client::{Channel, NodeClient, Timeouts};
 use bizra_proto::{get_block_request::Selector, GetBlockRequest, GetStatusRequest, GetStatusResponse};
+use bizra_testnet::supervisor::Signal;
+use bizra_testnet::{Ports, Supervisor};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -44,17 +47,23 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// One node of a [`Testnet`]: its home and gRPC URL (its process is the
+/// supervisor's).
 pub struct NodeProc {
     pub home: PathBuf,
     pub grpc: String,
-    pub child: Option<Child>,
 }
 
 pub struct Testnet {
     pub dir: PathBuf,
     pub base_port: u16,
     pub nodes: Vec<NodeProc>,
+    /// The `bizra run` processes, through `bizra-testnet`'s supervisor.
+    procs: Supervisor,
 }
+
+/// How long [`Testnet::stop`] waits for a clean exit before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 impl Testnet {
     /// `bizra testnet init` with N validators; nothing started yet.
@@ -79,34 +88,25 @@ impl Testnet {
             "testnet init failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let nodes = (0..n)
+        let nodes: Vec<NodeProc> = (0..n)
             .map(|k| NodeProc {
                 home: dir.join(format!("node{k}")),
-                grpc: format!("http://127.0.0.1:{}", base_port as usize + 100 + k),
-                child: None,
+                grpc: Ports::at(base_port, k).grpc_url("127.0.0.1"),
             })
             .collect();
-        Testnet { dir, base_port, nodes }
+        let homes = nodes.iter().map(|n| n.home.clone()).collect();
+        let procs = Supervisor::new(bizra_bin(), homes).env("BIZRA_LOG_LEVEL", "info");
+        Testnet {
+            dir,
+            base_port,
+            nodes,
+            procs,
+        }
     }
 
     pub fn start(&mut self, k: usize) {
-        let n = &mut self.nodes[k];
-        assert!(n.child.is_none(), "node{k} already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(n.home.join("node.log"))
-            .expect("log");
-        let child = Command::new(bizra_bin())
-            .args(["run", "--home"])
-            .arg(&n.home)
-            .env("BIZRA_LOG_LEVEL", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn bizra run");
-        n.child = Some(child);
+        assert!(self.procs.pid(k).is_none(), "node{k} already running");
+        self.procs.start(k).expect("spawn bizra run");
     }
 
     pub fn start_all(&mut self) {
@@ -115,51 +115,35 @@ impl Testnet {
         }
     }
 
-    fn signal(&self, k: usize, sig: i32) {
-        if let Some(c) = &self.nodes[k].child {
-            // SAFETY: kill(2) on a child we spawned and have not reaped.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, sig);
-            }
-        }
+    /// Node k's PID while it is started (None after a stop or kill).
+    pub fn pid(&self, k: usize) -> Option<u32> {
+        self.procs.pid(k)
+    }
+
+    /// Whether node k's process is still running.
+    pub fn alive(&mut self, k: usize) -> bool {
+        self.procs.alive(k)
     }
 
     /// SIGKILL, no chance to flush anything.
     pub fn kill9(&mut self, k: usize) {
-        self.signal(k, libc::SIGKILL);
-        if let Some(mut c) = self.nodes[k].child.take() {
-            let _ = c.wait();
-        }
+        self.procs.kill(k);
     }
 
     /// SIGTERM and wait for a clean exit; returns the exit status code.
     pub fn stop(&mut self, k: usize) -> Option<i32> {
-        self.signal(k, libc::SIGCONT);
-        self.signal(k, libc::SIGTERM);
-        let mut c = self.nodes[k].child.take()?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(st)) = c.try_wait() {
-                return st.code();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.procs.stop(k, STOP_GRACE)
     }
 
     pub fn pause(&self, k: usize) {
-        self.signal(k, libc::SIGSTOP);
+        self.procs.signal(k, Signal::Stop);
     }
     pub fn resume(&self, k: usize) {
-        self.signal(k, libc::SIGCONT);
+        self.procs.signal(k, Signal::Cont);
     }
 
     pub fn log(&self, k: usize) -> String {
-        std::fs::read_to_string(self.nodes[k].home.join("node.log")).unwrap_or_default()
+        self.procs.log(k)
     }
 
     pub async fn status(&self, k: usize) -> Option<GetStatusResponse> {
@@ -238,26 +222,16 @@ impl Testnet {
 
 impl Drop for Testnet {
     fn drop(&mut self) {
-        for k in 0..self.nodes.len() {
-            self.signal(k, libc::SIGCONT);
-            self.signal(k, libc::SIGKILL);
-            if let Some(mut c) = self.nodes[k].child.take() {
-                let _ = c.wait();
-            }
-        }
+        self.procs.kill_all();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
 
-pub async fn connect(url: &str) -> Option<NodeClient<tonic::transport::Channel>> {
-    let ep = tonic::transport::Channel::from_shared(url.to_string()).ok()?;
-    let ch = ep
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(3))
-        .connect()
+/// A client of the node at `url`: one attempt (500 ms to connect, 3 s per call).
+pub async fn connect(url: &str) -> Option<NodeClient<Channel>> {
+    bizra_client::connect_once(url, Timeouts::new(Duration::from_millis(500), Duration::from_secs(3)))
         .await
-        .ok()?;
-    Some(NodeClient::new(ch))
+        .ok()
 }

@@ -4,19 +4,20 @@
 //! `bizra run` process per validator on loopback, shows a live table of every
 //! node's finalized head, round, peers and weight share, and stops after
 //! `--blocks B` (or on Ctrl-C / SIGTERM). It exits 0 only if every node agrees on every
-//! height it finalized; it always stops the processes it started.
+//! height it finalized; it always stops the processes it started (through
+//! the `bizra-testnet` supervisor, by PID).
 
 use super::testnet::InitArgs;
-use super::{check, usage, CliResult};
-use bizra_proto::node_client::NodeClient;
+use super::{check, usage, CliResult, Failure};
+use bizra_client::{Channel, ConnectError, NodeClient, Timeouts};
 use bizra_proto::{get_block_request::Selector, GetBlockRequest, GetStatusRequest, GetValidatorsRequest};
+use bizra_testnet::supervisor::{StartError, STOP_GRACE};
+use bizra_testnet::{Ports, Supervisor};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 #[derive(Args, Debug)]
 pub struct DevnetArgs {
@@ -56,13 +57,22 @@ struct Row {
     up: bool,
 }
 
+/// What devnet knows of one node (its process is the supervisor's).
 struct Node {
-    child: Child,
     grpc: String,
     client: Option<NodeClient<Channel>>,
     row: Row,
     /// Hashes this node finalized, checked up to this height.
     checked: u64,
+}
+
+/// A node that could not be started: a log file that cannot be opened is
+/// bad usage (exit 2), a process that cannot be spawned a failed check (exit 1).
+pub(crate) fn start_failure(e: StartError) -> Failure {
+    match e {
+        StartError::Log(_) => usage(e),
+        StartError::Spawn { .. } | StartError::Running { .. } => check(e),
+    }
 }
 
 pub fn run(a: DevnetArgs) -> CliResult {
@@ -87,44 +97,26 @@ pub fn run(a: DevnetArgs) -> CliResult {
     let homes = super::testnet::init(&init)?;
     let exe = std::env::current_exe().map_err(|e| usage(format!("cannot find the bizra binary: {e}")))?;
     println!("devnet: {} validators in {}", homes.len(), home.display());
+    // Backstop for SIGKILL of devnet: the nodes get SIGTERM when the
+    // spawning thread dies. Dropping the supervisor stops them by PID.
+    let mut sup = Supervisor::new(exe, homes).fresh_logs().die_with_parent();
     let mut nodes = Vec::new();
-    for (k, h) in homes.iter().enumerate() {
-        let log = std::fs::File::create(h.join("node.log")).map_err(|e| usage(format!("node log: {e}")))?;
-        let mut cmd = Command::new(&exe);
-        cmd.args(["run", "--home"])
-            .arg(h)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| usage(e.to_string()))?)
-            .stderr(log);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: prctl(2) is async-signal-safe. Backstop for SIGKILL of
-            // devnet: the child gets SIGTERM when its parent thread dies.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-        }
-        let child = cmd.spawn();
-        let child = match child {
-            Ok(c) => c,
+    for k in 0..sup.len() {
+        let pid = match sup.start(k) {
+            Ok(pid) => pid,
             Err(e) => {
-                stop_all(&mut nodes);
-                return Err(check(format!("cannot start node{k}: {e}")));
+                sup.stop_all(STOP_GRACE);
+                return Err(start_failure(e));
             }
         };
-        let grpc = format!("http://127.0.0.1:{}", a.base_port as u32 + 100 + k as u32);
+        let ports = Ports::at(a.base_port, k);
+        let grpc = ports.grpc_url("127.0.0.1");
         println!(
-            "  node{k}: pid {} grpc {grpc} metrics http://127.0.0.1:{}/metrics log {}",
-            child.id(),
-            a.base_port as u32 + 200 + k as u32,
-            h.join("node.log").display()
+            "  node{k}: pid {pid} grpc {grpc} metrics http://127.0.0.1:{}/metrics log {}",
+            ports.metrics,
+            sup.log_path(k).display()
         );
         nodes.push(Node {
-            child,
             grpc,
             client: None,
             row: Row::default(),
@@ -132,8 +124,8 @@ pub fn run(a: DevnetArgs) -> CliResult {
         });
     }
     let rt = super::runtime();
-    let result = rt.block_on(watch(&mut nodes, &a));
-    stop_all(&mut nodes);
+    let result = rt.block_on(watch(&mut sup, &mut nodes, &a));
+    sup.stop_all(STOP_GRACE);
     // A temporary testnet is removed after a clean run; on failure its logs stay.
     if temporary && result.is_ok() {
         let _ = std::fs::remove_dir_all(&home);
@@ -143,31 +135,7 @@ pub fn run(a: DevnetArgs) -> CliResult {
     result
 }
 
-/// SIGTERM every child, wait up to 10 s, then SIGKILL what is left.
-fn stop_all(nodes: &mut [Node]) {
-    for n in nodes.iter() {
-        // SAFETY: kill(2) on a pid we spawned and have not reaped.
-        unsafe {
-            libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for n in nodes.iter_mut() {
-        loop {
-            match n.child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                Ok(None) => {
-                    let _ = n.child.kill();
-                    let _ = n.child.wait();
-                    break;
-                }
-            }
-        }
-    }
-}
-
-async fn watch(nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
+async fn watch(sup: &mut Supervisor, nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
     let tty = std::io::stdout().is_terminal();
     let mut canonical: BTreeMap<u64, (Vec<u8>, usize)> = BTreeMap::new();
     let mut disagreement: Option<String> = None;
@@ -180,7 +148,7 @@ async fn watch(nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
     tokio::pin!(stop);
     loop {
         for (k, n) in nodes.iter_mut().enumerate() {
-            if let Ok(Some(status)) = n.child.try_wait() {
+            if let Some(status) = sup.exited(k) {
                 return Err(check(format!(
                     "node{k} exited unexpectedly ({status}); see its node.log"
                 )));
@@ -247,15 +215,11 @@ async fn watch(nodes: &mut [Node], a: &DevnetArgs) -> CliResult {
 
 async fn poll(n: &mut Node) {
     if n.client.is_none() {
-        let Ok(ep) = Channel::from_shared(n.grpc.clone()) else {
-            return;
-        };
-        let ep = ep
-            .connect_timeout(Duration::from_millis(300))
-            .timeout(Duration::from_secs(2));
-        match ep.connect().await {
-            Ok(ch) => n.client = Some(NodeClient::new(ch)),
-            Err(_) => {
+        let timeouts = Timeouts::new(Duration::from_millis(300), Duration::from_secs(2));
+        match bizra_client::connect_once(&n.grpc, timeouts).await {
+            Ok(c) => n.client = Some(c),
+            Err(ConnectError::BadUrl { .. }) => return,
+            Err(ConnectError::Unreachable(_)) => {
                 n.row.up = false;
                 return;
             }

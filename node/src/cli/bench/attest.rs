@@ -69,7 +69,7 @@ pub struct AttestArgs {
 
 pub fn run(a: AttestArgs) -> CliResult {
     let n = a.validators as usize;
-    common::check_ports(a.base_port, n)?;
+    bizra_testnet::check_ports_free(a.base_port, n).map_err(|e| usage(format!("{e:#}")))?;
     let home = common::bench_home(&a.home, "attest");
     let init = InitArgs {
         validators: a.validators,

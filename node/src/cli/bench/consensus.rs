@@ -26,7 +26,7 @@
 
 use super::common::{self, Goal, HistDelta, Nodes};
 use crate::cli::testnet::InitArgs;
-use crate::cli::{check, CliResult};
+use crate::cli::{check, usage, CliResult};
 use bizra_proto::SubscribeHeadsRequest;
 use clap::Args;
 use serde_json::json;
@@ -91,7 +91,7 @@ pub fn run(a: ConsensusArgs) -> CliResult {
 /// Runs the benchmark, prints its report and returns the curve figures.
 pub fn run_summary(a: ConsensusArgs) -> Result<Summary, crate::cli::Failure> {
     let n = a.validators as usize;
-    common::check_ports(a.base_port, n)?;
+    bizra_testnet::check_ports_free(a.base_port, n).map_err(|e| usage(format!("{e:#}")))?;
     let home = common::bench_home(&a.home, "consensus");
     let init = InitArgs {
         validators: a.validators,

@@ -17,6 +17,7 @@
 
 use super::common::{self, Goal, Scrape};
 use crate::cli::{check, usage, CliResult, Failure};
+use bizra_client::{ConnectError, Timeouts};
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::node_server::{Node, NodeServer};
 use bizra_proto::{
@@ -247,13 +248,14 @@ impl Load {
 async fn channels(url: &str, n: u32) -> Result<Vec<Channel>, Failure> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let ep = Channel::from_shared(url.to_string()).map_err(|e| usage(format!("--grpc {url}: {e}")))?;
-        let ch = ep
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| check(format!("cannot connect to {url}: {e}")))?;
+        let timeouts = Timeouts {
+            connect: Some(Duration::from_secs(2)),
+            rpc: None,
+        };
+        let ch = bizra_client::channel_once(url, timeouts).await.map_err(|e| match e {
+            ConnectError::BadUrl { url, reason } => usage(format!("--grpc {url}: {reason}")),
+            ConnectError::Unreachable(m) => check(m),
+        })?;
         out.push(ch);
     }
     Ok(out)

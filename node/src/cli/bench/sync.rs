@@ -58,7 +58,7 @@ pub struct SyncArgs {
 const CHAIN_ID: &str = "bizra-bench-sync";
 
 pub fn run(a: SyncArgs) -> CliResult {
-    common::check_ports(a.base_port, 2)?;
+    bizra_testnet::check_ports_free(a.base_port, 2).map_err(|e| usage(format!("{e:#}")))?;
     let home = common::bench_home(&a.home, "sync");
     let init = InitArgs {
         validators: 2,

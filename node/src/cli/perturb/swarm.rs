@@ -25,7 +25,8 @@
 //! recovered (180 s). If Docker refuses `--ip`, the reconnect is retried
 //! without it and that is noted in the report.
 
-use super::{Action, Docker};
+use super::compose::Docker;
+use super::Action;
 use std::collections::HashMap;
 
 /// The label Swarm puts on every task container: the full service name.

@@ -1,0 +1,26 @@
+//! # bizra-client
+//!
+//! Client-side helpers for talking to running bizra nodes, shared by the
+//! CLI (`devnet`, `bench`, `testnet perturb`, the gate) and the end-to-end
+//! tests:
+//!
+//! * [`connect`]: a gRPC `NodeClient`, retrying refused or timed-out
+//!   attempts with backoff until a deadline; [`connect_once`]: one attempt
+//!   with the caller's timeouts ([`channel_once`]: the bare channel).
+//! * [`scrape`] / [`scrape_at`]: `GET /metrics` over plain HTTP/1.1, and
+//!   [`Scrape`] / [`HistDelta`]: the Prometheus text parsed, histograms
+//!   differenced over a window.
+//!
+//! No clap, no exit codes: errors are values the caller turns into its own.
+
+#![forbid(unsafe_code)]
+
+mod connect;
+mod metrics;
+
+pub use bizra_proto::node_client::NodeClient;
+pub use connect::{
+    channel_once, connect, connect_once, ConnectError, Timeouts, CONNECT_TIMEOUT, RETRY_FIRST, RETRY_MAX, RPC_TIMEOUT,
+};
+pub use metrics::{scrape, scrape_at, HistDelta, Scrape};
+pub use tonic::transport::Channel;
