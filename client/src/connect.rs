@@ -19,15 +19,16 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ConnectError {
     /// `url` is not an endpoint URL (`reason`: tonic's). Retrying cannot help.
     BadUrl { url: String, reason: String },
-    /// Nothing usable answered; the message names the endpoint and the cause.
-    Unreachable(String),
+    /// Nothing usable answered at `url`; `cause` says why (the error chain,
+    /// a timeout, the attempts made).
+    Unreachable { url: String, cause: String },
 }
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnectError::BadUrl { url, reason } => write!(f, "{url}: {reason}"),
-            ConnectError::Unreachable(m) => f.write_str(m),
+            ConnectError::Unreachable { url, cause } => write!(f, "endpoint {url}: cannot connect: {cause}"),
         }
     }
 }
@@ -60,8 +61,7 @@ fn endpoint(url: &str) -> Result<Endpoint, ConnectError> {
     })
 }
 
-/// "endpoint URL: cannot connect: CAUSE", with the error chain without the
-/// repetitions tonic and hyper add.
+/// The cause is the error chain, without the repetitions tonic and hyper add.
 fn unreachable(url: &str, e: &tonic::transport::Error) -> ConnectError {
     let mut parts = vec![e.to_string()];
     let mut src = std::error::Error::source(e);
@@ -72,8 +72,10 @@ fn unreachable(url: &str, e: &tonic::transport::Error) -> ConnectError {
         }
         src = s.source();
     }
-    let msg = parts.join(": ");
-    ConnectError::Unreachable(format!("endpoint {url}: cannot connect: {msg}"))
+    ConnectError::Unreachable {
+        url: url.to_string(),
+        cause: parts.join(": "),
+    }
 }
 
 /// One connection attempt with the given timeouts.
@@ -99,11 +101,9 @@ async fn attempt(url: &str, limit: Duration) -> Result<NodeClient<Channel>, Conn
     let ep = endpoint(url)?.connect_timeout(limit).timeout(RPC_TIMEOUT);
     let ch = tokio::time::timeout(limit + Duration::from_millis(500), ep.connect())
         .await
-        .map_err(|_| {
-            ConnectError::Unreachable(format!(
-                "endpoint {url}: cannot connect: timed out after {:.1} s",
-                limit.as_secs_f64()
-            ))
+        .map_err(|_| ConnectError::Unreachable {
+            url: url.to_string(),
+            cause: format!("timed out after {:.1} s", limit.as_secs_f64()),
         })?
         .map_err(|e| unreachable(url, &e))?;
     Ok(NodeClient::new(ch))
@@ -124,14 +124,18 @@ pub async fn connect(url: &str, deadline: Instant) -> Result<NodeClient<Channel>
         match attempt(url, budget.min(CONNECT_TIMEOUT)).await {
             Ok(c) => return Ok(c),
             Err(e @ ConnectError::BadUrl { .. }) => return Err(e),
-            Err(ConnectError::Unreachable(m)) => {
+            Err(ConnectError::Unreachable { url: u, cause }) => {
                 let now = Instant::now();
                 if now >= deadline {
-                    return Err(ConnectError::Unreachable(format!(
-                        "{m} (gave up after {attempts} attempts in {:.1} s)",
-                        now.duration_since(start).as_secs_f64()
-                    )));
+                    return Err(ConnectError::Unreachable {
+                        url: u,
+                        cause: format!(
+                            "{cause} (gave up after {attempts} attempts in {:.1} s)",
+                            now.duration_since(start).as_secs_f64()
+                        ),
+                    });
                 }
+                let m = format!("endpoint {u}: cannot connect: {cause}");
                 tracing::debug!(endpoint = url, attempts, "cannot connect yet: {m}");
                 tokio::time::sleep(pause.min(deadline - now)).await;
                 pause = (pause * 2).min(RETRY_MAX);
@@ -200,7 +204,8 @@ mod tests {
             .unwrap_err();
         let waited = start.elapsed();
         match err {
-            ConnectError::Unreachable(m) => {
+            e @ ConnectError::Unreachable { .. } => {
+                let m = e.to_string();
                 assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
                 assert!(m.contains("attempts"), "{m}");
             }

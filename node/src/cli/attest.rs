@@ -19,6 +19,7 @@
 //!    the epoch's weights from `GetValidators`.
 
 use super::{check, usage, CliResult, Failure};
+use bizra_client::{ConnectError, Timeouts};
 use bizra_consensus::poi::{self, Draft};
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::Hash;
@@ -186,27 +187,15 @@ fn precheck(envelope: &Envelope, signer: &Signer, chain_id: &str) -> CliResult {
         .map_err(|e| usage(format!("attestation would be refused: {e}")))
 }
 
+/// One connection attempt ([`bizra_client::connect_once`]) with this
+/// command's timeouts.
 pub(crate) async fn connect(endpoint: &str) -> Result<NodeClient<Channel>, Failure> {
-    let ep = Channel::from_shared(endpoint.to_string())
-        .map_err(|e| usage(format!("--grpc {endpoint:?} is not a valid URL: {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(RPC_TIMEOUT);
-    let channel = ep
-        .connect()
+    bizra_client::connect_once(endpoint, Timeouts::new(CONNECT_TIMEOUT, RPC_TIMEOUT))
         .await
-        .map_err(|e| check(format!("cannot reach {endpoint}: {}", error_chain(&e))))?;
-    Ok(NodeClient::new(channel))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+        .map_err(|e| match e {
+            ConnectError::BadUrl { reason, .. } => usage(format!("--grpc {endpoint:?} is not a valid URL: {reason}")),
+            ConnectError::Unreachable { cause, .. } => check(format!("cannot reach {endpoint}: {cause}")),
+        })
 }
 
 pub(crate) fn rpc_failure(method: &str, endpoint: &str, s: &tonic::Status) -> Failure {

@@ -219,7 +219,7 @@ async fn poll(n: &mut Node) {
         match bizra_client::connect_once(&n.grpc, timeouts).await {
             Ok(c) => n.client = Some(c),
             Err(ConnectError::BadUrl { .. }) => return,
-            Err(ConnectError::Unreachable(_)) => {
+            Err(ConnectError::Unreachable { .. }) => {
                 n.row.up = false;
                 return;
             }

@@ -27,6 +27,7 @@
 
 use super::verify::load_genesis;
 use super::{check, usage, CliResult, Failure};
+use bizra_client::ConnectError;
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::messages::block_hash;
 use bizra_consensus::types::{block_label, hash_from_slice, short_hex, Hash};
@@ -67,13 +68,6 @@ pub struct WqProofArgs {
     pub genesis: Option<PathBuf>,
 }
 
-/// Connect timeout per attempt.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// First and longest pause between connection attempts.
-pub const RETRY_FIRST: Duration = Duration::from_millis(100);
-pub const RETRY_MAX: Duration = Duration::from_secs(2);
-/// Timeout of each RPC.
-pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval between status polls.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -221,65 +215,14 @@ fn rpc_fail(url: &str, method: &str, s: tonic::Status) -> Failure {
     ))
 }
 
-/// Connects to `url`, retrying refused or timed-out attempts with backoff
-/// until `deadline`. The error names the endpoint, the time spent and the last
-/// cause.
+/// Connects to `url` with [`bizra_client::connect`] (retries with backoff
+/// until `deadline`): a bad URL is a usage error, an endpoint that never
+/// answers a check failure naming it, the attempts and the time spent.
 pub async fn connect_until(url: &str, deadline: Instant) -> Result<NodeClient<Channel>, Failure> {
-    let start = Instant::now();
-    let mut pause = RETRY_FIRST;
-    let mut attempts = 0u32;
-    loop {
-        attempts += 1;
-        let budget = deadline.saturating_duration_since(Instant::now()).max(RETRY_FIRST);
-        match connect(url, budget.min(CONNECT_TIMEOUT)).await {
-            Ok(c) => return Ok(c),
-            Err(Failure::Usage(m)) => return Err(Failure::Usage(m)),
-            Err(Failure::Check(m)) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(check(format!(
-                        "{m} (gave up after {attempts} attempts in {:.1} s)",
-                        now.duration_since(start).as_secs_f64()
-                    )));
-                }
-                tracing::debug!(endpoint = url, attempts, "cannot connect yet: {m}");
-                // The last attempt is made at the deadline.
-                tokio::time::sleep(pause.min(deadline - now)).await;
-                pause = (pause * 2).min(RETRY_MAX);
-            }
-        }
-    }
-}
-
-/// One connection attempt of at most `limit`.
-async fn connect(url: &str, limit: Duration) -> Result<NodeClient<Channel>, Failure> {
-    let ep = Endpoint::from_shared(url.to_string())
-        .map_err(|e| usage(format!("--grpc {url}: {e}")))?
-        .connect_timeout(limit)
-        .timeout(RPC_TIMEOUT);
-    let ch = tokio::time::timeout(limit + Duration::from_millis(500), ep.connect())
-        .await
-        .map_err(|_| {
-            check(format!(
-                "endpoint {url}: cannot connect: timed out after {:.1} s",
-                limit.as_secs_f64()
-            ))
-        })?
-        .map_err(|e| {
-            // The error chain, without the repetitions tonic and hyper add.
-            let mut parts = vec![e.to_string()];
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                let t = s.to_string();
-                if !parts.iter().any(|p| p.contains(&t)) {
-                    parts.push(t);
-                }
-                src = s.source();
-            }
-            let msg = parts.join(": ");
-            check(format!("endpoint {url}: cannot connect: {msg}"))
-        })?;
-    Ok(NodeClient::new(ch))
+    bizra_client::connect(url, deadline).await.map_err(|e| match e {
+        ConnectError::BadUrl { url, reason } => usage(format!("--grpc {url}: {reason}")),
+        e @ ConnectError::Unreachable { .. } => check(e.to_string()),
+    })
 }
 
 /// A `GetStatus` failure; the variant says whether it is worth polling again.
@@ -735,64 +678,6 @@ mod tests {
             .local_addr()
             .unwrap()
             .port()
-    }
-
-    #[test]
-    fn connect_retries_until_a_late_server_answers() {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            // The server comes up 800 ms after the first attempt was refused.
-            let server = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(800)).await;
-                let (_reporter, health) = tonic_health::server::health_reporter();
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-                tonic::transport::Server::builder()
-                    .add_service(health)
-                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-                    .await
-            });
-            let start = Instant::now();
-            assert!(
-                connect(&url, Duration::from_secs(1)).await.is_err(),
-                "nothing listens yet: one attempt must fail"
-            );
-            connect_until(&url, start + Duration::from_secs(20))
-                .await
-                .expect("connects once the server is up");
-            assert!(
-                start.elapsed() >= Duration::from_millis(700),
-                "connected before the server started"
-            );
-            server.abort();
-        });
-    }
-
-    #[test]
-    fn connect_gives_up_at_the_deadline_naming_the_endpoint() {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let start = Instant::now();
-        let err = rt
-            .block_on(connect_until(&url, start + Duration::from_millis(1500)))
-            .unwrap_err();
-        let waited = start.elapsed();
-        match err {
-            Failure::Check(m) => {
-                assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
-                assert!(m.contains("attempts"), "{m}");
-            }
-            Failure::Usage(m) => panic!("usage error: {m}"),
-        }
-        assert!(waited >= Duration::from_millis(1000), "gave up early: {waited:?}");
     }
 
     #[test]

@@ -254,7 +254,7 @@ async fn channels(url: &str, n: u32) -> Result<Vec<Channel>, Failure> {
         };
         let ch = bizra_client::channel_once(url, timeouts).await.map_err(|e| match e {
             ConnectError::BadUrl { url, reason } => usage(format!("--grpc {url}: {reason}")),
-            ConnectError::Unreachable(m) => check(m),
+            e @ ConnectError::Unreachable { .. } => check(e.to_string()),
         })?;
         out.push(ch);
     }

@@ -38,7 +38,7 @@ pub(super) async fn height(url: &str) -> Option<u64> {
             {
                 Ok(c) => c,
                 Err(bizra_client::ConnectError::BadUrl { .. }) => return None,
-                Err(bizra_client::ConnectError::Unreachable(_)) => continue,
+                Err(bizra_client::ConnectError::Unreachable { .. }) => continue,
             };
         if let Ok(s) = c.get_status(GetStatusRequest {}).await {
             return Some(s.into_inner().finalized_height);
