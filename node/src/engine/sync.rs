@@ -158,6 +158,12 @@ impl SyncState {
     }
 }
 
+/// Whether a peer's status is of another chain or genesis: the peer is
+/// penalized and its status ignored.
+pub fn is_foreign_status(genesis: &Genesis, s: &ChainStatus) -> bool {
+    s.chain_id != genesis.chain_id() || s.genesis_hash != genesis.hash
+}
+
 /// The checks of a block-range answer that cost no signature, run before
 /// [`check_range`]: at most `max` blocks, the first at `from`, heights
 /// consecutive, each with a header and a commit for that height and
