@@ -1122,7 +1122,7 @@ mod tests {
             }],
             evidence: vec![],
         };
-        let hash = codec::header_hash(b.header.as_ref().unwrap());
+        let hash = crate::block_hash_of(b.header.as_ref().unwrap());
         let c = CommitCertificate {
             height,
             round: 0,
@@ -1194,7 +1194,7 @@ mod tests {
             damaged(|s| {
                 let parent = s.block_hash(3).unwrap();
                 let (b, _) = block(4, parent);
-                let hash = codec::header_hash(b.header.as_ref().unwrap());
+                let hash = crate::block_hash_of(b.header.as_ref().unwrap());
                 put(&s.blocks, BLOCKS, &u64_key(4), &codec::encode_block(&hash, &b));
             }),
             "blocks/00000004",
@@ -1261,7 +1261,7 @@ mod tests {
             damaged(|s| {
                 let (mut b, _) = block(2, Some([8; 32]));
                 b.header.as_mut().unwrap().time_ms = 1;
-                let hash = codec::header_hash(b.header.as_ref().unwrap());
+                let hash = crate::block_hash_of(b.header.as_ref().unwrap());
                 put(&s.blocks, BLOCKS, &u64_key(2), &codec::encode_block(&hash, &b));
             }),
             "blocks/00000002",
