@@ -159,10 +159,12 @@ pub fn check_vote_with(
 }
 
 pub fn block_hash(block: &Block) -> Option<Hash> {
-    block
-        .header
-        .as_ref()
-        .map(|h| crate::types::hash_bytes(&h.encode_to_vec()))
+    block.header.as_ref().map(header_hash)
+}
+
+/// The block hash: BLAKE3 of the protobuf encoding of the block's header.
+pub fn header_hash(header: &bizra_proto::BlockHeader) -> Hash {
+    crate::types::hash_bytes(&header.encode_to_vec())
 }
 
 pub fn sign_proposal(signer: &Signer, proposal: Proposal, block: Block) -> SignedProposal {

@@ -455,7 +455,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     // or reported as missed.
     for (&v, &h) in &world.evidence_held {
         if !byz[v] {
-            continue; // an honest offender is already a violation (net.rs)
+            continue; // an honest offender is already a violation (net/pools.rs)
         }
         report.equivocators_seen += 1;
         if report.min_honest_height < judged_by(ev_params, epoch_length, h) {

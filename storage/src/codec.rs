@@ -97,10 +97,6 @@ pub(crate) fn decode_u64_key(tree: &str, key: &[u8]) -> Result<u64, StoreError> 
 }
 
 /// BLAKE3 of the protobuf encoding of the header: the block hash.
-pub(crate) fn header_hash(header: &bizra_proto::BlockHeader) -> [u8; 32] {
-    *blake3::hash(&header.encode_to_vec()).as_bytes()
-}
-
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     if buf.len() < n {
         return None;
@@ -158,7 +154,7 @@ pub(crate) fn decode_block(
             format!("stored block has header height {}", header.height),
         ));
     }
-    let actual = header_hash(header);
+    let actual = crate::block_hash_of(header);
     if actual != stored {
         return Err(corrupt(
             T,

@@ -87,6 +87,7 @@ pub use anchor::{ANCHOR_FILE, IDENTITY_FILE};
 pub use mem::MemStore;
 pub use sled_store::SledStore;
 
+use bizra_consensus::types::SignStep;
 use prost::Message;
 use std::fmt;
 
@@ -176,16 +177,20 @@ pub struct WalEntry {
     pub msg: bizra_proto::ConsensusMessage,
 }
 
-/// `SignPosition::step` of a proposal.
-pub const STEP_PROPOSAL: u8 = 0;
+/// `SignPosition::step` of a proposal (the consensus core's numbering).
+pub const STEP_PROPOSAL: u8 = SignStep::Proposal as u8;
 /// `SignPosition::step` of a prevote.
-pub const STEP_PREVOTE: u8 = 1;
+pub const STEP_PREVOTE: u8 = SignStep::Prevote as u8;
 /// `SignPosition::step` of a precommit.
-pub const STEP_PRECOMMIT: u8 = 2;
+pub const STEP_PRECOMMIT: u8 = SignStep::Precommit as u8;
 
 /// Last thing this validator signed: the double-sign guard. step: 0 = proposal, 1 = prevote, 2 = precommit.
 ///
 /// Ordered lexicographically by (height, round, step).
+///
+/// The stored form of `bizra_consensus::types::SignPosition`: the same
+/// fields, numbering ([`STEP_PROPOSAL`]...) and order, with the step as the
+/// byte on disk (a store may hold an unknown one; decoding rejects it).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub struct SignPosition {
     pub height: u64,
@@ -312,14 +317,16 @@ pub trait Store: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StoreError>;
 }
 
-/// BLAKE3 of the protobuf encoding of `header`: the block hash.
+/// BLAKE3 of the protobuf encoding of `header`: the block hash (the
+/// consensus core's [`bizra_consensus::messages::header_hash`]).
 pub fn block_hash_of(header: &bizra_proto::BlockHeader) -> [u8; 32] {
-    codec::header_hash(header)
+    bizra_consensus::messages::header_hash(header)
 }
 
-/// The attestation id: BLAKE3 of the envelope payload.
+/// The attestation id: BLAKE3 of the envelope payload (the consensus core's
+/// [`bizra_consensus::poi::attestation_id`]).
 pub fn attestation_id(envelope: &bizra_proto::Envelope) -> [u8; 32] {
-    *blake3::hash(&envelope.payload).as_bytes()
+    bizra_consensus::poi::attestation_id(&envelope.payload)
 }
 
 /// The index key of an attester's nonce: BLAKE3 in derive-key mode (its own
@@ -376,7 +383,7 @@ pub(crate) fn prepare_finalized(
             )));
         }
     }
-    let hash = codec::header_hash(header);
+    let hash = block_hash_of(header);
     if commit.height != height {
         return Err(StoreError::Invalid(format!(
             "commit certificate is for height {} but the block is at height {height}",

@@ -1,6 +1,6 @@
 //! Which consensus messages the driver may use, decided from what a message
 //! *claims* (height, round, kind, signer) before anyone pays for its
-//! signature, and the per-validator quotas of the future-height buffer.
+//! signature. The quotas of the future-height buffer are in `future.rs`.
 //!
 //! The host calls [`Driver::admit`] on a decoded but unverified message and
 //! verifies the signature only when the answer is not [`Admission::Drop`].
@@ -18,7 +18,7 @@
 //! | `height + 1`, proposal | rounds below [`FUTURE_PROPOSAL_ROUNDS`], that round's proposer when it is known (same epoch), one per validator, [`FUTURE_PROPOSAL_BYTES`] in all |
 //! | further ahead | not kept; shown once per new highest height ([`Admission::Hint`]) so the host syncs |
 
-use super::{Driver, Input, ROUND_WINDOW};
+use super::{Driver, ROUND_WINDOW};
 use crate::messages::{vote_kind, VerifiedProposal};
 use crate::types::{Height, Round};
 use bizra_proto::{consensus_message::Msg, ConsensusMessage, VoteKind};
@@ -99,13 +99,6 @@ impl DropReason {
     }
 }
 
-/// What one validator holds in the future buffer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct FutureUse {
-    pub msgs: u32,
-    pub proposals: u32,
-}
-
 impl Driver {
     /// The claim of a decoded, unverified message: `None` if it names no
     /// member or no known kind (the signature check rejects those).
@@ -174,60 +167,6 @@ impl Driver {
             Err(_) if c.height > self.max_seen_height => Admission::Hint,
             Err(reason) => Admission::Drop(reason),
         }
-    }
-
-    /// The future-buffer rules for a claim above our height.
-    fn future_verdict(&self, c: &Claim) -> Result<(), DropReason> {
-        if c.height > self.height + FUTURE_HEIGHTS || self.future.len() >= FUTURE_BUFFER {
-            return Err(DropReason::FutureQuota);
-        }
-        let used = self.future_use.get(&c.validator).copied().unwrap_or_default();
-        if used.msgs >= FUTURE_MSGS_PER_VALIDATOR {
-            return Err(DropReason::FutureQuota);
-        }
-        if c.kind == ClaimKind::Proposal {
-            if c.height != self.height + 1
-                || c.round >= FUTURE_PROPOSAL_ROUNDS
-                || used.proposals >= 1
-                || self.future_proposal_bytes.saturating_add(c.bytes) > FUTURE_PROPOSAL_BYTES
-            {
-                return Err(DropReason::FutureQuota);
-            }
-            if self.next_height_proposer(c.round).is_some_and(|p| p != c.validator) {
-                return Err(DropReason::NotProposer);
-            }
-        }
-        Ok(())
-    }
-
-    /// The proposer of `round` at `height + 1`, when it does not depend on
-    /// the block still being decided: both heights in one epoch (the
-    /// priorities then advance by one step with the same weights).
-    fn next_height_proposer(&self, round: Round) -> Option<usize> {
-        let len = self.genesis.params().epoch_length;
-        if self.height.is_multiple_of(len) {
-            return None; // `height + 1` starts a new epoch: weights unknown yet
-        }
-        let w = &self.chain.weights.weights;
-        let mut p = self.chain.priorities.clone();
-        p.step(w);
-        Some(p.proposer_for_round(w, round))
-    }
-
-    /// Buffers a verified future-height input if its quotas allow (the
-    /// caller checked [`Driver::admit`]); returns whether it was kept.
-    pub(super) fn buffer_future_input(&mut self, c: &Claim, input: Input) -> bool {
-        if self.future_verdict(c).is_err() {
-            return false;
-        }
-        let used = self.future_use.entry(c.validator).or_default();
-        used.msgs += 1;
-        if c.kind == ClaimKind::Proposal {
-            used.proposals += 1;
-            self.future_proposal_bytes += c.bytes;
-        }
-        self.future.push(input);
-        true
     }
 }
 
