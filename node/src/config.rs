@@ -310,6 +310,15 @@ fn set_path(v: &mut toml::Value, path: &[String], new: toml::Value) -> Result<()
     Ok(())
 }
 
+/// Resolves a path of the config relative to the node's home directory.
+pub fn resolve(home: &std::path::Path, p: &std::path::Path) -> std::path::PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        home.join(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

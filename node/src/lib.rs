@@ -3,7 +3,6 @@
 //! storage (`bizra-storage`), a tonic gRPC API and Prometheus metrics.
 
 pub mod admission;
-pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod evidence_pool;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The package whose binary is bundled, and the binary's name.
-pub const ROOT_PACKAGE: &str = "bizra-node";
+pub const ROOT_PACKAGE: &str = "bizra-cli";
 pub const BINARY_NAME: &str = "bizra";
 
 /// What goes into a bundle.

@@ -53,7 +53,7 @@ pub fn statement(p: &ProvenanceInput) -> Vec<u8> {
     }
 
     let mut external = Map::new();
-    external.insert("package".into(), json!("bizra-node"));
+    external.insert("package".into(), json!("bizra-cli"));
     external.insert("binary".into(), json!(p.binary_name));
     external.insert("version".into(), json!(p.version));
     external.insert("target".into(), json!(p.target));

@@ -1,6 +1,6 @@
 //! The binary's CycloneDX 1.5 SBOM, built with the `cyclonedx-bom` models.
 //!
-//! Components are the packages reachable from the root package (`bizra-node`)
+//! Components are the packages reachable from the root package (`bizra-cli`)
 //! over NORMAL dependency edges of `cargo metadata`'s resolve graph (dev and
 //! build edges are not followed), for the platform the metadata was filtered
 //! to. Proc-macro crates are normal dependencies by kind and are included.
@@ -36,7 +36,7 @@ pub struct SbomInput<'a> {
     pub metadata_json: &'a [u8],
     /// The workspace's Cargo.lock.
     pub cargo_lock: &'a [u8],
-    /// The package whose binary this is (`bizra-node`).
+    /// The package whose binary this is (`bizra-cli`).
     pub root_package: &'a str,
     /// The binary's name (`bizra`).
     pub binary_name: &'a str,
@@ -400,7 +400,7 @@ mod tests {
         SbomInput {
             metadata_json: metadata,
             cargo_lock: lock,
-            root_package: "bizra-node",
+            root_package: "bizra-cli",
             binary_name: "bizra",
             binary_sha256: "ab".repeat(32).leak(),
             created: "2026-01-02T03:04:05Z",

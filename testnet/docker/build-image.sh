@@ -34,8 +34,8 @@ else
         target="$arch-unknown-linux-gnu"
         flags="-C target-feature=+crt-static"
     fi
-    echo "build-image.sh: cargo build --release -p bizra-node --target $target ${flags:+(RUSTFLAGS=$flags)}" >&2
-    (cd "$SRC" && RUSTFLAGS="${RUSTFLAGS:-} $flags" cargo build --release -p bizra-node --bin bizra --target "$target")
+    echo "build-image.sh: cargo build --release -p bizra-cli --target $target ${flags:+(RUSTFLAGS=$flags)}" >&2
+    (cd "$SRC" && RUSTFLAGS="${RUSTFLAGS:-} $flags" cargo build --release -p bizra-cli --bin bizra --target "$target")
     cp "${CARGO_TARGET_DIR:-$SRC/target}/$target/release/bizra" "$here/bizra"
 fi
 

@@ -29,7 +29,7 @@ pub fn bizra_bin() -> PathBuf {
             .to_path_buf();
         let st = Command::new(cargo)
             .current_dir(&root)
-            .args(["build", "-q", "-p", "bizra-node", "--bin", "bizra"])
+            .args(["build", "-q", "-p", "bizra-cli", "--bin", "bizra"])
             .status()
             .expect("run cargo build");
         assert!(st.success(), "cargo build of bizra failed");

@@ -38,8 +38,8 @@ pub mod sync_server;
 mod timers;
 
 pub use run::run_engine;
-pub(crate) use setup::wait_for_signal;
-pub use setup::{driver_timeouts, init_logging, load, now_ms, run_node, NodeSetup};
+pub use setup::wait_for_signal;
+pub use setup::{driver_timeouts, init_logging, load, now_ms, run_node, NodeSetup, RunError};
 
 use crate::admission;
 use crate::evidence_pool::EvidencePool;

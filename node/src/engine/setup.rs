@@ -3,8 +3,7 @@
 //! derived from `p2p.peers`.
 
 use super::run_engine;
-use crate::cli::{resolve, usage, CliResult};
-use crate::config::{parse_peer, ConsensusSection, NodeConfig};
+use crate::config::{parse_peer, resolve, ConsensusSection, NodeConfig};
 use bizra_consensus::driver::Timeouts;
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::signing::Signer;
@@ -74,8 +73,27 @@ pub fn load(home: &Path) -> Result<NodeSetup, String> {
     })
 }
 
-pub fn run_node(home: &Path) -> CliResult {
-    let setup = load(home).map_err(usage)?;
+/// Why `bizra run` stopped with an error: the setup was refused before
+/// anything started (bad input, exit 2), or the running node failed (exit 1).
+#[derive(Debug)]
+pub enum RunError {
+    /// Config, genesis, key or data dir refused; nothing started.
+    Setup(String),
+    /// The node stopped on an error.
+    Stopped(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Setup(m) | RunError::Stopped(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Runs one validator until SIGINT/SIGTERM (`bizra run`).
+pub fn run_node(home: &Path) -> Result<(), RunError> {
+    let setup = load(home).map_err(RunError::Setup)?;
     init_logging(&setup.cfg.log.format, &setup.cfg.log.level);
     let rt = node_runtime();
     rt.block_on(async move {
@@ -88,7 +106,7 @@ pub fn run_node(home: &Path) -> CliResult {
     })
     .map_err(|e| {
         error!("node stopped: {e:#}");
-        crate::cli::check(format!("{e:#}"))
+        RunError::Stopped(format!("{e:#}"))
     })
 }
 
@@ -101,7 +119,10 @@ pub fn run_node(home: &Path) -> CliResult {
 /// `BIZRA_RUNTIME=multi_thread` selects tokio's work-stealing pool instead.
 fn node_runtime() -> tokio::runtime::Runtime {
     if std::env::var("BIZRA_RUNTIME").is_ok_and(|v| v == "multi_thread") {
-        return crate::cli::runtime();
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
     }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -110,7 +131,7 @@ fn node_runtime() -> tokio::runtime::Runtime {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub(crate) async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

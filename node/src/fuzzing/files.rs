@@ -4,15 +4,15 @@
 
 use super::world::{world, NOW_MS};
 use super::{rejected, Outcome};
-use crate::cli::proof;
-use crate::cli::verify;
-use crate::cli::Failure;
 use crate::config::{parse_peer, NodeConfig};
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Driver, Effect, Input, Timeout, Timeouts};
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::quorum;
 use bizra_consensus::types::hash_bytes;
+use bizra_proof as proof;
+use bizra_proof::verify;
+use bizra_proof::VerifyError;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -107,10 +107,10 @@ pub fn fuzz_config(data: &[u8]) -> Outcome {
     Outcome::Accepted
 }
 
-fn failure(f: Failure) -> Outcome {
-    match f {
-        Failure::Check(m) => Outcome::Rejected(format!("invalid (exit 1): {m}")),
-        Failure::Usage(m) => Outcome::Rejected(format!("bad input (exit 2): {m}")),
+fn failure(e: VerifyError) -> Outcome {
+    match e {
+        VerifyError::Failed { .. } => Outcome::Rejected(format!("invalid (exit 1): {e}")),
+        VerifyError::Malformed(m) => Outcome::Rejected(format!("bad input (exit 2): {m}")),
     }
 }
 

@@ -5,13 +5,13 @@
 use super::world::{world, World, CHAIN_ID, NOW_MS};
 use super::{rejected, Outcome};
 use crate::admission;
-use crate::cli::verify;
 use crate::engine::gossip::{check_attestation_batch, check_consensus_gossip, GossipView, Then};
 use bizra_consensus::driver::{Effect, Input};
 use bizra_consensus::messages::block_hash;
 use bizra_consensus::poi;
 use bizra_consensus::types::hash_bytes;
 use bizra_p2p::{Topic, Validation};
+use bizra_proof::verify;
 use bizra_proto::{payload_type, AttestationBatch, Envelope, EnvelopeSignature, PoiAttestation, VoteKind};
 use prost::Message;
 use std::collections::{HashMap, HashSet};

@@ -3,14 +3,14 @@
 //! ignored test `write_seeds` in `node/tests/fuzz_regressions.rs`.
 
 use super::world::{world, World, CHAIN_ID, EPOCH_LENGTH, NOW_MS, VALIDATORS};
-use crate::cli::proof::{
-    self, build_proof, sign_envelope, signed_vote_envelope, CommitPart, HeadPart, ProofParts, Telemetry, TelemetryPart,
-};
 use crate::config::NodeConfig;
 use crate::engine::sync::BATCH;
 use bizra_consensus::messages::{block_hash, new_vote, sign_vote};
 use bizra_consensus::types::{epoch_of, Hash};
 use bizra_consensus::{certificate, chain, merkle, quorum};
+use bizra_proof::{
+    self, build_proof, sign_envelope, signed_vote_envelope, CommitPart, HeadPart, ProofParts, Telemetry, TelemetryPart,
+};
 use bizra_proto::{
     consensus_message::Msg, payload_type, sync_request::Req, sync_response::Resp, AttestationBatch, BlockHeader,
     BlockRange, BlockRangeRequest, ChainStatus, ConsensusMessage, FinalizedBlock, HeadReport, InclusionProof,
@@ -120,7 +120,7 @@ fn attestation_seed(w: &World, h: u64, index: usize) -> Vec<u8> {
         Telemetry {
             wq_weight: parts
                 .iter()
-                .map(|t| (t.id.clone(), proof::Weight(t.wq_weight)))
+                .map(|t| (t.id.clone(), bizra_proof::Weight(t.wq_weight)))
                 .collect(),
             components: parts.iter().map(|t| (t.id.clone(), t.components.into())).collect(),
             jailed: parts
@@ -129,7 +129,7 @@ fn attestation_seed(w: &World, h: u64, index: usize) -> Vec<u8> {
                 .collect(),
         }
     });
-    let doc = proof::build_attestation_doc(
+    let doc = bizra_proof::build_attestation_doc(
         &block.attestations[index],
         h,
         &header,

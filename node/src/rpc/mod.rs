@@ -33,8 +33,11 @@
 mod guard;
 pub mod incoming;
 mod service;
-#[cfg(test)]
-pub(crate) mod tests;
+/// The rpc tests and their fixture (a served 3-block chain); with the
+/// `testkit` feature the fixture is public for other crates' tests.
+#[cfg(any(test, feature = "testkit"))]
+#[cfg_attr(not(test), allow(dead_code, unused_imports))]
+pub mod tests;
 
 pub use service::{NodeService, MAX_SUBMIT_BYTES};
 

@@ -34,7 +34,7 @@ const HEADS_CAPACITY: usize = 4;
 /// A chain of `n` finalized blocks over 4 equal-stake validators, epochs of
 /// 2 blocks. Block 2 carries 3 attestations. Heights 1 and 2 are certified
 /// by validators 0..3 (75% of the weight), the later ones by all 4.
-pub(crate) struct Fixture {
+pub struct Fixture {
     pub shared: Arc<Shared>,
     pub signers: Vec<Signer>,
     pub blocks: Vec<Block>,
@@ -190,7 +190,7 @@ impl Fixture {
 
 /// Starts a server on 127.0.0.1:0 with `cfg` (its `listen` is ignored).
 /// Returns the address, the shutdown trigger and the server task.
-pub(crate) async fn start(
+pub async fn start(
     shared: Arc<Shared>,
     cfg: GrpcSection,
 ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {

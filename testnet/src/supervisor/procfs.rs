@@ -31,8 +31,9 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let me = std::process::id();
-        let hwm = vm_hwm_kib(me).expect("VmHWM");
+        // RSS first: the peak read after it can only be as high or higher.
         let rss = status_kib(me, "VmRSS").expect("VmRSS");
+        let hwm = vm_hwm_kib(me).expect("VmHWM");
         assert!(hwm >= rss && rss > 0, "hwm {hwm} rss {rss}");
         assert!(cpu_secs(me).expect("cpu") >= 0.0);
         assert_eq!(status_kib(me, "NoSuchField"), None);

@@ -2,8 +2,8 @@
 //! bench's output and exit codes, and what the bench asks them over gRPC
 //! and HTTP (status, readiness, metrics).
 
-use crate::cli::devnet::start_failure;
-use crate::cli::{check, usage, Failure};
+use crate::devnet::start_failure;
+use crate::{check, usage, Failure};
 use bizra_client::{scrape, Channel, NodeClient, Scrape, Timeouts};
 use bizra_proto::{GetStatusRequest, GetStatusResponse};
 use bizra_testnet::supervisor::STOP_GRACE;

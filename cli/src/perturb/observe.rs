@@ -4,7 +4,7 @@
 //! metrics.
 
 use super::PerturbArgs;
-use crate::cli::{usage, Failure};
+use crate::{usage, Failure};
 use bizra_client::{scrape_at, Scrape, Timeouts};
 use bizra_proto::GetStatusRequest;
 use bizra_testnet::Ports;

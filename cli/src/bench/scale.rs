@@ -7,7 +7,7 @@
 
 use super::common;
 use super::consensus::{self, ConsensusArgs, Summary};
-use crate::cli::CliResult;
+use crate::CliResult;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ pub struct ScaleArgs {
 
 pub fn run(a: ScaleArgs) -> CliResult {
     if a.validators.is_empty() || a.validators.iter().any(|n| !(1..=100).contains(n)) {
-        return Err(crate::cli::usage("--validators: each count must be in 1..=100"));
+        return Err(crate::usage("--validators: each count must be in 1..=100"));
     }
     let mut rows: Vec<Summary> = Vec::new();
     for &n in &a.validators {

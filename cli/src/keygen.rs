@@ -12,8 +12,8 @@ pub struct KeygenArgs {
 }
 
 pub fn run(a: KeygenArgs) -> CliResult {
-    let signer = crate::keys::generate();
-    crate::keys::write(&a.out, &signer).map_err(usage)?;
+    let signer = bizra_node::keys::generate();
+    bizra_node::keys::write(&a.out, &signer).map_err(usage)?;
     println!("{}", signer.id());
     Ok(())
 }

@@ -71,7 +71,7 @@ fn run_bundle(a: BundleArgs) -> CliResult {
     };
     // All inputs before running cargo or writing anything.
     req.check().map_err(bundle_failure)?;
-    let signer = crate::keys::read(&a.key).map_err(usage)?;
+    let signer = bizra_node::keys::read(&a.key).map_err(usage)?;
     let info = bundle::collect_build_info(&a.workspace, a.target.as_deref()).map_err(bundle_failure)?;
     let s = bundle::write_bundle(&req, &info, &signer).map_err(bundle_failure)?;
     println!(
@@ -101,7 +101,7 @@ pub fn release_key(arg: &str) -> Result<VerifyingKey, Failure> {
     if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return parse(t);
     }
-    crate::keys::read(path)
+    bizra_node::keys::read(path)
         .map(|s| s.public_key())
         .map_err(|e| usage(format!("--key {arg}: not a hex public key nor a bizra key file: {e}")))
 }

@@ -1,7 +1,7 @@
 //! The output of a bench: goals met or missed, the printed table, peak RSS
 //! rows, the machine and the JSON record.
 
-use crate::cli::{check, usage, Failure};
+use crate::{check, usage, Failure};
 use serde_json::{json, Value};
 use std::path::Path;
 

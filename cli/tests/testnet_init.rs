@@ -1,5 +1,5 @@
 //! `bizra testnet init|compose` and `bizra keygen` through the built binary
-//! (test names start with `testnet` so `cargo test -p bizra-node testnet` runs them all).
+//! (test names start with `testnet` so `cargo test -p bizra-cli testnet` runs them all).
 
 use bizra_consensus::genesis::Genesis;
 use bizra_node::config::NodeConfig;

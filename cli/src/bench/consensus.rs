@@ -25,8 +25,8 @@
 //!   `bizra_consensus_rounds_per_height`, window deltas).
 
 use super::common::{self, Goal, HistDelta, Nodes};
-use crate::cli::testnet::InitArgs;
-use crate::cli::{check, usage, CliResult};
+use crate::testnet::InitArgs;
+use crate::{check, usage, CliResult};
 use bizra_proto::SubscribeHeadsRequest;
 use clap::Args;
 use serde_json::json;
@@ -89,7 +89,7 @@ pub fn run(a: ConsensusArgs) -> CliResult {
 }
 
 /// Runs the benchmark, prints its report and returns the curve figures.
-pub fn run_summary(a: ConsensusArgs) -> Result<Summary, crate::cli::Failure> {
+pub fn run_summary(a: ConsensusArgs) -> Result<Summary, crate::Failure> {
     let n = a.validators as usize;
     bizra_testnet::check_ports_free(a.base_port, n).map_err(|e| usage(format!("{e:#}")))?;
     let home = common::bench_home(&a.home, "consensus");
@@ -102,13 +102,13 @@ pub fn run_summary(a: ConsensusArgs) -> Result<Summary, crate::cli::Failure> {
         epoch_length: 100,
         block_interval_ms: a.block_interval_ms,
     };
-    let homes = crate::cli::testnet::init(&init)?;
+    let homes = crate::testnet::init(&init)?;
     println!(
         "bench consensus: {n} validators in {}, block_interval_ms = {}",
         home.display(),
         a.block_interval_ms
     );
-    let rt = crate::cli::runtime();
+    let rt = crate::runtime();
     let mut nodes = Nodes::new(homes, a.base_port, a.log_level.as_deref());
     let result = rt.block_on(measure(&mut nodes, &a, &home));
     nodes.stop_all();
@@ -155,7 +155,7 @@ pub fn vote_verify_us() -> f64 {
 
 /// Sum over kinds of a per-kind counter with `direction`, after minus before.
 fn by_direction(before: &common::Scrape, after: &common::Scrape, family: &str, direction: &str) -> f64 {
-    crate::metrics::MSG_KINDS
+    bizra_node::metrics::MSG_KINDS
         .iter()
         .map(|kind| {
             let key = format!("{family}{{kind=\"{kind}\",direction=\"{direction}\"}}");
@@ -164,7 +164,7 @@ fn by_direction(before: &common::Scrape, after: &common::Scrape, family: &str, d
         .sum()
 }
 
-async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -> Result<Summary, crate::cli::Failure> {
+async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -> Result<Summary, crate::Failure> {
     let n = nodes.len();
     let verify_us = vote_verify_us();
     // The floor first, on a machine without our nodes running.

@@ -20,8 +20,8 @@
 //! way, what was written is removed again (exit 2, nothing written).
 
 use super::{usage, CliResult};
-use crate::config::{ConsensusSection, GrpcSection, MetricsSection, NodeConfig, P2pSection};
 use bizra_consensus::signing::Signer;
+use bizra_node::config::{ConsensusSection, GrpcSection, MetricsSection, NodeConfig, P2pSection};
 use bizra_testnet::docker::{self, ComposeOptions, Timeouts};
 use bizra_testnet::swarm::{self, StackOptions};
 use bizra_testnet::{Addressing, Ipv4Net, NodePlan, Plan, Spec};
@@ -300,7 +300,7 @@ fn write_testnet(a: &InitArgs, kind: Kind<'_>) -> Result<Written, super::Failure
     bizra_testnet::check_spec(&spec).map_err(|e| usage(format!("{e:#}")))?;
     check_out_dir(&a.out)?;
 
-    let signers: Vec<Signer> = (0..spec.validators).map(|_| crate::keys::generate()).collect();
+    let signers: Vec<Signer> = (0..spec.validators).map(|_| bizra_node::keys::generate()).collect();
     let ids: Vec<String> = signers.iter().map(|s| s.id().to_string()).collect();
     let plan = bizra_testnet::plan(&spec, &ids).map_err(|e| usage(format!("{e:#}")))?;
     let containers = opts.is_some() || stack.is_some();
@@ -341,9 +341,9 @@ fn write_testnet(a: &InitArgs, kind: Kind<'_>) -> Result<Written, super::Failure
         for ((n, cfg), signer) in plan.nodes.iter().zip(&configs).zip(&signers) {
             let home = dir.join(&n.name);
             std::fs::create_dir(&home).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", home.display()))?;
-            write_file(&home.join(crate::config::CONFIG_FILE), cfg.as_bytes(), 0o644)?;
+            write_file(&home.join(bizra_node::config::CONFIG_FILE), cfg.as_bytes(), 0o644)?;
             write_file(&home.join("genesis.json"), &plan.genesis_bytes, 0o644)?;
-            crate::keys::write(&home.join("validator.key"), signer)?;
+            bizra_node::keys::write(&home.join("validator.key"), signer)?;
         }
         if let Some(o) = &opts {
             let mut o = o.clone();
@@ -567,7 +567,7 @@ mod tests {
             assert_eq!(cfg.moniker, format!("node{k}"));
             assert_eq!(cfg.consensus.block_interval_ms, 50);
             assert_eq!(cfg.p2p.peers.len(), 2);
-            let key = crate::keys::read(&h.join(&cfg.key)).unwrap();
+            let key = bizra_node::keys::read(&h.join(&cfg.key)).unwrap();
             let g =
                 bizra_consensus::genesis::Genesis::from_bytes(&std::fs::read(h.join(&cfg.genesis)).unwrap()).unwrap();
             assert_eq!(g.doc.validators[k].id, key.id());

@@ -82,7 +82,7 @@ pub fn run(a: DevnetArgs) -> CliResult {
         None => std::env::temp_dir().join(format!(
             "bizra-devnet-{}-{}",
             std::process::id(),
-            crate::engine::now_ms()
+            bizra_node::engine::now_ms()
         )),
     };
     let init = InitArgs {
@@ -144,7 +144,7 @@ async fn watch(sup: &mut Supervisor, nodes: &mut [Node], a: &DevnetArgs) -> CliR
     let mut last_print = Instant::now() - Duration::from_secs(10);
     // Ctrl-C or SIGTERM: stop the children and report (kill <devnet pid> must
     // not leave validators running).
-    let stop = crate::engine::wait_for_signal();
+    let stop = bizra_node::engine::wait_for_signal();
     tokio::pin!(stop);
     loop {
         for (k, n) in nodes.iter_mut().enumerate() {

@@ -14,7 +14,7 @@
 //!    recomputed from the header) and its signed `HeadReport`; from the first
 //!    endpoint the commit (`GetCommit`) and the weights of the height's epoch
 //!    (`GetValidators`, epoch taken from the block header).
-//! 4. Checks everything locally with [`crate::cli::verify::check_proof`]: every
+//! 4. Checks everything locally with [`crate::verify::check_proof`]: every
 //!    head report and precommit signature, fields, distinct signers, the weight
 //!    tally and the quorum. The fast threshold is not served over gRPC: without
 //!    `--genesis` the quorum is checked at the lowest threshold any genesis may

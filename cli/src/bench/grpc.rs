@@ -16,7 +16,7 @@
 //! apart and do not count as throughput.
 
 use super::common::{self, Goal, Scrape};
-use crate::cli::{check, usage, CliResult, Failure};
+use crate::{check, usage, CliResult, Failure};
 use bizra_client::{ConnectError, Timeouts};
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::node_server::{Node, NodeServer};
@@ -378,7 +378,7 @@ pub fn run(a: GrpcArgs) -> CliResult {
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse::<u16>().ok())
         .ok_or_else(|| usage(format!("--grpc {url}: expected http://HOST:PORT")))?;
-    let rt = crate::cli::runtime();
+    let rt = crate::runtime();
     rt.block_on(async move {
         // One real answer of each method, served by the bare server.
         let mut c = common::connect(&url)

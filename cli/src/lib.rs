@@ -1,4 +1,5 @@
-//! The `bizra` command line (CONTRACT section 2).
+//! The `bizra` command line (docs/PROTOCOL.md §2): argument parsing, the
+//! commands and their exit codes. The validator itself is `bizra-node`.
 //!
 //! Exit codes everywhere: 0 success; 1 a check failed (disagreement, bad
 //! signature, timeout); 2 bad usage or bad input, with a one-line reason and
@@ -20,7 +21,6 @@ pub mod verify;
 pub mod wq_proof;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// A failure with its exit code.
@@ -130,14 +130,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Resolves a path relative to a home directory.
-pub fn resolve(home: &std::path::Path, p: &std::path::Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        home.join(p)
-    }
-}
+pub use bizra_node::config::resolve;
 
 #[cfg(test)]
 mod tests {

@@ -4,14 +4,14 @@
 //! (tests/spec_verifier/verify_wq_proof.py). The offline checks of the
 //! artifacts themselves are in proof/tests/verify_artifacts.rs.
 
+use bizra_cli::evidence::{self, EvidenceArgs};
+use bizra_cli::proof::{fixture, fixture::Fixture, EvidenceDoc};
+use bizra_cli::verify::{check_wq_proof, verify_evidence};
+use bizra_cli::wq_proof::{run_wq_proof, WqProofArgs};
+use bizra_cli::Failure;
 use bizra_consensus::merkle;
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{hash_bytes, Hash};
-use bizra_node::cli::evidence::{self, EvidenceArgs};
-use bizra_node::cli::proof::{fixture, fixture::Fixture, EvidenceDoc};
-use bizra_node::cli::verify::{check_wq_proof, verify_evidence};
-use bizra_node::cli::wq_proof::{run_wq_proof, WqProofArgs};
-use bizra_node::cli::Failure;
 use bizra_proto::{BlockHeader, InclusionProof};
 use prost::Message;
 use std::path::{Path, PathBuf};

@@ -104,7 +104,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Failure;
+    use crate::Failure;
 
     #[test]
     fn malformed_urls_are_usage_errors() {
@@ -149,9 +149,9 @@ mod tests {
 
     #[test]
     fn prints_the_head_of_a_live_node() {
-        let rt = crate::cli::runtime();
-        let fx = crate::rpc::tests::Fixture::new(3);
-        let (addr, stop, server) = rt.block_on(crate::rpc::tests::start(fx.shared.clone(), Default::default()));
+        let rt = crate::runtime();
+        let fx = bizra_node::rpc::tests::Fixture::new(3);
+        let (addr, stop, server) = rt.block_on(bizra_node::rpc::tests::start(fx.shared.clone(), Default::default()));
         let line = rt
             .block_on(async { fetch_head_line(endpoint(&format!("http://{addr}")).unwrap(), "test").await })
             .unwrap();

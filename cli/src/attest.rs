@@ -79,7 +79,7 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(15);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 pub fn run(a: AttestArgs) -> CliResult {
-    let signer = crate::keys::read(&a.key).map_err(usage)?;
+    let signer = bizra_node::keys::read(&a.key).map_err(usage)?;
     let (evidence_digest, evidence_len) = hash_evidence(&a.evidence)?;
     let (dimensions, weights) = parse_dims(&a.dims)?;
     if a.subject.is_empty() || a.subject.len() > poi::MAX_SUBJECT_BYTES {
@@ -367,7 +367,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::proof;
+    use crate::proof;
     use bizra_consensus::chain;
     use bizra_consensus::merkle;
     use bizra_consensus::messages::{new_vote, sign_vote};
@@ -839,7 +839,7 @@ mod tests {
 
     fn setup(tag: &str, signer: &Signer) -> PathBuf {
         let d = tmpdir(tag);
-        crate::keys::write(&d.join("key.json"), signer).unwrap();
+        bizra_node::keys::write(&d.join("key.json"), signer).unwrap();
         std::fs::write(d.join("evidence.txt"), b"benchmark results").unwrap();
         d
     }

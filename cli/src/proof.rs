@@ -1,7 +1,7 @@
 //! The JSON artifacts (`wq_proof.json`, `attestation.json`, `evidence.json`),
 //! their DSSE envelope form and the offline fixtures now live in the
 //! `bizra-proof` crate (`proof/`); they are re-exported here so that
-//! `crate::cli::proof::…` paths keep working.
+//! `crate::proof::…` paths keep working.
 
 pub use bizra_proof::attestation::*;
 pub use bizra_proof::encoding::*;

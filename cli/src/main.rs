@@ -1,6 +1,6 @@
 //! `bizra`: the validator node and its tools. See `bizra --help`.
 
-use bizra_node::cli;
+use bizra_cli as cli;
 use clap::Parser;
 use std::process::ExitCode;
 

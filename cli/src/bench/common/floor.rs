@@ -2,7 +2,7 @@
 //! round trip and the latency of one small `fdatasync`.
 
 use super::percentile;
-use crate::cli::{check, Failure};
+use crate::{check, Failure};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

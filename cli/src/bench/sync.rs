@@ -19,8 +19,8 @@
 //! flushed `put_finalized`.
 
 use super::common::{self, Goal, Nodes, Scrape};
-use crate::cli::testnet::InitArgs;
-use crate::cli::{check, usage, CliResult, Failure};
+use crate::testnet::InitArgs;
+use crate::{check, usage, CliResult, Failure};
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
 use bizra_consensus::messages::{new_vote, sign_vote};
@@ -69,10 +69,10 @@ pub fn run(a: SyncArgs) -> CliResult {
         epoch_length: 100,
         block_interval_ms: 1000,
     };
-    let homes = crate::cli::testnet::init(&init)?;
+    let homes = crate::testnet::init(&init)?;
     let signers: Vec<Signer> = homes
         .iter()
-        .map(|h| crate::keys::read(&h.join("validator.key")).map_err(|e| usage(format!("{e:#}"))))
+        .map(|h| bizra_node::keys::read(&h.join("validator.key")).map_err(|e| usage(format!("{e:#}"))))
         .collect::<Result<_, _>>()?;
     let genesis = write_genesis(&home, &homes, &signers, a.blocks)?;
     println!(
@@ -90,7 +90,7 @@ pub fn run(a: SyncArgs) -> CliResult {
         a.blocks as f64 / gen_secs
     );
 
-    let rt = crate::cli::runtime();
+    let rt = crate::runtime();
     let mut nodes = Nodes::new(homes, a.base_port, a.log_level.as_deref());
     let result = rt.block_on(measure(&mut nodes, &a, gen_secs, gen_rss_before));
     nodes.stop_all();
@@ -103,7 +103,7 @@ pub fn run(a: SyncArgs) -> CliResult {
 
 /// The genesis that lets node0 finalize alone, written over the generated one.
 fn write_genesis(home: &Path, homes: &[PathBuf], signers: &[Signer], blocks: u64) -> Result<Genesis, Failure> {
-    let now = crate::engine::now_ms();
+    let now = bizra_node::engine::now_ms();
     let doc = GenesisDoc {
         chain_id: CHAIN_ID.into(),
         // Block k gets time genesis + k ms: all in the past.

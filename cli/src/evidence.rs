@@ -227,14 +227,14 @@ fn check_committed(ce: &CommittedEvidence, selector: &Selector) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Failure;
+    use crate::Failure;
     use bizra_proof::fixture::Fixture;
     use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<EvidenceArgs, clap::Error> {
-        let cli = crate::cli::Cli::try_parse_from(std::iter::once("bizra").chain(args.iter().copied()))?;
+        let cli = crate::Cli::try_parse_from(std::iter::once("bizra").chain(args.iter().copied()))?;
         match cli.command {
-            crate::cli::Command::Evidence(a) => Ok(a),
+            crate::Command::Evidence(a) => Ok(a),
             other => panic!("{other:?}"),
         }
     }

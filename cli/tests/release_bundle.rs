@@ -70,7 +70,7 @@ fn bundle_verify_and_tamper_with_the_real_binary() {
     assert!(out.starts_with("release bundle of bizra "), "{out}");
     assert!(dir.join("bundle.tar").is_file());
 
-    // The SBOM is of the real graph: normal dependencies of bizra-node, not dev-only ones.
+    // The SBOM is of the real graph: normal dependencies of bizra-cli (the root, not listed), not dev-only ones.
     let sbom: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("sbom.cdx.json")).unwrap()).unwrap();
     let names: Vec<&str> = sbom["components"]
@@ -81,6 +81,7 @@ fn bundle_verify_and_tamper_with_the_real_binary() {
         .collect();
     for n in [
         "bizra-consensus",
+        "bizra-node",
         "bizra-release",
         "ed25519-dalek",
         "libp2p",
@@ -92,7 +93,7 @@ fn bundle_verify_and_tamper_with_the_real_binary() {
         "proptest",
         "criterion",
         "tempfile",
-        "bizra-node",
+        "bizra-cli",
         "bizra-tests",
         "bizra-sim",
     ] {

@@ -18,8 +18,8 @@
 //! nodes share `nproc` cores, R x nproc / N.
 
 use super::common::{self, Goal, Nodes};
-use crate::cli::testnet::InitArgs;
-use crate::cli::{check, usage, CliResult};
+use crate::testnet::InitArgs;
+use crate::{check, usage, CliResult};
 use bizra_consensus::poi::{self, Draft};
 use bizra_consensus::signing::{self, Signer};
 use bizra_proto::{payload_type, SubmitAttestationRequest};
@@ -80,10 +80,10 @@ pub fn run(a: AttestArgs) -> CliResult {
         epoch_length: 100,
         block_interval_ms: a.block_interval_ms,
     };
-    let homes = crate::cli::testnet::init(&init)?;
+    let homes = crate::testnet::init(&init)?;
     let signers: Vec<Signer> = homes
         .iter()
-        .map(|h| crate::keys::read(&h.join("validator.key")).map_err(|e| usage(format!("{e:#}"))))
+        .map(|h| bizra_node::keys::read(&h.join("validator.key")).map_err(|e| usage(format!("{e:#}"))))
         .collect::<Result<_, _>>()?;
     println!(
         "bench attest: {n} validators in {}, block_interval_ms = {}",
@@ -104,7 +104,7 @@ pub fn run(a: AttestArgs) -> CliResult {
     let per_node = pregenerate(&signers, total);
     println!("signed {total} attestations in {:.1} s", t.elapsed().as_secs_f64());
 
-    let rt = crate::cli::runtime();
+    let rt = crate::runtime();
     let mut nodes = Nodes::new(homes, a.base_port, a.log_level.as_deref());
     let result = rt.block_on(measure(&mut nodes, &a, per_node, total, verify_rate, verify_us));
     nodes.stop_all();
@@ -139,7 +139,7 @@ fn draft(chain_id: &str, i: u64, now: u64) -> Draft {
 }
 
 fn verify_rate(s: &Signer) -> (f64, f64) {
-    let env = poi::build(s, draft("bizra-bench", 1, crate::engine::now_ms())).expect("valid draft");
+    let env = poi::build(s, draft("bizra-bench", 1, bizra_node::engine::now_ms())).expect("valid draft");
     let key = s.public_key();
     let sig = env.signatures[0].sig.clone();
     // Warm up, then count for ~1 s.
@@ -161,7 +161,7 @@ fn verify_rate(s: &Signer) -> (f64, f64) {
 /// `total` attestations, split evenly over the nodes, each signed by the key
 /// of the node it will be submitted to. Signed on all cores.
 fn pregenerate(signers: &[Signer], total: usize) -> Vec<Vec<SubmitAttestationRequest>> {
-    let now = crate::engine::now_ms();
+    let now = bizra_node::engine::now_ms();
     let per = total.div_ceil(signers.len());
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     std::thread::scope(|scope| {

@@ -25,7 +25,7 @@ pub fn bench_home(home: &Option<PathBuf>, what: &str) -> PathBuf {
         None => std::env::temp_dir().join(format!(
             "bizra-bench-{what}-{}-{}",
             std::process::id(),
-            crate::engine::now_ms()
+            bizra_node::engine::now_ms()
         )),
     }
 }

@@ -1,6 +1,7 @@
 //! `bizra run --home DIR`
 
-use super::CliResult;
+use super::{check, usage, CliResult};
+use bizra_node::engine::RunError;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -12,5 +13,8 @@ pub struct RunArgs {
 }
 
 pub fn run(a: RunArgs) -> CliResult {
-    crate::engine::run_node(&a.home)
+    bizra_node::engine::run_node(&a.home).map_err(|e| match e {
+        RunError::Setup(m) => usage(m),
+        RunError::Stopped(m) => check(m),
+    })
 }

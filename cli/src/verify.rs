@@ -3,7 +3,7 @@
 //! PUBKEY` for release bundles. The checks themselves are in the
 //! `bizra-proof` crate ([`bizra_proof::verify`], whose docs list the rules);
 //! this module maps its [`VerifyError`] to exit codes and re-exports it so that
-//! `crate::cli::verify::…` paths keep working.
+//! `crate::verify::…` paths keep working.
 //!
 //! Exit 0 valid; 1 invalid, with a reason that names the failing field;
 //! 2 unreadable or malformed input (a file that cannot be read, is not JSON of
