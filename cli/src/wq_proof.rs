@@ -1,4 +1,4 @@
-//! `bizra wq-proof`: the 3-validator agreement gate (CONTRACT section 6).
+//! `bizra wq-proof`: the 3-validator agreement gate (docs/PROTOCOL.md §9).
 //!
 //! 1. Connects to every endpoint, retrying with backoff (100 ms doubling to
 //!    2 s, each attempt at most 10 s) until `--timeout`, so the gate can be run

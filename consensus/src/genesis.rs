@@ -1,4 +1,4 @@
-//! `genesis.json` (CONTRACT section 3): parsing and validation.
+//! `genesis.json` (docs/PROTOCOL.md §3): parsing and validation.
 //!
 //! A node refuses a genesis that is malformed, has duplicate validators, or
 //! sets unsafe thresholds, and the error says which. `genesis_hash` is the

@@ -1,4 +1,4 @@
-//! Proof-of-Impact attestation rules (CONTRACT section 7).
+//! Proof-of-Impact attestation rules (docs/PROTOCOL.md §10).
 //!
 //! An attestation is a DSSE envelope whose payload is the protobuf encoding of
 //! [`PoiAttestation`], payload type `application/vnd.bizra.poi+protobuf`, with
@@ -55,7 +55,7 @@ pub const MAX_DIMENSIONS: usize = 64;
 pub const MAX_NAME_BYTES: usize = 64;
 /// Longest subject, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 256;
-/// Shortest nonce, in bytes (CONTRACT section 7).
+/// Shortest nonce, in bytes (docs/PROTOCOL.md §10).
 pub const MIN_NONCE_BYTES: usize = 16;
 /// Longest nonce, in bytes (bounds what the pool remembers per attestation).
 pub const MAX_NONCE_BYTES: usize = 64;
@@ -248,7 +248,7 @@ pub struct CheckedAttestation {
     pub subject_validator: Option<usize>,
 }
 
-/// Checks every rule of CONTRACT section 7 that concerns one attestation (see
+/// Checks every rule of docs/PROTOCOL.md §10 that concerns one attestation (see
 /// the module table for the order). `now_ms` is the checker's clock.
 pub fn check(
     envelope: &Envelope,

@@ -1,4 +1,4 @@
-//! The quorum rule (CONTRACT section 3), in one place.
+//! The quorum rule (docs/PROTOCOL.md §4), in one place.
 //!
 //! A set of distinct validators holding `signed` of `total` weight is a quorum
 //! when `signed * 10000 >= total * threshold_bps`, summed in u128. Genesis sets

@@ -1,4 +1,4 @@
-//! `wq_weight` (CONTRACT section 4): a pure function of genesis and the
+//! `wq_weight` (docs/PROTOCOL.md §5): a pure function of genesis and the
 //! finalized chain, in integer arithmetic, so all honest nodes agree.
 //!
 //! ```text

@@ -1,5 +1,5 @@
-//! Admission of PoI attestations into the pool: every rule of CONTRACT
-//! section 7 (`poi::check`, the one signature rule included), then
+//! Admission of PoI attestations into the pool: every rule of
+//! docs/PROTOCOL.md §10 (`poi::check`, the one signature rule included), then
 //! duplicates against the finalized chain and the pool. One code path for
 //! gRPC submissions, gossip batches and the fuzz targets.
 
@@ -16,7 +16,7 @@ use std::collections::HashSet;
 /// malformed.
 pub const MAX_BATCH: usize = 1024;
 
-/// The rules of CONTRACT section 7, mapped to the submit error (and so the
+/// The rules of docs/PROTOCOL.md §10, mapped to the submit error (and so the
 /// gRPC code) of each.
 pub fn check(genesis: &Genesis, envelope: &Envelope, now_ms: u64) -> Result<CheckedAttestation, SubmitError> {
     poi::check(envelope, genesis.chain_id(), &genesis.members, now_ms).map_err(|e| match e.kind() {

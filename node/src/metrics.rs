@@ -1,4 +1,4 @@
-//! Prometheus metrics (CONTRACT section 8), one registry per node.
+//! Prometheus metrics (docs/PROTOCOL.md §12), one registry per node.
 //!
 //! Histograms use explicit buckets fitted to their range: finality and block
 //! intervals from 1 ms to 10 min, gRPC requests from 50 us to 5 s.

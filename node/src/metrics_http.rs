@@ -1,4 +1,4 @@
-//! The Prometheus endpoint (CONTRACT section 8): `GET /metrics` returns the
+//! The Prometheus endpoint (docs/PROTOCOL.md §12): `GET /metrics` returns the
 //! node's registry as OpenMetrics text when the request's `Accept` names
 //! `application/openmetrics-text` (as Prometheus servers do), else as the
 //! Prometheus text format 0.0.4 (`curl`, `promtool check metrics`); any other

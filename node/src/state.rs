@@ -91,7 +91,7 @@ impl EvidenceIndex {
 
 /// Requests from the API to the engine.
 pub enum EngineRequest {
-    /// An attestation that passed every rule of CONTRACT section 7
+    /// An attestation that passed every rule of docs/PROTOCOL.md §10
     /// (`admission::check`), to deduplicate, pool and gossip; replies with
     /// its id (hex).
     SubmitAttestation {

@@ -90,7 +90,7 @@ pub struct InclusionJson {
     pub telemetry: Option<Telemetry>,
 }
 
-/// `attestation.json` (CONTRACT section 6).
+/// `attestation.json` (docs/PROTOCOL.md §9).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationDoc {
     pub version: String,

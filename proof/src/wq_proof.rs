@@ -79,7 +79,7 @@ pub struct Telemetry {
     pub jailed: BTreeMap<String, u64>,
 }
 
-/// `wq_proof.json` (CONTRACT section 6). Unknown keys are ignored when reading.
+/// `wq_proof.json` (docs/PROTOCOL.md §9). Unknown keys are ignored when reading.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WqProof {
     pub version: String,

@@ -15,7 +15,7 @@ pub mod v1 {
 
 pub use v1::*;
 
-/// DSSE payload types (CONTRACT section 3).
+/// DSSE payload types (docs/PROTOCOL.md §4).
 pub mod payload_type {
     pub const VOTE: &str = "application/vnd.bizra.vote+protobuf";
     pub const PROPOSAL: &str = "application/vnd.bizra.proposal+protobuf";

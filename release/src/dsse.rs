@@ -1,4 +1,4 @@
-//! DSSE envelopes in the JSON form of CONTRACT section 6:
+//! DSSE envelopes in the JSON form of docs/PROTOCOL.md §9:
 //! `{"payloadType", "payload": base64, "signatures": [{"keyid": hex pubkey, "sig": base64}]}`.
 //!
 //! Signing and verification are [`bizra_consensus::signing`]'s: Ed25519 over

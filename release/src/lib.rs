@@ -7,7 +7,7 @@
 //! `bench/<file>`), and `manifest.json` listing every file with its SHA-256 and
 //! size (plus external artifacts, such as an image tarball, by digest only).
 //! `manifest.json`, the provenance statement and the SBOM are each signed as a
-//! DSSE envelope (CONTRACT section 6 format) with the release key, using the
+//! DSSE envelope (docs/PROTOCOL.md §9 format) with the release key, using the
 //! one signature rule of [`bizra_consensus::signing`].
 //!
 //! [`bundle::write_bundle`] writes a bundle; [`verify::verify_bundle`] checks

@@ -164,7 +164,7 @@ pub fn compose_yaml(plan: &Plan, opts: &ComposeOptions) -> String {
 # address base+{off}+K and hostname nodeK. Peers are listed by those fixed
 # IPv4 addresses, not names: the binary is statically linked, and a static
 # binary cannot use NSS to resolve names, so no DNS is involved at all.
-# Every node listens on 0.0.0.0 inside its container with the CONTRACT port
+# Every node listens on 0.0.0.0 inside its container with the docs/PROTOCOL.md §2 port
 # layout (peers P+K, gRPC P+100+K, metrics P+200+K). The gRPC ports of the
 # first {publish} validator(s) are published on the host's 127.0.0.1 only.
 #

@@ -8,7 +8,7 @@
 //! node CLI (`node/src/cli/testnet.rs`) generates the keys, asks [`plan`] for
 //! the layout, turns each [`NodePlan`] into a `NodeConfig` and writes it all.
 //!
-//! ## Ports (CONTRACT section 2)
+//! ## Ports (docs/PROTOCOL.md §2)
 //! With base port `P`, node `K` listens for peers on `P+K`, serves gRPC on
 //! `P+100+K` and metrics on `P+200+K` ([`Ports::of`]). Every port must fit in
 //! a `u16` ([`check_ports`]). The rule lives in one place, `ports.rs`.
@@ -67,7 +67,7 @@ use std::net::Ipv4Addr;
 pub const FULL_MESH_MAX: usize = 128;
 /// Stake of every generated validator.
 pub const DEFAULT_STAKE: u64 = 1_000_000;
-/// Default base port (CONTRACT section 2).
+/// Default base port (docs/PROTOCOL.md §2).
 pub const DEFAULT_BASE_PORT: u16 = 7400;
 /// Default host template: everything on loopback.
 pub const DEFAULT_HOST_TEMPLATE: &str = "127.0.0.1";

@@ -13,7 +13,7 @@
 //! * Keys are Docker secrets (mode 0400, in the task's tmpfs), configs and
 //!   the genesis Docker configs: nothing is baked into the image, and Swarm
 //!   ships them to whichever host runs the task.
-//! * gRPC ports are published in host mode with the CONTRACT numbering
+//! * gRPC ports are published in host mode with the docs/PROTOCOL.md §2 numbering
 //!   (P+100+K), on the host that runs the task; `dnsrr` rules out Swarm's
 //!   ingress mesh, and host mode keeps the gate's endpoints stable.
 //! * Limits, restart policy and placement under `deploy:`; a healthcheck

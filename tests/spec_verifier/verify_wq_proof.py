@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Independent verifier of bizra's wq_proof.json and evidence.json, written from
-CONTRACT.md (and, for evidence.json, the issue 15 artifact contract) only.
+the specification only (docs/PROTOCOL.md §3-§5, §9 and §11; it was first
+written from the project's outside contract, whose rules PROTOCOL.md restates).
 
     python3 verify_wq_proof.py wq_proof.json --genesis genesis.json
     python3 verify_wq_proof.py evidence.json --genesis genesis.json
@@ -15,7 +16,7 @@ encoder, DSSE PAE, a pure-Python BLAKE3 (genesis_hash = BLAKE3 of the genesis
 file's exact bytes) and Ed25519 from the `cryptography` package, hardened to
 the strict rule bizra uses (reject s >= L and small-order keys or R).
 
-What it checks (CONTRACT sections 3, 4 and 6):
+What it checks (docs/PROTOCOL.md §3-§5 and §9):
   * chain_id and genesis_hash are the genesis file's; deterministic_head = B{height};
   * each validators[i]: a distinct genesis validator; head = B{height}; block_hash equal
     to the proof's; its envelope is a DSSE envelope of payloadType

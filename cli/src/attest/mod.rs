@@ -1,4 +1,4 @@
-//! `bizra attest`: sign and submit a PoI attestation (CONTRACT section 7).
+//! `bizra attest`: sign and submit a PoI attestation (docs/PROTOCOL.md §10).
 //!
 //! 1. Local input, all exit 2 with nothing sent: the key file, the evidence
 //!    file (its BLAKE3 digest and length are attested), every `--dim
@@ -15,7 +15,7 @@
 //!    until it is finalized or `--timeout` passes (exit 1). The answer is
 //!    checked (same envelope, header hash, Merkle path to the payload root,
 //!    commit for that block) and written to `--out` as `attestation.json`
-//!    (CONTRACT section 6), with the commit tally of `GetCommit(height)` and
+//!    (docs/PROTOCOL.md §9), with the commit tally of `GetCommit(height)` and
 //!    the epoch's weights from `GetValidators`.
 
 use super::{check, usage, CliResult, Failure};

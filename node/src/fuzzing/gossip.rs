@@ -111,7 +111,7 @@ fn gossip(topic: Topic, data: &[u8]) -> Outcome {
 /// engine's own `engine::gossip::check_attestation_batch`
 /// (`admission::admit_batch`: `poi::check` per envelope, store and pool
 /// duplicates, the pool; then the gossip verdict); every envelope it
-/// admitted is re-checked against CONTRACT section 7 independently.
+/// admitted is re-checked against docs/PROTOCOL.md §10 independently.
 pub fn fuzz_gossip_attestation(data: &[u8]) -> Outcome {
     let w = world();
     let mut pool = w.pool();
@@ -173,7 +173,7 @@ pub fn fuzz_gossip_evidence(data: &[u8]) -> Outcome {
     }
 }
 
-/// CONTRACT section 7, re-checked independently of `poi::check` for an
+/// docs/PROTOCOL.md §10, re-checked independently of `poi::check` for an
 /// attestation it accepted, plus: what the node accepts, `bizra verify`'s
 /// field rules accept too.
 fn assert_attestation_rules(w: &World, env: &Envelope, c: &poi::CheckedAttestation, now_ms: u64) {

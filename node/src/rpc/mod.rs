@@ -1,4 +1,4 @@
-//! The gRPC API (CONTRACT section 5).
+//! The gRPC API (docs/PROTOCOL.md §8).
 //!
 //! One listener serves:
 //! * `bizra.node.v1.Node` ([`service::NodeService`]), every rpc of `node.proto`;

@@ -84,7 +84,7 @@ pub fn verify_attestation(json: &[u8], genesis: &[u8]) -> Result<String, VerifyE
     ))
 }
 
-/// The field rules of CONTRACT section 7 that need no node state.
+/// The field rules of docs/PROTOCOL.md §10 that need no node state.
 pub fn check_poi_fields(a: &PoiAttestation, g: &Genesis, signer: &str, field: &str) -> Result<(), VerifyError> {
     let f = |name: &str| format!("{field}.{name}");
     if a.version != "poi/1" {

@@ -1,5 +1,5 @@
 //! Offline verification of `wq_proof.json`,
-//! `attestation.json` (CONTRACT sections 6 and 7) and `evidence.json` (issue 15).
+//! `attestation.json` (docs/PROTOCOL.md §9 and §10) and `evidence.json` (issue 15).
 //! The file's `"version"` key picks the checker: `"wq-proof/1"`,
 //! `"poi-attestation/1"` or `"evidence/1"`.
 //!
