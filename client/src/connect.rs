@@ -18,10 +18,20 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectError {
     /// `url` is not an endpoint URL (`reason`: tonic's). Retrying cannot help.
-    BadUrl { url: String, reason: String },
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// tonic's parse error, as text.
+        reason: String,
+    },
     /// Nothing usable answered at `url`; `cause` says why (the error chain,
     /// a timeout, the attempts made).
-    Unreachable { url: String, cause: String },
+    Unreachable {
+        /// The endpoint URL that was tried.
+        url: String,
+        /// The error chain, a timeout, or the attempts made and time spent.
+        cause: String,
+    },
 }
 
 impl std::fmt::Display for ConnectError {
@@ -46,6 +56,7 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    /// Both limits set: `connect` for the TCP connect, `rpc` per call.
     pub const fn new(connect: Duration, rpc: Duration) -> Timeouts {
         Timeouts {
             connect: Some(connect),

@@ -14,6 +14,7 @@
 //! No clap, no exit codes: errors are values the caller turns into its own.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod connect;
 mod metrics;

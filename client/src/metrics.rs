@@ -56,6 +56,8 @@ fn dechunk(mut body: &str) -> String {
 pub struct Scrape(pub BTreeMap<String, f64>);
 
 impl Scrape {
+    /// Parses Prometheus text: comment and blank lines are skipped, as are
+    /// lines whose value is not a number; a repeated key keeps the last value.
     pub fn parse(text: &str) -> Scrape {
         let mut m = BTreeMap::new();
         for line in text.lines() {
@@ -77,6 +79,7 @@ impl Scrape {
         Scrape(m)
     }
 
+    /// The value of `key` (`name` or `name{labels}` exactly as scraped), 0.0 if absent.
     pub fn get(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
     }
@@ -116,12 +119,17 @@ impl Scrape {
 /// A histogram over a window: the difference of two scrapes' buckets.
 #[derive(Clone, Debug, Default)]
 pub struct HistDelta {
+    /// Cumulative buckets `(le, count)` in ascending `le`, counts of the window.
     pub buckets: Vec<(f64, f64)>,
+    /// Sum of the observed values in the window (the histogram's unit).
     pub sum: f64,
+    /// Number of observations in the window.
     pub count: f64,
 }
 
 impl HistDelta {
+    /// Histogram `name` (its unlabelled series only) of `after` minus that of
+    /// `before`; a bucket missing from `before` counts as 0.
     pub fn between(before: &Scrape, after: &Scrape, name: &str) -> HistDelta {
         let b0 = before.buckets(name, "");
         let b1 = after.buckets(name, "");
@@ -136,6 +144,8 @@ impl HistDelta {
         }
     }
 
+    /// Adds `o` into `self` (e.g. the same histogram of several nodes); buckets
+    /// are added pairwise by position, so both must have the same bounds.
     pub fn add(&mut self, o: &HistDelta) {
         if self.buckets.is_empty() {
             self.buckets = o.buckets.clone();
@@ -148,6 +158,7 @@ impl HistDelta {
         self.count += o.count;
     }
 
+    /// Mean observed value (`sum / count`), None for an empty window.
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0.0).then(|| self.sum / self.count)
     }

@@ -32,6 +32,7 @@ const HISTORY_GOSSIP: usize = 3;
 
 /// Entries of each peer's gossipsub send queue (half for our own messages,
 /// half for forwards).
+/// Length of gossipsub's per-connection send queue (messages).
 pub const SEND_QUEUE_LEN: usize = 512;
 
 /// Largest mesh degree D. Every node receives each message about D times,
@@ -45,10 +46,15 @@ pub const MAX_MESH_N: usize = 5;
 /// Per-topic gossipsub mesh sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MeshParams {
+    /// Target number of mesh peers per topic (gossipsub D).
     pub mesh_n: usize,
+    /// Below this many mesh peers, more are grafted (D_low).
     pub mesh_n_low: usize,
+    /// Above this many mesh peers, some are pruned (D_high).
     pub mesh_n_high: usize,
+    /// Least number of outbound peers kept in the mesh (D_out).
     pub mesh_outbound_min: usize,
+    /// Number of non-mesh peers sent IHAVE gossip each heartbeat (D_lazy).
     pub gossip_lazy: usize,
 }
 
@@ -76,7 +82,7 @@ pub fn message_id(data: &[u8]) -> MessageId {
     MessageId::new(&blake3::hash(data).as_bytes()[..20])
 }
 
-/// The three topics with their gossipsub identities for `chain_id`.
+/// The four topics with their gossipsub identities for `chain_id`.
 pub fn topics(chain_id: &str) -> Vec<(Topic, IdentTopic)> {
     Topic::ALL
         .iter()

@@ -67,6 +67,8 @@
 //! [`P2pHandle::dropped_gossip`]) while other events are queued, so the swarm
 //! never blocks on a slow node.
 
+#![warn(missing_docs)]
+
 mod codec;
 mod gossip;
 mod service;
@@ -102,9 +104,13 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 /// A gossip topic. The topic string is chain specific, see [`Topic::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
+    /// Signed block proposals (`/bizra/{chain_id}/proposals/1`).
     Proposals,
+    /// Signed prevotes and precommits (`/bizra/{chain_id}/votes/1`).
     Votes,
+    /// `AttestationBatch`es (`/bizra/{chain_id}/attestations/2`).
     Attestations,
+    /// One `Evidence` per message (`/bizra/{chain_id}/evidence/1`).
     Evidence,
 }
 
@@ -218,28 +224,41 @@ pub enum P2pEvent {
     /// (not necessarily its author); pass `id` and `source` to
     /// [`P2pHandle::report_validation`].
     Gossip {
+        /// Topic the message arrived on.
         topic: Topic,
+        /// The message bytes, not yet validated.
         data: Vec<u8>,
+        /// Peer that forwarded it to us.
         source: PeerId,
+        /// Gossipsub message id (first 20 bytes of BLAKE3 of `data`).
         id: MessageId,
     },
     /// A peer asks for sync data; answer with [`P2pHandle::respond`].
     SyncRequest {
+        /// The requesting peer.
         peer: PeerId,
+        /// What it asks for.
         request: bizra_proto::SyncRequest,
+        /// Token to pass back to [`P2pHandle::respond`].
         channel: ResponseToken,
     },
     /// The answer to [`P2pHandle::request`] number `request_id`.
     SyncResponse {
+        /// The peer that answered.
         peer: PeerId,
+        /// Number [`P2pHandle::request`] returned for the request.
         request_id: u64,
+        /// The decoded answer.
         response: bizra_proto::SyncResponse,
     },
     /// Request `request_id` failed (dial failure, timeout, closed connection,
     /// oversized or undecodable response, ...).
     SyncFailure {
+        /// The peer the request was sent to.
         peer: PeerId,
+        /// Number [`P2pHandle::request`] returned for the request.
         request_id: u64,
+        /// What went wrong, for logs.
         error: String,
     },
     /// First connection to a peer.
@@ -276,7 +295,12 @@ pub enum P2pError {
     Duplicate,
     /// The data exceeds `max_message_bytes`.
     #[error("message of {size} bytes exceeds the limit of {max} bytes")]
-    MessageTooLarge { size: usize, max: usize },
+    MessageTooLarge {
+        /// Size of the data, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
     /// Publishing failed otherwise (e.g. every peer's send queue is full).
     #[error("publish failed: {0}")]
     Publish(String),

@@ -15,32 +15,46 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The package whose binary is bundled, and the binary's name.
+/// The package whose binary is bundled.
 pub const ROOT_PACKAGE: &str = "bizra-cli";
+/// The name of the bundled binary (`bin/bizra`, provenance subject name).
 pub const BINARY_NAME: &str = "bizra";
 
 /// What goes into a bundle.
 #[derive(Clone, Debug, Default)]
 pub struct BundleRequest {
+    /// Bundle directory to write (must be absent or empty); the tarball goes to `<out>.tar`.
     pub out: PathBuf,
+    /// The `bizra` binary to bundle (hashed, then copied to `bin/bizra`).
     pub binary: PathBuf,
+    /// Image tarball recorded in the manifest and provenance by digest only, not copied.
     pub image_tar: Option<PathBuf>,
+    /// `wq-proof/1` JSON document copied in as `wq_proof.json`.
     pub wq_proof: Option<PathBuf>,
+    /// `poi-attestation/1` JSON document copied in as `attestation.json`.
     pub attestation: Option<PathBuf>,
+    /// Files copied under `bench/` by file name (names must be distinct).
     pub bench: Vec<PathBuf>,
 }
 
 /// What the build environment says: `cargo metadata`, Cargo.lock, git, rustc.
 #[derive(Clone, Debug)]
 pub struct BuildInfo {
+    /// Stdout of `cargo metadata --format-version 1 --filter-platform <target>` (JSON).
     pub metadata_json: Vec<u8>,
+    /// The workspace's Cargo.lock bytes.
     pub cargo_lock: Vec<u8>,
+    /// Target triple the binary is attested for (defaults to [`crate::HOST_TARGET`]).
     pub target: String,
+    /// Commit, dirty flag and remote; `None` when `git rev-parse HEAD` gives no commit.
     pub git: Option<GitInfo>,
+    /// First line of `rustc -vV`, if it ran.
     pub rustc_version: Option<String>,
+    /// First line of `cargo -V`, if it ran.
     pub cargo_version: Option<String>,
 }
 
+/// Why a bundle was not written; each variant maps to the CLI exit code noted on it.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// Bad usage or bad input; nothing was written (exit 2).
@@ -66,13 +80,19 @@ impl From<SbomError> for BundleError {
 /// What was written.
 #[derive(Clone, Debug)]
 pub struct BundleSummary {
+    /// The bundle directory written.
     pub dir: PathBuf,
+    /// The tarball written next to it (`<dir>.tar`).
     pub tar: PathBuf,
+    /// The bundled version (root package version from the SBOM).
     pub version: String,
+    /// Lower-case hex SHA-256 of the bundled binary.
     pub binary_sha256: String,
     /// Files listed in the manifest (in the bundle, not external).
     pub files: usize,
+    /// Number of components in the SBOM.
     pub components: usize,
+    /// Lower-case hex Ed25519 public key that signed the envelopes.
     pub signer: String,
 }
 

@@ -12,18 +12,24 @@ use serde::{Deserialize, Serialize};
 
 /// The standard in-toto payload type, so stock DSSE/in-toto tools verify it.
 pub const PROVENANCE_TYPE: &str = "application/vnd.in-toto+json";
+/// Payload type of the signed `manifest.json`.
 pub const MANIFEST_TYPE: &str = "application/vnd.bizra.release-manifest+json";
+/// Payload type of the signed CycloneDX SBOM.
 pub const SBOM_TYPE: &str = "application/vnd.cyclonedx+json";
 
+/// A DSSE envelope: a base64 payload, its type, and Ed25519 signatures over its PAE.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The payload's media type (JSON `payloadType`); it is part of what is signed.
     #[serde(rename = "payloadType")]
     pub payload_type: String,
     /// Base64 (standard alphabet, padded) of the payload bytes.
     pub payload: String,
+    /// The signatures (exactly one when made by [`Envelope::sign`]).
     pub signatures: Vec<EnvelopeSignature>,
 }
 
+/// One signature of an envelope: who signed and the signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvelopeSignature {
     /// Lower-case hex of the signer's Ed25519 public key.

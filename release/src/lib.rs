@@ -15,6 +15,8 @@
 //! processes are `cargo metadata`, `git` and `rustc -vV`, run by
 //! [`bundle::collect_build_info`] before anything is written.
 
+#![warn(missing_docs)]
+
 pub mod bundle;
 pub mod dsse;
 pub mod manifest;
@@ -28,15 +30,25 @@ use std::path::Path;
 
 /// File names inside a bundle.
 pub mod names {
+    /// Path of the `bizra` binary inside a bundle.
     pub const BINARY: &str = "bin/bizra";
+    /// The CycloneDX 1.5 SBOM (JSON).
     pub const SBOM: &str = "sbom.cdx.json";
+    /// The in-toto Statement v1 carrying the SLSA provenance v1 predicate.
     pub const PROVENANCE: &str = "provenance.intoto.json";
+    /// The manifest listing every bundled file with its SHA-256 and size.
     pub const MANIFEST: &str = "manifest.json";
+    /// Optional copied-in `wq-proof/1` document.
     pub const WQ_PROOF: &str = "wq_proof.json";
+    /// Optional copied-in `poi-attestation/1` document.
     pub const ATTESTATION: &str = "attestation.json";
+    /// Directory holding the copied-in `--bench` files.
     pub const BENCH_DIR: &str = "bench";
+    /// DSSE envelope signing `manifest.json`.
     pub const MANIFEST_DSSE: &str = "manifest.dsse.json";
+    /// DSSE envelope signing `provenance.intoto.json`.
     pub const PROVENANCE_DSSE: &str = "provenance.intoto.dsse.json";
+    /// DSSE envelope signing `sbom.cdx.json`.
     pub const SBOM_DSSE: &str = "sbom.dsse.json";
     /// Files of a bundle that `manifest.json` does not list: itself and the envelopes.
     pub const UNLISTED: [&str; 4] = [MANIFEST, MANIFEST_DSSE, PROVENANCE_DSSE, SBOM_DSSE];

@@ -10,24 +10,36 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The `version` a manifest must carry.
 pub const MANIFEST_VERSION: &str = "bizra-release-bundle/1";
 
+/// The contents of `manifest.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Format version, always [`MANIFEST_VERSION`].
     pub version: String,
+    /// When the bundle was made, RFC 3339 UTC.
     pub created: String,
+    /// Lower-case hex Ed25519 public key of the release key that signs the bundle.
     pub signer: String,
+    /// Bundled files, then external artifacts.
     pub files: Vec<FileEntry>,
 }
 
+/// One manifest entry: a bundled file (`path`) or an external artifact (`name`, `external`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
+    /// Bundle-relative, `/`-separated path; set for bundled files only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// File name of an external artifact; set for external entries only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Lower-case hex SHA-256 of the file's bytes.
     pub sha256: String,
+    /// File size in bytes.
     pub size: u64,
+    /// True for an artifact recorded by digest only, not inside the bundle.
     #[serde(default, skip_serializing_if = "is_false")]
     pub external: bool,
 }
@@ -37,6 +49,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl FileEntry {
+    /// An entry for a file inside the bundle at `path`.
     pub fn file(path: &str, sha256: String, size: u64) -> Self {
         FileEntry {
             path: Some(path.to_string()),
@@ -46,6 +59,7 @@ impl FileEntry {
             external: false,
         }
     }
+    /// An entry for an external artifact, recorded by digest only.
     pub fn external(name: &str, sha256: String, size: u64) -> Self {
         FileEntry {
             path: None,

@@ -12,9 +12,13 @@
 
 use serde_json::{json, Map, Value};
 
+/// The in-toto Statement `_type`.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// The SLSA provenance v1 `predicateType`.
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// The `buildDefinition.buildType` this bundler writes.
 pub const BUILD_TYPE: &str = "https://bizra.dev/release/cargo-build/v1";
+/// The `runDetails.builder.id` of this bundler.
 pub const BUILDER_ID: &str = "https://bizra.dev/release/bundler/v1";
 
 /// What `git` says about the workspace.
@@ -28,20 +32,33 @@ pub struct GitInfo {
     pub remote: Option<String>,
 }
 
+/// Everything the provenance statement records.
 pub struct ProvenanceInput<'a> {
+    /// Subject name of the binary (`bizra`).
     pub binary_name: &'a str,
+    /// Lower-case hex SHA-256 of the binary.
     pub binary_sha256: &'a str,
     /// `(file name, sha256)` of the image tarball.
     pub image: Option<(&'a str, &'a str)>,
+    /// Version of the bundled release (the workspace version).
     pub version: &'a str,
+    /// Target triple the binary is for.
     pub target: &'a str,
+    /// Cargo profile taken from the binary's path, or `unknown`.
     pub profile: &'a str,
+    /// The workspace's git state, if known.
     pub git: Option<&'a GitInfo>,
+    /// Lower-case hex SHA-256 of Cargo.lock (a resolved dependency).
     pub cargo_lock_sha256: &'a str,
+    /// First line of `rustc -vV`, if known.
     pub rustc_version: Option<&'a str>,
+    /// First line of `cargo -V`, if known.
     pub cargo_version: Option<&'a str>,
+    /// `urn:uuid:` of this bundling run (`runDetails.metadata.invocationId`).
     pub invocation_id: &'a str,
+    /// When the bundling run started, RFC 3339 UTC.
     pub started_on: &'a str,
+    /// When the bundling run finished, RFC 3339 UTC.
     pub finished_on: &'a str,
 }
 

@@ -49,6 +49,7 @@ pub struct SbomInput<'a> {
 /// The serialized, validated SBOM.
 #[derive(Debug)]
 pub struct SbomOutput {
+    /// The SBOM's JSON bytes (the bytes that are signed).
     pub json: Vec<u8>,
     /// The root package's version (the workspace version).
     pub version: String,
@@ -56,6 +57,7 @@ pub struct SbomOutput {
     pub components: Vec<(String, String)>,
 }
 
+/// Why no SBOM could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum SbomError {
     /// The metadata or Cargo.lock cannot be used (bad input).

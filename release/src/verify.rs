@@ -26,11 +26,17 @@ use ed25519_dalek::VerifyingKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// Why a bundle failed verification; each variant maps to the CLI exit code noted on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// A check failed on this file of the bundle (exit 1).
     #[error("{file}: {reason}")]
-    Bad { file: String, reason: String },
+    Bad {
+        /// Bundle-relative name of the file that failed.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The bundle directory cannot be used at all (exit 2).
     #[error("{0}")]
     Input(String),
@@ -58,9 +64,13 @@ fn bad(file: &str, reason: impl std::fmt::Display) -> VerifyError {
 pub struct VerifySummary {
     /// Files listed in the manifest and checked (not counting external entries).
     pub files: usize,
+    /// Number of external (digest-only) entries, each checked to be a provenance subject.
     pub external: usize,
+    /// Lower-case hex SHA-256 of `bin/bizra`.
     pub binary_sha256: String,
+    /// Lower-case hex public key named as signer (equal to the given key).
     pub signer: String,
+    /// The manifest's `created` timestamp.
     pub created: String,
 }
 

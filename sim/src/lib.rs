@@ -28,6 +28,8 @@
 //!   missed (a miss is reported, not a violation: a Byzantine or lagging
 //!   proposer may legitimately decide the blocks of the whole window).
 
+#![warn(missing_docs)]
+
 mod net;
 mod node;
 
@@ -48,10 +50,14 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+/// Parameters of one simulated run.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    /// Seed of the `ChaCha8Rng` driving every random choice of the run.
     pub seed: u64,
+    /// Number of validators.
     pub validators: usize,
+    /// How many of the validators are Byzantine.
     pub byzantine: usize,
     /// Quorum threshold; below 6667 only to show the checker can fail.
     pub threshold_bps: u32,
@@ -74,18 +80,28 @@ impl Default for SimConfig {
     }
 }
 
+/// Outcome of one run: violations found, counters, and the trace digest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimReport {
+    /// The seed that was run.
     pub seed: u64,
+    /// Agreement, evidence and weight-bound violations found (must be 0).
     pub safety_violations: u64,
+    /// Finalized blocks or commits that failed independent re-validation (must be 0).
     pub validity_violations: u64,
+    /// Some honest validator did not reach `heights` (only counted at threshold >= 6667 bps).
     pub liveness_failure: bool,
     /// Lowest finalized height among honest validators at the end.
     pub min_honest_height: u64,
+    /// Highest round any validator timed out in.
     pub max_round: u32,
+    /// Decisions (finalized blocks) reported by all drivers together.
     pub decisions: u64,
+    /// Messages sent on the simulated network, including relayed copies.
     pub messages: u64,
+    /// Equivocation evidence emitted by all drivers together.
     pub evidence: u64,
+    /// Node crashes that happened during the run.
     pub crashes: u64,
     /// Byzantine validators named by evidence some honest node held.
     pub equivocators_seen: u64,
@@ -111,11 +127,15 @@ pub struct SimReport {
     /// Per honest node, per validator jailed on its chain, the first epoch
     /// it was jailed in (its weight is 0 there: checked in `run`).
     pub jailed_from: BTreeMap<usize, BTreeMap<usize, u64>>,
+    /// Epoch boundaries at which the weight vector changed.
     pub weight_changes: u64,
     /// Largest Byzantine share of the weight in any epoch seen, in bps.
     pub max_byzantine_share_bps: u32,
+    /// Simulated time at the end of the run, in ms.
     pub sim_time_ms: u64,
+    /// BLAKE3 digest of the run's trace; equal for equal seeds (determinism).
     pub digest: [u8; 32],
+    /// Human-readable description of every violation and failure found.
     pub notes: Vec<String>,
 }
 

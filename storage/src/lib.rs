@@ -78,6 +78,8 @@
 //! does not catch surfaces as `Corrupt("blocks/00000012: ...")` instead of
 //! garbage. Nothing is ever repaired or reset automatically.
 
+#![warn(missing_docs)]
+
 mod anchor;
 mod codec;
 mod mem;
@@ -135,7 +137,12 @@ pub enum StoreError {
     /// `expected` is what the caller asked for, `found` what the directory
     /// records; both name the differing field(s).
     #[error("data directory belongs to another chain or validator: expected {expected}, found {found}")]
-    ForeignChain { expected: String, found: String },
+    ForeignChain {
+        /// The differing field(s) as the caller asked for them.
+        expected: String,
+        /// The differing field(s) as the directory records them.
+        found: String,
+    },
     /// The operating system refused an operation (permissions, disk full,
     /// lock held by another process, ...).
     #[error("storage I/O error: {0}")]
@@ -157,23 +164,31 @@ pub enum StoreError {
 /// and checked on every open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataDirIdentity {
+    /// Chain id from the genesis file.
     pub chain_id: String,
+    /// Hash of the genesis (32 bytes).
     pub genesis_hash: [u8; 32],
+    /// Id of the validator whose node owns the directory (its signer id).
     pub validator: String,
 }
 
 /// Whether a WAL entry was produced by this validator or received from a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WalKind {
+    /// Signed by this validator (appended before it is broadcast).
     Own,
+    /// Received from a peer.
     Received,
 }
 
 /// One consensus message in the write-ahead log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WalEntry {
+    /// Consensus height the message belongs to (used to replay and prune).
     pub height: u64,
+    /// Whether this validator produced the message or received it.
     pub kind: WalKind,
+    /// The message itself.
     pub msg: bizra_proto::ConsensusMessage,
 }
 
@@ -193,8 +208,11 @@ pub const STEP_PRECOMMIT: u8 = SignStep::Precommit as u8;
 /// byte on disk (a store may hold an unknown one; decoding rejects it).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub struct SignPosition {
+    /// Consensus height.
     pub height: u64,
+    /// Round within the height.
     pub round: u32,
+    /// [`STEP_PROPOSAL`], [`STEP_PREVOTE`] or [`STEP_PRECOMMIT`].
     pub step: u8,
 }
 
@@ -267,9 +285,14 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Height and hash of the last finalized block, `None` when empty.
     fn head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
+    /// The finalized block at `height`, `None` if there is none.
     fn block(&self, height: u64) -> Result<Option<bizra_proto::Block>, StoreError>;
+    /// Hash of the finalized block at `height`, `None` if there is none.
     fn block_hash(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError>;
+    /// Height of the finalized block with hash `hash`, `None` if unknown.
     fn height_of(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError>;
+    /// The stored (largest seen) commit certificate of `height`, `None` if
+    /// the height is not finalized.
     fn commit(&self, height: u64) -> Result<Option<bizra_proto::CommitCertificate>, StoreError>;
     /// For serving sync: consecutive finalized blocks with their commits from
     /// `from` (0 is treated as 1), at most `max` of them, stopping before the
@@ -303,6 +326,8 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// A step above 2 is `Invalid`.
     fn guard_advance(&self, pos: SignPosition) -> Result<(), StoreError>;
+    /// The last position recorded by [`Store::guard_advance`], `None` if
+    /// this validator has never signed.
     fn guard_position(&self) -> Result<Option<SignPosition>, StoreError>;
     /// Advances the sign guard to `pos` and appends `entry` (our own signed
     /// message) to the WAL, durably, before returning: what must happen

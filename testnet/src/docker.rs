@@ -30,8 +30,11 @@ pub const DOCKERFILE: &str = include_str!("../docker/Dockerfile");
 pub const DOCKERIGNORE: &str = include_str!("../docker/dockerignore");
 const BUILD_IMAGE_SH: &str = include_str!("../docker/build-image.sh");
 
+/// Default image of the node services.
 pub const DEFAULT_IMAGE: &str = "bizra-node:local";
+/// Default per-node memory limit (compose `mem_limit`).
 pub const DEFAULT_MEM_LIMIT: &str = "128m";
+/// Default per-node CPU cap (compose `cpus`).
 pub const DEFAULT_CPUS: &str = "0.5";
 /// Validators whose gRPC port is published on the host's 127.0.0.1.
 pub const DEFAULT_PUBLISH_GRPC: usize = 3;
@@ -43,12 +46,16 @@ pub const NETWORK: &str = "bizra";
 /// Everything about the compose file that is not in the [`Plan`].
 #[derive(Clone, Debug)]
 pub struct ComposeOptions {
+    /// Docker image every node service runs.
     pub image: String,
+    /// Subnet of the compose network; node K gets base + [`crate::IP_OFFSET`] + K.
     pub subnet: Ipv4Net,
     /// How many validators (node0, node1, ...) get their gRPC port published
     /// on the host's 127.0.0.1 (same port number as in the container).
     pub publish_grpc: usize,
+    /// Per-node memory limit: digits then `k`, `m` or `g` (e.g. `128m`).
     pub mem_limit: String,
+    /// Per-node CPU cap, a decimal number of CPUs in (0, 1024] (e.g. `0.5`).
     pub cpus: String,
     /// `user:` of the containers (uid, gid): the owner of the generated
     /// files, so the node can read its 0600 key and write its data dir.
@@ -56,6 +63,7 @@ pub struct ComposeOptions {
 }
 
 impl ComposeOptions {
+    /// The defaults (image, limits, published gRPC ports) for `subnet`, with no `user:`.
     pub fn new(subnet: Ipv4Net) -> Self {
         ComposeOptions {
             image: DEFAULT_IMAGE.into(),
@@ -96,9 +104,13 @@ impl ComposeOptions {
 /// Consensus timeouts of a node config, in ms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
+    /// Propose timeout of round 0, in ms.
     pub propose_ms: u64,
+    /// Prevote timeout of round 0, in ms.
     pub prevote_ms: u64,
+    /// Precommit timeout of round 0, in ms.
     pub precommit_ms: u64,
+    /// Added to each timeout per round, in ms.
     pub delta_ms: u64,
 }
 

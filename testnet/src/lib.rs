@@ -5,7 +5,7 @@
 //! docker assets (compose file, Dockerfile, image build script).
 //!
 //! This crate only computes; it neither generates keys nor writes files. The
-//! node CLI (`node/src/cli/testnet.rs`) generates the keys, asks [`plan`] for
+//! CLI (`cli/src/testnet.rs`) generates the keys, asks [`plan`] for
 //! the layout, turns each [`NodePlan`] into a `NodeConfig` and writes it all.
 //!
 //! ## Ports (docs/PROTOCOL.md §2)
@@ -48,6 +48,7 @@
 //!   back on another IP.
 
 #![deny(unsafe_code)] // allowed in one module: supervisor/sys.rs
+#![warn(missing_docs)]
 
 pub mod docker;
 mod ports;
@@ -80,11 +81,14 @@ pub const IP_OFFSET: u32 = 10;
 /// An IPv4 network in CIDR notation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4Net {
+    /// The network address (host bits are zero).
     pub addr: Ipv4Addr,
+    /// Prefix length, 8 to 28.
     pub prefix: u8,
 }
 
 impl Ipv4Net {
+    /// Parses `A.B.C.D/PREFIX`; refuses a prefix outside 8..=28 or an address with host bits set.
     pub fn parse(s: &str) -> anyhow::Result<Ipv4Net> {
         let (a, p) = s
             .split_once('/')
@@ -233,18 +237,26 @@ fn circulant_distances(n: usize, offsets: &[usize]) -> (usize, usize) {
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct Spec {
+    /// Number of validators (nodes).
     pub validators: usize,
+    /// The genesis chain id.
     pub chain_id: String,
+    /// Base port `P` of the port rule (see [`Ports::of`]).
     pub base_port: u16,
+    /// How each node's host address is chosen.
     pub addressing: Addressing,
+    /// Epoch length in blocks, written to the genesis parameters.
     pub epoch_length: u64,
+    /// Genesis time, in ms since the Unix epoch.
     pub genesis_time_ms: u64,
+    /// Stake of every validator in the genesis (all equal).
     pub stake: u64,
 }
 
 /// One node of the layout.
 #[derive(Clone, Debug, Serialize)]
 pub struct NodePlan {
+    /// Node index K (0-based).
     pub index: usize,
     /// `node{K}`: moniker, genesis name, directory name, compose service name.
     pub name: String,
@@ -254,18 +266,22 @@ pub struct NodePlan {
     pub host: String,
     /// The host this node's sockets bind to.
     pub listen_host: String,
+    /// Its p2p, gRPC and metrics ports (see [`Ports::of`]).
     pub ports: Ports,
     /// `p2p.peers`: `<validator-id>@<host>:<port>`.
     pub peers: Vec<String>,
 }
 
 impl NodePlan {
+    /// `listen_host:p2p`, the p2p listen address.
     pub fn p2p_listen(&self) -> String {
         format!("{}:{}", self.listen_host, self.ports.p2p)
     }
+    /// `listen_host:grpc`, the gRPC listen address.
     pub fn grpc_listen(&self) -> String {
         format!("{}:{}", self.listen_host, self.ports.grpc)
     }
+    /// `listen_host:metrics`, the metrics listen address.
     pub fn metrics_listen(&self) -> String {
         format!("{}:{}", self.listen_host, self.ports.metrics)
     }
@@ -278,13 +294,16 @@ impl NodePlan {
 /// A complete layout.
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// The genesis document shared by every node.
     pub genesis: Genesis,
     /// The exact genesis bytes: `DIR/genesis.json` and every `nodeK/genesis.json`.
     pub genesis_bytes: Vec<u8>,
+    /// Every node of the layout, in index order.
     pub nodes: Vec<NodePlan>,
 }
 
 impl Plan {
+    /// Lower-case hex of the genesis hash.
     pub fn genesis_hash_hex(&self) -> String {
         hex::encode(self.genesis.hash)
     }

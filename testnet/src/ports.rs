@@ -15,8 +15,11 @@ pub const METRICS_OFFSET: usize = 200;
 /// The three ports of one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Ports {
+    /// Peer-to-peer port: `P+K`.
     pub p2p: u16,
+    /// gRPC port: `P+100+K`.
     pub grpc: u16,
+    /// Metrics port: `P+200+K`.
     pub metrics: u16,
 }
 

@@ -43,6 +43,7 @@ pub const DEFAULT_PUBLISH_GRPC: usize = usize::MAX;
 /// and limits as for compose (`subnet` and `user` are not used).
 #[derive(Clone, Debug)]
 pub struct StackOptions {
+    /// The image and limits, as for compose (`subnet` and `user` are ignored).
     pub compose: ComposeOptions,
     /// How many validators (node0, ...) get their gRPC port published.
     pub publish_grpc: usize,

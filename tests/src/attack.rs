@@ -35,9 +35,11 @@ pub fn peer_of(id: &str) -> PeerId {
 pub struct Junk(u64);
 
 impl Junk {
+    /// A generator seeded with `seed` (forced odd, so never zero).
     pub fn new(seed: u64) -> Self {
         Junk(seed | 1)
     }
+    /// The next xorshift64 output.
     pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
@@ -46,6 +48,7 @@ impl Junk {
         self.0 = x;
         x
     }
+    /// `n` pseudo-random bytes.
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut v = Vec::with_capacity(n + 8);
         while v.len() < n {
@@ -54,6 +57,7 @@ impl Junk {
         v.truncate(n);
         v
     }
+    /// 32 pseudo-random bytes, e.g. for a throwaway Ed25519 secret key.
     pub fn secret(&mut self) -> [u8; 32] {
         self.bytes(32).try_into().expect("32")
     }

@@ -4,6 +4,8 @@
 //! gRPC (`bizra-client`). Every process started here is killed by its PID
 //! when the [`Testnet`] is dropped.
 
+#![warn(missing_docs)]
+
 pub mod attack;
 
 use bizra_client::{Channel, NodeClient, Timeouts};
@@ -41,6 +43,7 @@ pub fn bizra_bin() -> PathBuf {
     .clone()
 }
 
+/// `$TMPDIR/bizra-e2e-NAME-PID`, emptied (removed if present, not created).
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bizra-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -50,13 +53,20 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// One node of a [`Testnet`]: its home and gRPC URL (its process is the
 /// supervisor's).
 pub struct NodeProc {
+    /// The node's home directory (`DIR/nodeK`).
     pub home: PathBuf,
+    /// The node's gRPC URL on 127.0.0.1.
     pub grpc: String,
 }
 
+/// A testnet laid out by `bizra testnet init`, one `bizra run` process per
+/// node; dropping it kills them (and removes `dir` unless panicking).
 pub struct Testnet {
+    /// The testnet directory (genesis and one `nodeK` home per node).
     pub dir: PathBuf,
+    /// Base port `P` of the layout (node K: p2p `P+K`, gRPC `P+100+K`).
     pub base_port: u16,
+    /// Every node, by index.
     pub nodes: Vec<NodeProc>,
     /// The `bizra run` processes, through `bizra-testnet`'s supervisor.
     procs: Supervisor,
@@ -104,11 +114,13 @@ impl Testnet {
         }
     }
 
+    /// Starts node k's `bizra run`; panics if it is already running.
     pub fn start(&mut self, k: usize) {
         assert!(self.procs.pid(k).is_none(), "node{k} already running");
         self.procs.start(k).expect("spawn bizra run");
     }
 
+    /// Starts every node.
     pub fn start_all(&mut self) {
         for k in 0..self.nodes.len() {
             self.start(k);
@@ -135,17 +147,21 @@ impl Testnet {
         self.procs.stop(k, STOP_GRACE)
     }
 
+    /// SIGSTOP node k (it stays alive but does nothing).
     pub fn pause(&self, k: usize) {
         self.procs.signal(k, Signal::Stop);
     }
+    /// SIGCONT node k after a [`Testnet::pause`].
     pub fn resume(&self, k: usize) {
         self.procs.signal(k, Signal::Cont);
     }
 
+    /// Node k's whole `node.log` ("" when there is none).
     pub fn log(&self, k: usize) -> String {
         self.procs.log(k)
     }
 
+    /// Node k's `GetStatus` answer, or None if it cannot be reached within the timeouts.
     pub async fn status(&self, k: usize) -> Option<GetStatusResponse> {
         let mut c = connect(&self.nodes[k].grpc).await?;
         tokio::time::timeout(Duration::from_secs(2), c.get_status(GetStatusRequest {}))
@@ -155,10 +171,12 @@ impl Testnet {
             .map(|r| r.into_inner())
     }
 
+    /// Node k's finalized height (0 when it cannot be reached).
     pub async fn height(&self, k: usize) -> u64 {
         self.status(k).await.map(|s| s.finalized_height).unwrap_or(0)
     }
 
+    /// Hash of the block node k holds at height `h`, or None on any error.
     pub async fn block_hash(&self, k: usize, h: u64) -> Option<Vec<u8>> {
         let mut c = connect(&self.nodes[k].grpc).await?;
         let r = c

@@ -23,9 +23,13 @@ mod pools;
 /// The faults of one run. All of them stop at `heal_at`.
 #[derive(Clone, Debug)]
 pub struct NetFaults {
+    /// Simulated time (ms) from which the network is reliable and no node crashes.
     pub heal_at: u64,
+    /// Chance that a message is dropped before `heal_at`, in bps.
     pub drop_bps: u32,
+    /// Chance that a message is delivered twice before `heal_at`, in bps.
     pub dup_bps: u32,
+    /// Per-hop delivery delay is 1 to this many ms (reordering).
     pub max_delay_ms: u64,
     /// (start, end, side): nodes with `side[i]` cannot talk to the others.
     pub partitions: Vec<(u64, u64, Vec<bool>)>,
@@ -34,6 +38,7 @@ pub struct NetFaults {
 }
 
 impl NetFaults {
+    /// Draws faults for `n` nodes from `rng`: up to 2 partitions, crashes, drop/dup rates, all healed by `heal_at`.
     pub fn random(rng: &mut ChaCha8Rng, n: usize) -> Self {
         let heal_at = rng.random_range(1_000..6_000);
         let mut partitions = Vec::new();

@@ -31,9 +31,17 @@ pub enum StartError {
     /// `nodeK/node.log` cannot be opened.
     Log(std::io::Error),
     /// The process cannot be spawned.
-    Spawn { node: usize, source: std::io::Error },
+    Spawn {
+        /// Index of the node.
+        node: usize,
+        /// The spawn error.
+        source: std::io::Error,
+    },
     /// Node `node` is still running.
-    Running { node: usize },
+    Running {
+        /// Index of the node.
+        node: usize,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -99,18 +107,22 @@ impl Supervisor {
         self
     }
 
+    /// Number of nodes supervised.
     pub fn len(&self) -> usize {
         self.homes.len()
     }
 
+    /// Whether there are no nodes.
     pub fn is_empty(&self) -> bool {
         self.homes.is_empty()
     }
 
+    /// Every node's home directory, by index.
     pub fn homes(&self) -> &[PathBuf] {
         &self.homes
     }
 
+    /// Node k's home directory.
     pub fn home(&self, k: usize) -> &Path {
         &self.homes[k]
     }
@@ -178,6 +190,7 @@ impl Supervisor {
         self.procs[k].as_ref().map(|p| p.child.id())
     }
 
+    /// Every node's PID, by index (see [`Supervisor::pid`]).
     pub fn pids(&self) -> Vec<Option<u32>> {
         (0..self.len()).map(|k| self.pid(k)).collect()
     }
