@@ -26,6 +26,7 @@ mod sync;
 use super::CliResult;
 use clap::Subcommand;
 
+/// The `bizra bench` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Real validators on loopback with no block pacing: blocks/s and finality latency p50/p99 vs the physical floor.
@@ -40,6 +41,7 @@ pub enum BenchCommand {
     Sync(sync::SyncArgs),
 }
 
+/// Runs the chosen `bizra bench` measurement.
 pub fn run(c: BenchCommand) -> CliResult {
     match c {
         BenchCommand::Consensus(a) => consensus::run(a),

@@ -19,6 +19,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Arguments of `bizra devnet`.
 #[derive(Args, Debug)]
 pub struct DevnetArgs {
     /// Number of validators.
@@ -75,6 +76,7 @@ pub(crate) fn start_failure(e: StartError) -> Failure {
     }
 }
 
+/// Runs `bizra devnet`: starts the local testnet, shows the live table, and stops every node it started.
 pub fn run(a: DevnetArgs) -> CliResult {
     let temporary = a.home.is_none();
     let home = match &a.home {

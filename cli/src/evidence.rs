@@ -32,6 +32,7 @@ use bizra_proto::{
 use clap::{ArgGroup, Args};
 use std::path::PathBuf;
 
+/// Arguments of `bizra evidence`.
 #[derive(Args, Debug, Clone)]
 #[command(
     group(ArgGroup::new("selector").required(true).args(["validator", "height"])),
@@ -82,6 +83,7 @@ impl Selector {
     }
 }
 
+/// Runs `bizra evidence`: fetches the chosen committed evidence, checks what the node served and writes `evidence.json`.
 pub fn run(a: EvidenceArgs) -> CliResult {
     let selector = match (&a.validator, a.height) {
         (Some(v), None) => {

@@ -20,6 +20,7 @@ pub struct HeadArgs {
     pub grpc: String,
 }
 
+/// Runs `bizra head`: prints the node's finalized head.
 pub fn run(a: HeadArgs) -> CliResult {
     let endpoint = endpoint(&a.grpc)?;
     super::runtime().block_on(async {

@@ -22,6 +22,7 @@ pub struct HealthArgs {
     pub service: String,
 }
 
+/// Runs `bizra health`: asks the node's gRPC health service and fails unless it answers SERVING.
 pub fn run(a: HealthArgs) -> CliResult {
     let endpoint = super::head::endpoint(&a.grpc)?;
     let rt = tokio::runtime::Builder::new_current_thread()

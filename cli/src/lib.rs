@@ -5,6 +5,8 @@
 //! signature, timeout); 2 bad usage or bad input, with a one-line reason and
 //! nothing written.
 
+#![warn(missing_docs)]
+
 pub mod attest;
 pub mod bench;
 pub mod devnet;
@@ -40,15 +42,19 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// What every command returns: `Ok` for exit 0, or the [`Failure`] giving exit 1 or 2.
 pub type CliResult = Result<(), Failure>;
 
+/// A [`Failure::Usage`] (exit 2) with `msg`.
 pub fn usage(msg: impl std::fmt::Display) -> Failure {
     Failure::Usage(msg.to_string())
 }
+/// A [`Failure::Check`] (exit 1) with `msg`.
 pub fn check(msg: impl std::fmt::Display) -> Failure {
     Failure::Check(msg.to_string())
 }
 
+/// The parsed `bizra` command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "bizra",
@@ -59,10 +65,12 @@ Proof-of-Impact attestations.\n\nStart here: `bizra devnet` runs a local 4-valid
 finalized head."
 )]
 pub struct Cli {
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The `bizra` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a local testnet: one `bizra run` process per validator on loopback, with a live table.
@@ -94,6 +102,7 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// Runs the parsed command and maps its result to the process exit code (0, 1 or 2).
 pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Devnet(a) => devnet::run(a),

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
 use std::path::{Path, PathBuf};
 
+/// The `bizra release` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ReleaseCommand {
     /// Write a signed release evidence bundle: DIR/ and DIR.tar with bin/bizra, a CycloneDX 1.5 SBOM,
@@ -16,6 +17,7 @@ pub enum ReleaseCommand {
     Bundle(BundleArgs),
 }
 
+/// Arguments of `bizra release bundle`.
 #[derive(Args, Debug)]
 pub struct BundleArgs {
     /// The bundle directory to create (absent or empty); DIR.tar is written beside it.
@@ -47,6 +49,7 @@ pub struct BundleArgs {
     pub bench: Vec<PathBuf>,
 }
 
+/// Runs the chosen `bizra release` subcommand.
 pub fn run(c: ReleaseCommand) -> CliResult {
     match c {
         ReleaseCommand::Bundle(a) => run_bundle(a),

@@ -28,6 +28,7 @@ use bizra_testnet::{Addressing, Ipv4Net, NodePlan, Plan, Spec};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 
+/// The `bizra testnet` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum TestnetCommand {
     /// Write DIR/genesis.json and DIR/nodeK/ (config + key) for K = 0..N-1.
@@ -52,8 +53,10 @@ under deploy:, a gRPC health check, and each validator's gRPC port (P+100+K) pub
 No registry: build the image once, `docker save` it and `docker load` it on every host, then \
 `docker stack deploy -c DIR/stack.yml --resolve-image never STACK`. See docs/TESTNET.md.";
 
+/// Arguments of `bizra testnet stack`.
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
+    /// The arguments shared with `bizra testnet init`.
     #[command(flatten)]
     pub init: InitArgs,
     /// Publish the gRPC ports of node0..node{N-1} (host mode); default: every validator.
@@ -92,6 +95,7 @@ ports of the first --publish-grpc validators are published on the host's 127.0.0
 alpha-100: bizra testnet compose --validators 100 --out /tmp/alpha100 && cd /tmp/alpha100 && ./build-image.sh \
 && docker compose up -d";
 
+/// Arguments of `bizra testnet init`; flattened into `compose` and `stack`, and filled in by `devnet`.
 #[derive(Args, Debug, Clone)]
 pub struct InitArgs {
     /// Number of validators.
@@ -117,8 +121,10 @@ pub struct InitArgs {
     pub block_interval_ms: u64,
 }
 
+/// Arguments of `bizra testnet compose`.
 #[derive(Args, Debug, Clone)]
 pub struct ComposeArgs {
+    /// The arguments shared with `bizra testnet init`.
     #[command(flatten)]
     pub init: InitArgs,
     /// Private docker network for the containers (node K gets base + 10 + K).
@@ -138,6 +144,7 @@ pub struct ComposeArgs {
     pub cpus: String,
 }
 
+/// Runs the chosen `bizra testnet` subcommand.
 pub fn run(c: TestnetCommand) -> CliResult {
     match c {
         TestnetCommand::Perturb(a) => super::perturb::run(a),

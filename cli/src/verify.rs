@@ -20,6 +20,7 @@ pub use bizra_proof::verify::{
     telemetry_weights, CommitSummary, Included, MerkleRoot, ProofSummary, TrustRoot,
 };
 
+/// Arguments of `bizra verify` (an artifact with `--genesis`, or `bundle DIR --key`).
 #[derive(Args, Debug)]
 #[command(
     override_usage = "bizra verify FILE --genesis GENESIS\n       bizra verify bundle DIR --key PUBKEY",
@@ -46,6 +47,7 @@ pub struct VerifyArgs {
     pub key: Option<String>,
 }
 
+/// Runs `bizra verify`: checks an artifact against genesis, or a release bundle against its key.
 pub fn run(a: VerifyArgs) -> CliResult {
     if a.file.as_os_str() == "bundle" {
         let dir = a

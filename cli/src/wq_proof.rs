@@ -48,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
+/// Arguments of `bizra wq-proof`.
 #[derive(Args, Debug, Clone)]
 pub struct WqProofArgs {
     /// Comma-separated gRPC endpoints, e.g. http://127.0.0.1:7500,http://127.0.0.1:7501
@@ -74,6 +75,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// What a run produced.
 #[derive(Clone, Debug)]
 pub struct ProofOutcome {
+    /// The assembled proof.
     pub proof: WqProof,
     /// The JSON written (pretty, with a trailing newline).
     pub json: String,
@@ -91,6 +93,7 @@ pub struct ProofOutcome {
     pub written: Option<PathBuf>,
 }
 
+/// Runs `bizra wq-proof`: builds, checks and writes the proof, prints the notes (stderr), the endpoint lines and the agreement line; exit 1 when the gate fails.
 pub fn run(a: WqProofArgs) -> CliResult {
     let outcome = run_wq_proof(&a)?;
     for n in &outcome.notes {

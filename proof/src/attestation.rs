@@ -19,23 +19,34 @@ pub struct AttestationFields {
     /// Hex BLAKE3 of the payload (extra key; checked when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Attestation format version (`"poi/1"`).
     pub version: String,
+    /// The chain the attestation is for.
     pub chain_id: String,
+    /// Validator id (hex public key) of the attester, who signed the envelope.
     pub attester: String,
+    /// Who the attestation is about; a validator id other than the attester earns that validator PoI.
     pub subject: String,
     /// Hex.
     pub evidence_digest: String,
+    /// Length of the evidence, in bytes.
     pub evidence_len: u64,
+    /// Dimension name to value, in bps (0..=10000).
     pub dimensions: BTreeMap<String, u32>,
+    /// Dimension name to weight, in bps; the same names, summing to 10000.
     pub weights: BTreeMap<String, u32>,
+    /// Weighted sum of `dimensions`, in bps, rounded down.
     pub impact_bps: u32,
+    /// Start of the observed window, Unix time in ms.
     pub window_start_ms: u64,
+    /// End of the observed window, Unix time in ms (not before `window_start_ms`).
     pub window_end_ms: u64,
     /// Hex.
     pub nonce: String,
 }
 
 impl AttestationFields {
+    /// The fields of a decoded `PoiAttestation`, hex-encoding the byte fields; `id` is the attestation id if given.
     pub fn from_proto(a: &PoiAttestation, id: Option<&Hash>) -> Self {
         AttestationFields {
             id: id.map(hex::encode),
@@ -58,8 +69,11 @@ impl AttestationFields {
 /// A Merkle inclusion proof (see `bizra_consensus::merkle`): siblings bottom-up, hex.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MerkleProofJson {
+    /// Position of the leaf among the leaves, from 0.
     pub leaf_index: u64,
+    /// Number of leaves in the tree.
     pub leaf_count: u64,
+    /// Hex sibling hashes, from the leaf level up to the root.
     pub siblings: Vec<String>,
 }
 
@@ -78,9 +92,13 @@ impl From<&InclusionProof> for MerkleProofJson {
 /// (`attestation.json`) or `evidence_root` (`evidence.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InclusionJson {
+    /// Height of the block that includes the item.
     pub height: u64,
+    /// Hex hash of that block: BLAKE3 of the header bytes that `header` holds.
     pub block_hash: String,
+    /// Merkle proof of the item's leaf under the header's root.
     pub proof: MerkleProofJson,
+    /// The block's commit certificate with its weight tally.
     pub commit: ProofCommit,
     /// Base64 of the protobuf-encoded `BlockHeader`; `block_hash` = BLAKE3 of these bytes.
     pub header: String,
@@ -93,13 +111,18 @@ pub struct InclusionJson {
 /// `attestation.json` (docs/PROTOCOL.md §9).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationDoc {
+    /// Always [`ATTESTATION_VERSION`] when written.
     pub version: String,
+    /// The signed attestation as submitted (payload type `application/vnd.bizra.poi+protobuf`).
     pub envelope: EnvelopeJson,
+    /// The envelope's payload, decoded for reading.
     pub attestation: AttestationFields,
+    /// Where the attestation was finalized.
     pub inclusion: InclusionJson,
 }
 
 impl AttestationDoc {
+    /// Pretty-printed JSON with a trailing newline, as written to `attestation.json`.
     pub fn to_json_pretty(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("attestation serializes");
         s.push('\n');

@@ -91,13 +91,16 @@ pub struct SignatureJson {
 /// A DSSE envelope in its JSON form.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvelopeJson {
+    /// The DSSE payload type, e.g. `application/vnd.bizra.vote+protobuf`.
     #[serde(rename = "payloadType")]
     pub payload_type: String,
     /// Base64 of the payload (a protobuf encoding).
     pub payload: String,
+    /// The signatures over the payload's PAE.
     pub signatures: Vec<SignatureJson>,
 }
 
+/// Standard base64 with padding, as written in the artifacts.
 pub fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
@@ -126,6 +129,7 @@ pub fn unhex_hash(s: &str) -> Result<Hash, String> {
 }
 
 impl EnvelopeJson {
+    /// The JSON form of a protobuf envelope: payload and signatures base64-encoded.
     pub fn from_proto(e: &Envelope) -> Self {
         EnvelopeJson {
             payload_type: e.payload_type.clone(),

@@ -18,6 +18,7 @@ pub const DUPLICATE_VOTE_KIND: &str = "duplicate-vote";
 /// against the header's `evidence_root` (leaf `merkle::leaf_hash(id, "")`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvidenceDoc {
+    /// Always [`EVIDENCE_VERSION`] when written.
     pub version: String,
     /// `duplicate-vote`.
     pub kind: String,
@@ -30,10 +31,12 @@ pub struct EvidenceDoc {
     /// `application/vnd.bizra.vote+protobuf` over the encoded `Vote`, in the
     /// evidence's canonical order (lower block hash first).
     pub votes: Vec<EnvelopeJson>,
+    /// Where the evidence was finalized.
     pub inclusion: InclusionJson,
 }
 
 impl EvidenceDoc {
+    /// Pretty-printed JSON with a trailing newline, as written to `evidence.json`.
     pub fn to_json_pretty(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("evidence serializes");
         s.push('\n');

@@ -19,18 +19,27 @@ use prost::Message;
 /// Block 2 of [`Fixture::evidence_chain`], its evidence of interest and the
 /// `GetEvidence` item for it.
 pub struct EvidenceChain {
+    /// Block 2 as built and validated, carrying two duplicate-vote evidences.
     pub block: bizra_proto::Block,
+    /// The offender's duplicate-prevote evidence (leaf 1 of the block's evidence root).
     pub evidence: bizra_proto::Evidence,
+    /// The `GetEvidence` answer for that evidence: header, Merkle proof and commit of block 2.
     pub committed: bizra_proto::CommittedEvidence,
 }
 
 /// A genesis of `n` validators with their signers, and one block.
 pub struct Fixture {
+    /// The canonical genesis file bytes.
     pub genesis_bytes: Vec<u8>,
+    /// The parsed genesis.
     pub genesis: Genesis,
+    /// Validator `i`'s signing key, in genesis order.
     pub signers: Vec<Signer>,
+    /// The height proven by the fixture's head reports and precommits.
     pub height: u64,
+    /// The block hash at `height` (synthetic, or block 2's after [`Fixture::evidence_chain`]).
     pub block_hash: Hash,
+    /// The round of the fixture's precommits (0).
     pub round: u32,
 }
 
@@ -70,6 +79,7 @@ impl Fixture {
         }
     }
 
+    /// The genesis chain id.
     pub fn chain_id(&self) -> &str {
         self.genesis.chain_id()
     }

@@ -15,6 +15,8 @@
 //! The crate is pure: no tokio, no networking. An outside program can depend on
 //! it to read and check the artifacts.
 
+#![warn(missing_docs)]
+
 pub mod attestation;
 pub mod encoding;
 pub mod error;

@@ -41,10 +41,15 @@ pub fn check_inclusion(ours: &Envelope, r: &GetAttestationResponse) -> Result<()
 
 /// What a node served as a block inclusion (GetAttestation, GetEvidence).
 pub struct Served<'a> {
+    /// The block header served, if any.
     pub header: Option<&'a bizra_proto::BlockHeader>,
+    /// The block hash served (should be BLAKE3 of the encoded header).
     pub block_hash: &'a [u8],
+    /// The height served (should be the header's).
     pub height: u64,
+    /// The Merkle proof of the item's leaf, if any.
     pub proof: Option<&'a bizra_proto::InclusionProof>,
+    /// The block's commit certificate, if served.
     pub commit: Option<&'a bizra_proto::CommitCertificate>,
 }
 

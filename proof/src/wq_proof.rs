@@ -29,21 +29,30 @@ pub struct ProofValidator {
 /// The commit certificate of the proof height, with its weight tally.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofCommit {
+    /// Ids of the validators whose precommits are in `signatures`, each once.
     pub signers: Vec<String>,
     /// DSSE envelopes of the precommit votes.
     pub signatures: Vec<EnvelopeJson>,
+    /// Sum of the signers' `wq_weight`s.
     pub signed_weight: Weight,
+    /// Sum of every validator's `wq_weight` in the epoch.
     pub total_weight: Weight,
+    /// `signed_weight` as a share of `total_weight`, in bps (0..=10000, rounded down).
     pub share_bps: u32,
+    /// Whether the precommits reach the fast-finality threshold (`fast_threshold_bps`).
     pub fast_final: bool,
+    /// Whether the precommits reach the economic-finality threshold (`economic_threshold_bps`).
     pub economic_final: bool,
 }
 
 /// `wq_weight` components of one validator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentsJson {
+    /// Bonded stake from genesis.
     pub stake: u64,
+    /// Proof-of-Impact carry, in impact bps.
     pub poi: u64,
+    /// Reputation: share of the epoch's commit certificates carrying the validator's precommit, in bps.
     pub rep: u64,
 }
 
@@ -70,7 +79,9 @@ impl From<ComponentsJson> for Components {
 /// Weights of the epoch that certifies the proof height, per validator id.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Telemetry {
+    /// `wq_weight` per validator id.
     pub wq_weight: BTreeMap<String, Weight>,
+    /// The components of `wq_weight` per validator id.
     pub components: BTreeMap<String, ComponentsJson>,
     /// Validators jailed in this epoch for committed evidence (wq_weight 0),
     /// each with the first epoch it is free again (ADR 0014). Absent in
@@ -82,16 +93,27 @@ pub struct Telemetry {
 /// `wq_proof.json` (docs/PROTOCOL.md §9). Unknown keys are ignored when reading.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WqProof {
+    /// Always [`WQ_PROOF_VERSION`] when written.
     pub version: String,
+    /// The chain's id from genesis.
     pub chain_id: String,
+    /// Hex hash of the genesis file.
     pub genesis_hash: String,
+    /// The proven height (at least 1).
     pub height: u64,
+    /// Hex hash of the block the commit certifies at `height`.
     pub block_hash: String,
+    /// `B{height}`, the label every agreeing validator should report.
     pub deterministic_head: String,
+    /// Each queried validator's label joined by `/` (see [`agreement`]).
     pub agreement: String,
+    /// True when every queried validator reports `block_hash` at `height`.
     pub wq_head_agreement: bool,
+    /// The queried validators, in the order queried.
     pub validators: Vec<ProofValidator>,
+    /// The commit certificate of `height`.
     pub commit: ProofCommit,
+    /// Per-validator weights and components as served by `GetValidators` (their epoch is `telemetry_epoch`).
     pub telemetry: Telemetry,
     /// The epoch whose weights `telemetry` holds (extra key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +124,7 @@ pub struct WqProof {
 }
 
 impl WqProof {
+    /// Pretty-printed JSON with a trailing newline, as written to `wq_proof.json`.
     pub fn to_json_pretty(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("proof serializes");
         s.push('\n');
@@ -112,8 +135,11 @@ impl WqProof {
 /// What one endpoint said about the proof height.
 #[derive(Clone, Debug)]
 pub struct HeadPart {
+    /// Validator id (hex public key) that signed the head report.
     pub id: String,
+    /// The gRPC endpoint queried.
     pub endpoint: String,
+    /// The block hash the endpoint finalized at the proof height.
     pub block_hash: Hash,
     /// The signed `HeadReport` envelope.
     pub envelope: Envelope,
@@ -122,21 +148,30 @@ pub struct HeadPart {
 /// The commit of the proof height as served by `GetCommit`.
 #[derive(Clone, Debug, Default)]
 pub struct CommitPart {
+    /// Ids of the validators whose precommits are in `signatures`.
     pub signers: Vec<String>,
     /// Precommit votes as DSSE envelopes.
     pub signatures: Vec<Envelope>,
+    /// Sum of the signers' weights, as the node tallied it.
     pub signed_weight: u128,
+    /// Sum of all validators' weights in the epoch, as the node tallied it.
     pub total_weight: u128,
+    /// `signed_weight` as a share of `total_weight`, in bps.
     pub share_bps: u32,
+    /// Whether the node judged the block fast final.
     pub fast_final: bool,
+    /// Whether the node judged the block economically final.
     pub economic_final: bool,
 }
 
 /// One validator's weight and components, from `GetValidators`.
 #[derive(Clone, Debug)]
 pub struct TelemetryPart {
+    /// Validator id (hex public key).
     pub id: String,
+    /// The validator's `wq_weight` in the served epoch.
     pub wq_weight: u128,
+    /// The components `wq_weight` was computed from.
     pub components: Components,
     /// While jailed: the first epoch the validator is free again.
     pub jailed_until: Option<u64>,
@@ -145,16 +180,23 @@ pub struct TelemetryPart {
 /// Everything `build_proof` needs.
 #[derive(Clone, Debug)]
 pub struct ProofParts {
+    /// The chain's id.
     pub chain_id: String,
+    /// Hash of the genesis file.
     pub genesis_hash: Hash,
+    /// The proven height.
     pub height: u64,
     /// The hash the commit certifies (the first endpoint's block).
     pub block_hash: Hash,
     /// One per queried endpoint, in the order queried.
     pub heads: Vec<HeadPart>,
+    /// The commit certificate of `height`.
     pub commit: CommitPart,
+    /// One weight entry per validator, becoming `telemetry`.
     pub telemetry: Vec<TelemetryPart>,
+    /// The epoch the telemetry weights are from, if known.
     pub telemetry_epoch: Option<u64>,
+    /// Why the telemetry is not from the proof height's epoch, if it is not.
     pub telemetry_note: Option<String>,
 }
 

@@ -2,7 +2,7 @@
 //! checked by the offline verifiers (what `bizra verify` runs) and by the independent
 //! Python spec verifier (tests/spec_verifier/verify_wq_proof.py). Every tampering must
 //! fail naming the field, every malformed input must be refused as malformed.
-//! (`bizra wq-proof` and `bizra evidence` against fake nodes are in node/tests/wq_proof_verify.rs.)
+//! (`bizra wq-proof` and `bizra evidence` against fake nodes are in cli/tests/wq_proof_verify.rs.)
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tonic::transport::Channel;
 use tonic::Code;
 
+/// Arguments of `bizra attest`.
 #[derive(Args, Debug)]
 pub struct AttestArgs {
     /// gRPC endpoint of a validator.
@@ -78,6 +79,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RPC_TIMEOUT: Duration = Duration::from_secs(15);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Runs `bizra attest`: checks the local input, signs and submits the attestation, prints its id and, with `--wait`, writes `attestation.json`.
 pub fn run(a: AttestArgs) -> CliResult {
     let signer = bizra_node::keys::read(&a.key).map_err(usage)?;
     let (evidence_digest, evidence_len) = hash_evidence(&a.evidence)?;

@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use target::{detect_mode, Applied, Mode, Target};
 
+/// Arguments of `bizra testnet perturb`.
 #[derive(Args, Debug, Clone)]
 pub struct PerturbArgs {
     /// The directory written by `bizra testnet compose` (with docker-compose.yml), already `up`,
@@ -69,12 +70,17 @@ pub struct PerturbArgs {
     pub report: PathBuf,
 }
 
+/// A kind of perturbation applied to a set of validators.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// Compose: `docker-compose kill` the nodes, then start them again.
     KillStart,
+    /// Pause the nodes' containers, then unpause them.
     PauseUnpause,
+    /// Cut the nodes' containers off their network, then reconnect them.
     Disconnect,
+    /// Compose: `docker-compose restart` the nodes.
     Restart,
     /// Swarm: `docker kill` the task's container; Swarm starts a new task.
     KillTask,
@@ -82,9 +88,12 @@ pub enum Action {
     ScaleToZero,
 }
 
+/// One scheduled perturbation: an action on some validators at once.
 #[derive(Clone, Debug, Serialize)]
 pub struct Perturbation {
+    /// What is done to the nodes.
     pub action: Action,
+    /// Indices of the validators perturbed, sorted, each once.
     pub nodes: Vec<usize>,
 }
 
@@ -114,6 +123,7 @@ pub fn schedule(seed: u64, n: usize, count: usize) -> Vec<Perturbation> {
         .collect()
 }
 
+/// Runs `bizra testnet perturb`: applies the seeded schedule, measures recovery and agreement, and writes the JSON report.
 pub fn run(a: PerturbArgs) -> CliResult {
     let genesis = std::fs::read(a.dir.join("genesis.json")).map_err(|e| {
         usage(format!(

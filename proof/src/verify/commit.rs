@@ -18,11 +18,17 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The tally of a checked commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitSummary {
+    /// The round all the precommits share.
     pub round: u32,
+    /// Number of distinct validators whose precommits verified.
     pub signers: usize,
+    /// Sum of the signers' weights, recomputed.
     pub signed_weight: u128,
+    /// Sum of all weights of the epoch, recomputed.
     pub total_weight: u128,
+    /// `signed_weight` as a share of `total_weight`, in bps (rounded down).
     pub share_bps: u32,
+    /// The fast-quorum threshold checked against, in bps (genesis's, or the lowest safe one when unknown).
     pub threshold_bps: u32,
 }
 
@@ -189,8 +195,11 @@ impl MerkleRoot {
 /// A checked `inclusion`.
 #[derive(Clone, Debug)]
 pub struct Included {
+    /// The decoded block header.
     pub header: BlockHeader,
+    /// BLAKE3 of the encoded header.
     pub block_hash: Hash,
+    /// The checked commit tally of the block.
     pub commit: CommitSummary,
 }
 

@@ -88,7 +88,9 @@ pub fn verify_document(json: &[u8], genesis: &[u8]) -> Result<String, VerifyErro
 /// What a proof is checked against.
 #[derive(Clone, Debug)]
 pub struct TrustRoot {
+    /// The chain id from genesis.
     pub chain_id: String,
+    /// Hash of the genesis file.
     pub genesis_hash: Hash,
     /// The validator set: id -> public key.
     pub keys: BTreeMap<String, VerifyingKey>,
@@ -99,6 +101,7 @@ pub struct TrustRoot {
 }
 
 impl TrustRoot {
+    /// The trust root of a parsed genesis: its chain id, hash, validator keys and finality thresholds.
     pub fn from_genesis(g: &Genesis) -> Self {
         TrustRoot {
             chain_id: g.chain_id().to_string(),

@@ -13,15 +13,25 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The outcome of [`check_proof`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProofSummary {
+    /// The proven height.
     pub height: u64,
+    /// The block hash the commit certifies.
     pub block_hash: Hash,
+    /// The agreement string, as checked against the head reports.
     pub agreement: String,
+    /// Whether every head report is for `block_hash`.
     pub heads_agree: bool,
+    /// The commit's round.
     pub round: u32,
+    /// Number of validators whose precommits verified.
     pub signers: usize,
+    /// Sum of the signers' weights, recomputed.
     pub signed_weight: u128,
+    /// Sum of all weights of the epoch, recomputed.
     pub total_weight: u128,
+    /// `signed_weight` as a share of `total_weight`, in bps.
     pub share_bps: u32,
+    /// The fast-quorum threshold checked against, in bps.
     pub threshold_bps: u32,
 }
 
