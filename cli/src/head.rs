@@ -1,11 +1,11 @@
 //! `bizra head --grpc URL`
 
 use super::{check, usage, CliResult};
+use bizra_client::{Channel, ConnectError};
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::GetHeadRequest;
 use clap::Args;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
 
 /// Connect and call timeout.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,51 +22,38 @@ pub struct HeadArgs {
 
 /// Runs `bizra head`: prints the node's finalized head.
 pub fn run(a: HeadArgs) -> CliResult {
-    let endpoint = endpoint(&a.grpc)?;
+    let url = endpoint(&a.grpc)?;
     super::runtime().block_on(async {
-        let line = fetch_head_line(endpoint, &a.grpc).await?;
+        let line = fetch_head_line(url, &a.grpc).await?;
         println!("{line}");
         Ok(())
     })
 }
 
-/// Parses a gRPC URL (`http://host:port`, or `host:port`). Malformed: exit 2.
-pub fn endpoint(url: &str) -> Result<Endpoint, super::Failure> {
-    let url = url.trim();
-    if url.is_empty() {
-        return Err(usage("--grpc: empty URL; expected e.g. http://127.0.0.1:7500"));
-    }
-    let full = if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("http://{url}")
-    };
-    if !full.starts_with("http://") {
-        return Err(usage(format!(
-            "--grpc {url:?}: only http:// endpoints are supported (no TLS)"
-        )));
-    }
-    let ep = Endpoint::from_shared(full).map_err(|e| {
-        usage(format!(
-            "--grpc {url:?} is not a valid URL: {e}; expected e.g. http://127.0.0.1:7500"
-        ))
-    })?;
-    if ep.uri().host().is_none_or(str::is_empty) {
-        return Err(usage(format!(
-            "--grpc {url:?} has no host; expected e.g. http://127.0.0.1:7500"
-        )));
-    }
-    Ok(ep.connect_timeout(TIMEOUT).timeout(TIMEOUT))
+/// Parses a gRPC URL (`http://host:port`, or `host:port`) by the one rule
+/// ([`super::grpc_url`]). Malformed: exit 2.
+pub fn endpoint(url: &str) -> Result<String, super::Failure> {
+    super::grpc_url(url)
+}
+
+/// One connection to `url` (from [`endpoint`]), bounded by [`TIMEOUT`] for
+/// the connect and for each call. Failing to connect is a check failure
+/// (exit 1) naming `shown`.
+pub async fn channel(url: &str, shown: &str) -> Result<Channel, super::Failure> {
+    let t = bizra_client::Timeouts::new(TIMEOUT, TIMEOUT);
+    tokio::time::timeout(TIMEOUT, bizra_client::channel_once(url, t))
+        .await
+        .map_err(|_| check(format!("{shown}: no connection within {} s", TIMEOUT.as_secs())))?
+        .map_err(|e| match e {
+            ConnectError::Unreachable { cause, .. } => check(format!("{shown}: cannot connect: {cause}")),
+            ConnectError::BadUrl { reason, .. } => usage(format!("--grpc {shown:?}: not a URL ({reason})")),
+        })
 }
 
 /// Connects (bounded by [`TIMEOUT`]) and returns the head line. Any failure
 /// is a check failure (exit 1).
-pub async fn fetch_head_line(endpoint: Endpoint, shown: &str) -> Result<String, super::Failure> {
-    let channel: Channel = tokio::time::timeout(TIMEOUT, endpoint.connect())
-        .await
-        .map_err(|_| check(format!("{shown}: no connection within {} s", TIMEOUT.as_secs())))?
-        .map_err(|e| check(format!("{shown}: cannot connect: {}", error_chain(&e))))?;
-    let mut client = NodeClient::new(channel);
+pub async fn fetch_head_line(url: String, shown: &str) -> Result<String, super::Failure> {
+    let mut client = NodeClient::new(channel(&url, shown).await?);
     let head = tokio::time::timeout(TIMEOUT, client.get_head(GetHeadRequest {}))
         .await
         .map_err(|_| {
@@ -86,20 +73,6 @@ pub async fn fetch_head_line(endpoint: Endpoint, shown: &str) -> Result<String, 
         header.time_ms,
         header.proposer
     ))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -24,16 +24,13 @@ pub struct HealthArgs {
 
 /// Runs `bizra health`: asks the node's gRPC health service and fails unless it answers SERVING.
 pub fn run(a: HealthArgs) -> CliResult {
-    let endpoint = super::head::endpoint(&a.grpc)?;
+    let url = super::head::endpoint(&a.grpc)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| check(format!("cannot start a runtime: {e}")))?;
     rt.block_on(async {
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| check(format!("{}: cannot connect: {e}", a.grpc)))?;
+        let channel = super::head::channel(&url, &a.grpc).await?;
         let status = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: a.service.clone(),

@@ -54,6 +54,15 @@ pub fn check(msg: impl std::fmt::Display) -> Failure {
     Failure::Check(msg.to_string())
 }
 
+/// A `--grpc` endpoint normalized by the one rule
+/// ([`bizra_client::endpoint_url`]); anything else is bad usage (exit 2).
+pub fn grpc_url(raw: &str) -> Result<String, Failure> {
+    bizra_client::endpoint_url(raw).map_err(|e| match e {
+        bizra_client::UrlError::Empty => usage("--grpc: empty endpoint"),
+        e => usage(format!("--grpc {raw:?}: {e}")),
+    })
+}
+
 /// The parsed `bizra` command line.
 #[derive(Parser, Debug)]
 #[command(

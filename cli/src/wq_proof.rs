@@ -46,7 +46,7 @@ use bizra_proto::{
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Arguments of `bizra wq-proof`.
 #[derive(Args, Debug, Clone)]
@@ -176,38 +176,9 @@ pub fn validate_args(a: &WqProofArgs) -> Result<Vec<String>, Failure> {
 }
 
 /// `host:port` becomes `http://host:port`; anything but a plain http URL with a
-/// host is bad usage.
+/// host is bad usage (the one rule, [`super::grpc_url`]).
 pub fn normalize_url(raw: &str) -> Result<String, Failure> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return Err(usage("--grpc: empty endpoint"));
-    }
-    let url = if s.contains("://") {
-        s.to_string()
-    } else {
-        format!("http://{s}")
-    };
-    let ep = Endpoint::from_shared(url.clone()).map_err(|e| usage(format!("--grpc {raw:?}: not a URL ({e})")))?;
-    match ep.uri().scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(usage(format!(
-                "--grpc {raw:?}: https is not supported (plain http/2 only)"
-            )))
-        }
-        _ => return Err(usage(format!("--grpc {raw:?}: only http:// URLs are supported"))),
-    }
-    if ep.uri().host().is_none_or(|h| h.is_empty()) {
-        return Err(usage(format!("--grpc {raw:?}: no host")));
-    }
-    if ep
-        .uri()
-        .path_and_query()
-        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
-    {
-        return Err(usage(format!("--grpc {raw:?}: a gRPC endpoint has no path")));
-    }
-    Ok(url.trim_end_matches('/').to_string())
+    super::grpc_url(raw)
 }
 
 fn rpc_fail(url: &str, method: &str, s: tonic::Status) -> Failure {

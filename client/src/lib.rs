@@ -7,6 +7,8 @@
 //! * [`connect`]: a gRPC `NodeClient`, retrying refused or timed-out
 //!   attempts with backoff until a deadline; [`connect_once`]: one attempt
 //!   with the caller's timeouts ([`channel_once`]: the bare channel).
+//! * [`endpoint_url`]: the one rule for an endpoint given by a user
+//!   (`host:port` means `http://host:port`; plain http only).
 //! * [`scrape`] / [`scrape_at`]: `GET /metrics` over plain HTTP/1.1, and
 //!   [`Scrape`] / [`HistDelta`]: the Prometheus text parsed, histograms
 //!   differenced over a window.
@@ -18,6 +20,7 @@
 
 mod connect;
 mod metrics;
+mod url;
 
 pub use bizra_proto::node_client::NodeClient;
 pub use connect::{
@@ -25,3 +28,4 @@ pub use connect::{
 };
 pub use metrics::{scrape, scrape_at, HistDelta, Scrape};
 pub use tonic::transport::Channel;
+pub use url::{endpoint_url, UrlError};

@@ -330,20 +330,10 @@ pub fn window(start: Option<u64>, end: Option<u64>, now: u64) -> Result<(u64, u6
     Ok((start, end))
 }
 
-/// `http://` is assumed when the endpoint has no scheme.
+/// `http://` is assumed when the endpoint has no scheme (the one rule,
+/// [`super::grpc_url`]).
 pub fn endpoint_url(grpc: &str) -> Result<String, Failure> {
-    let g = grpc.trim();
-    if g.is_empty() {
-        return Err(usage("--grpc is empty"));
-    }
-    let url = if g.contains("://") {
-        g.to_string()
-    } else {
-        format!("http://{g}")
-    };
-    url.parse::<tonic::transport::Uri>()
-        .map_err(|e| usage(format!("--grpc {grpc:?} is not a valid URL: {e}")))?;
-    Ok(url)
+    super::grpc_url(grpc)
 }
 
 fn now_ms() -> u64 {
