@@ -8,7 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod attest;
-pub mod bench;
 pub mod devnet;
 pub mod evidence;
 pub mod head;
@@ -38,6 +37,16 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Check(s) | Failure::Usage(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<bizra_bench::BenchError> for Failure {
+    /// A bench's bad usage is exit 2, its failed measurement exit 1; the message is unchanged.
+    fn from(e: bizra_bench::BenchError) -> Failure {
+        match e {
+            bizra_bench::BenchError::Usage(m) => Failure::Usage(m),
+            bizra_bench::BenchError::Failed(m) => Failure::Check(m),
         }
     }
 }
@@ -108,7 +117,7 @@ pub enum Command {
     Release(release::ReleaseCommand),
     /// Measure consensus, gRPC, attestation and sync throughput; prints a table, writes JSON with --json.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(bizra_bench::BenchCommand),
 }
 
 /// Runs the parsed command and maps its result to the process exit code (0, 1 or 2).
@@ -125,7 +134,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Evidence(a) => evidence::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Release(c) => release::run(c),
-        Command::Bench(c) => bench::run(c),
+        Command::Bench(c) => bizra_bench::run(c).map_err(Failure::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

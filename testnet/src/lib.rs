@@ -1,12 +1,15 @@
 //! # bizra-testnet
 //!
-//! Testnet layouts for `bizra testnet init|compose` (and `bizra devnet`): the
-//! genesis document, each node's ports, addresses and peer list, and the
-//! docker assets (compose file, Dockerfile, image build script).
+//! Testnet layouts for `bizra testnet init|compose|stack` (and `bizra devnet`,
+//! `bizra bench`): the genesis document, each node's ports, addresses and
+//! peer list, and the docker assets (compose file, Dockerfile, image build
+//! script).
 //!
-//! This crate only computes; it neither generates keys nor writes files. The
-//! CLI (`cli/src/testnet.rs`) generates the keys, asks [`plan`] for
-//! the layout, turns each [`NodePlan`] into a `NodeConfig` and writes it all.
+//! [`plan`] only computes. The layout writer, [`write`](mod@write),
+//! generates the keys, asks [`plan`] for the layout, turns each [`NodePlan`]
+//! into a `NodeConfig` (`bizra-node`) and writes it all; the `bizra testnet`
+//! command (bizra-cli) only parses the arguments, prints the summary and maps
+//! errors to exit codes.
 //!
 //! ## Ports (docs/PROTOCOL.md §2)
 //! With base port `P`, node `K` listens for peers on `P+K`, serves gRPC on
@@ -54,6 +57,7 @@ pub mod docker;
 mod ports;
 pub mod supervisor;
 pub mod swarm;
+pub mod write;
 
 pub use ports::{check_ports, check_ports_free, Ports, GRPC_OFFSET, METRICS_OFFSET};
 pub use supervisor::Supervisor;

@@ -18,11 +18,11 @@
 //! nodes share `nproc` cores, R x nproc / N.
 
 use super::common::{self, Goal, Nodes};
-use crate::testnet::InitArgs;
-use crate::{check, usage, CliResult};
+use crate::{failed, usage, BenchResult};
 use bizra_consensus::poi::{self, Draft};
 use bizra_consensus::signing::{self, Signer};
 use bizra_proto::{payload_type, SubmitAttestationRequest};
+use bizra_testnet::write;
 use clap::Args;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -67,11 +67,11 @@ pub struct AttestArgs {
     pub json: Option<PathBuf>,
 }
 
-pub fn run(a: AttestArgs) -> CliResult {
+pub fn run(a: AttestArgs) -> BenchResult {
     let n = a.validators as usize;
     bizra_testnet::check_ports_free(a.base_port, n).map_err(|e| usage(format!("{e:#}")))?;
     let home = common::bench_home(&a.home, "attest");
-    let init = InitArgs {
+    let init = write::Options {
         validators: a.validators,
         out: home.clone(),
         chain_id: "bizra-bench".into(),
@@ -80,7 +80,7 @@ pub fn run(a: AttestArgs) -> CliResult {
         epoch_length: 100,
         block_interval_ms: a.block_interval_ms,
     };
-    let homes = crate::testnet::init(&init)?;
+    let homes = write::init(&init).map_err(usage)?;
     let signers: Vec<Signer> = homes
         .iter()
         .map(|h| bizra_node::keys::read(&h.join("validator.key")).map_err(|e| usage(format!("{e:#}"))))
@@ -209,7 +209,7 @@ async fn measure(
     total: usize,
     verify_rate: f64,
     verify_us: f64,
-) -> CliResult {
+) -> BenchResult {
     let n = nodes.len();
     nodes.start_all()?;
     let all: Vec<usize> = (0..n).collect();
@@ -324,7 +324,7 @@ async fn measure(
     let machine_ceiling = verify_rate * nproc / n as f64;
     let accepted_rate = counters.accepted_window.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
     if finalized[0] <= 0.0 && accepted_rate <= 0.0 {
-        return Err(check(format!(
+        return Err(failed(format!(
             "no attestation was accepted or finalized in the window (first refusal: {})",
             first_reject
                 .lock()

@@ -7,7 +7,7 @@
 
 use super::common;
 use super::consensus::{self, ConsensusArgs, Summary};
-use crate::CliResult;
+use crate::BenchResult;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ pub struct ScaleArgs {
     pub json: Option<PathBuf>,
 }
 
-pub fn run(a: ScaleArgs) -> CliResult {
+pub fn run(a: ScaleArgs) -> BenchResult {
     if a.validators.is_empty() || a.validators.iter().any(|n| !(1..=100).contains(n)) {
         return Err(crate::usage("--validators: each count must be in 1..=100"));
     }

@@ -16,7 +16,7 @@
 //! apart and do not count as throughput.
 
 use super::common::{self, Goal, Scrape};
-use crate::{check, usage, CliResult, Failure};
+use crate::{failed, usage, BenchError, BenchResult};
 use bizra_client::{ConnectError, Timeouts};
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::node_server::{Node, NodeServer};
@@ -152,7 +152,7 @@ struct BareServer {
 }
 
 impl BareServer {
-    fn start(bare: Bare) -> Result<BareServer, Failure> {
+    fn start(bare: Bare) -> Result<BareServer, BenchError> {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -181,11 +181,11 @@ impl BareServer {
                         .await;
                 });
             })
-            .map_err(|e| check(format!("bare server thread: {e}")))?;
+            .map_err(|e| failed(format!("bare server thread: {e}")))?;
         let addr = addr_rx
             .recv()
-            .map_err(|_| check("bare server did not start"))?
-            .map_err(|e| check(format!("bare server: {e}")))?;
+            .map_err(|_| failed("bare server did not start"))?
+            .map_err(|e| failed(format!("bare server: {e}")))?;
         Ok(BareServer {
             addr,
             stop: Some(stop_tx),
@@ -245,7 +245,7 @@ impl Load {
     }
 }
 
-async fn channels(url: &str, n: u32) -> Result<Vec<Channel>, Failure> {
+async fn channels(url: &str, n: u32) -> Result<Vec<Channel>, BenchError> {
     let mut out = Vec::new();
     for _ in 0..n {
         let timeouts = Timeouts {
@@ -254,7 +254,7 @@ async fn channels(url: &str, n: u32) -> Result<Vec<Channel>, Failure> {
         };
         let ch = bizra_client::channel_once(url, timeouts).await.map_err(|e| match e {
             ConnectError::BadUrl { url, reason } => usage(format!("--grpc {url}: {reason}")),
-            e @ ConnectError::Unreachable { .. } => check(e.to_string()),
+            e @ ConnectError::Unreachable { .. } => failed(e.to_string()),
         })?;
         out.push(ch);
     }
@@ -270,7 +270,7 @@ async fn call(c: &mut NodeClient<Channel>, m: Method) -> Result<(), Status> {
 
 /// Closed loop: `concurrency` tasks for `warmup + measured`; only requests
 /// completed after the warm-up are recorded.
-async fn load(url: &str, a: &GrpcArgs, warmup: Duration, measured: Duration) -> Result<Load, Failure> {
+async fn load(url: &str, a: &GrpcArgs, warmup: Duration, measured: Duration) -> Result<Load, BenchError> {
     let chans = channels(url, a.connections).await?;
     let start = Instant::now();
     let t0 = start + warmup;
@@ -325,7 +325,7 @@ async fn load(url: &str, a: &GrpcArgs, warmup: Duration, measured: Duration) -> 
         lat: Vec::new(),
     };
     for t in tasks {
-        let (ok, errors, fe, lat, all, ok_all, limited) = t.await.map_err(|e| check(format!("load task: {e}")))?;
+        let (ok, errors, fe, lat, all, ok_all, limited) = t.await.map_err(|e| failed(format!("load task: {e}")))?;
         out.ok += ok;
         out.all += all;
         out.ok_all += ok_all;
@@ -372,7 +372,7 @@ struct Cpu {
     busy_bare: Vec<f64>,
 }
 
-pub fn run(a: GrpcArgs) -> CliResult {
+pub fn run(a: GrpcArgs) -> BenchResult {
     let url = a.grpc.trim_end_matches('/').to_string();
     let port = url
         .rsplit_once(':')
@@ -383,16 +383,16 @@ pub fn run(a: GrpcArgs) -> CliResult {
         // One real answer of each method, served by the bare server.
         let mut c = common::connect(&url)
             .await
-            .ok_or_else(|| check(format!("cannot connect to {url}")))?;
+            .ok_or_else(|| failed(format!("cannot connect to {url}")))?;
         let head = c
             .get_head(GetHeadRequest {})
             .await
-            .map_err(|e| check(format!("GetHead on {url}: {}", e.message())))?
+            .map_err(|e| failed(format!("GetHead on {url}: {}", e.message())))?
             .into_inner();
         let status = c
             .get_status(GetStatusRequest {})
             .await
-            .map_err(|e| check(format!("GetStatus on {url}: {}", e.message())))?
+            .map_err(|e| failed(format!("GetStatus on {url}: {}", e.message())))?
             .into_inner();
         let payload_bytes = match a.method {
             Method::GetHead => prost::Message::encoded_len(&head),
@@ -496,7 +496,7 @@ fn report(
     self_rss: Option<u64>,
     before: Option<Scrape>,
     after: Option<Scrape>,
-) -> CliResult {
+) -> BenchResult {
     let ratio = if bare.rps() > 0.0 { node.rps() / bare.rps() } else { 0.0 };
     let (cpu, ratios) = cpu;
     let mut rs = ratios.clone();

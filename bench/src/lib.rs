@@ -1,4 +1,9 @@
-//! `bizra bench`: measurements that print a table and write JSON.
+//! # bizra-bench
+//!
+//! `bizra bench`: measurements that print a table and write JSON. The
+//! `bizra` binary (bizra-cli) parses the command line into a
+//! [`BenchCommand`] and calls [`run`]; the nodes a bench starts are that same
+//! binary (`bizra run --home nodeK`), found as the current executable.
 //!
 //! | command | what it measures | goal |
 //! | --- | --- | --- |
@@ -16,6 +21,8 @@
 //! Node processes it starts are stopped by PID, also on error.
 //! docs/BENCHMARKS.md has the numbers of this machine and what limits them.
 
+#![warn(missing_docs)]
+
 mod attest;
 pub(crate) mod common;
 mod consensus;
@@ -23,8 +30,50 @@ mod grpc;
 mod scale;
 mod sync;
 
-use super::CliResult;
 use clap::Subcommand;
+
+/// Why a bench did not run to the end. A missed goal is not an error: it is
+/// reported, and the bench exits 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BenchError {
+    /// Bad usage or bad input (`bizra bench` exits 2), e.g. a busy or
+    /// out-of-range port, a non-empty `--home`, an unwritable `--json`.
+    Usage(String),
+    /// The measurement itself failed (exit 1): a node died, no progress, a
+    /// probe failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BenchError::Usage(s) | BenchError::Failed(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+/// What a bench returns: `Ok` when the measurement ran (goals met or not).
+pub type BenchResult = Result<(), BenchError>;
+
+/// A [`BenchError::Usage`] with `msg`.
+pub(crate) fn usage(msg: impl std::fmt::Display) -> BenchError {
+    BenchError::Usage(msg.to_string())
+}
+
+/// A [`BenchError::Failed`] with `msg`.
+pub(crate) fn failed(msg: impl std::fmt::Display) -> BenchError {
+    BenchError::Failed(msg.to_string())
+}
+
+/// The multi-thread tokio runtime a bench drives its clients on.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
 
 /// The `bizra bench` subcommands.
 #[derive(Subcommand, Debug)]
@@ -42,7 +91,7 @@ pub enum BenchCommand {
 }
 
 /// Runs the chosen `bizra bench` measurement.
-pub fn run(c: BenchCommand) -> CliResult {
+pub fn run(c: BenchCommand) -> BenchResult {
     match c {
         BenchCommand::Consensus(a) => consensus::run(a),
         BenchCommand::Scale(a) => scale::run(a),

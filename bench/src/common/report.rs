@@ -1,7 +1,7 @@
 //! The output of a bench: goals met or missed, the printed table, peak RSS
 //! rows, the machine and the JSON record.
 
-use crate::{check, usage, Failure};
+use crate::{failed, usage, BenchError};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -141,9 +141,9 @@ pub fn machine() -> Value {
 }
 
 /// Writes `value` (pretty JSON) to `path` if given.
-pub fn write_json(path: Option<&Path>, value: &Value) -> Result<(), Failure> {
+pub fn write_json(path: Option<&Path>, value: &Value) -> Result<(), BenchError> {
     let Some(p) = path else { return Ok(()) };
-    let text = serde_json::to_string_pretty(value).map_err(|e| check(format!("JSON: {e}")))?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| failed(format!("JSON: {e}")))?;
     std::fs::write(p, text + "\n").map_err(|e| usage(format!("--json {}: {e}", p.display())))?;
     println!("\nwrote {}", p.display());
     Ok(())

@@ -2,15 +2,15 @@
 //! round trip and the latency of one small `fdatasync`.
 
 use super::percentile;
-use crate::{check, Failure};
+use crate::{failed, BenchError};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Median loopback TCP round trip of a 64-byte message between two tokio
 /// tasks (TCP_NODELAY), over `samples` round trips after a warm-up.
-pub async fn loopback_rtt(samples: usize) -> Result<Duration, Failure> {
-    let io = |e: std::io::Error| check(format!("loopback probe: {e}"));
+pub async fn loopback_rtt(samples: usize) -> Result<Duration, BenchError> {
+    let io = |e: std::io::Error| failed(format!("loopback probe: {e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io)?;
     let addr = listener.local_addr().map_err(io)?;
     let echo = tokio::spawn(async move {
@@ -44,10 +44,10 @@ pub async fn loopback_rtt(samples: usize) -> Result<Duration, Failure> {
 }
 
 /// Median of `samples` small writes + `fdatasync` on a temporary file in `dir`.
-pub fn fsync_median(dir: &Path, samples: usize) -> Result<Duration, Failure> {
+pub fn fsync_median(dir: &Path, samples: usize) -> Result<Duration, BenchError> {
     use std::io::{Seek, SeekFrom, Write};
     let path = dir.join(format!(".bench-fsync-{}", std::process::id()));
-    let io = |e: std::io::Error| check(format!("fsync probe in {}: {e}", dir.display()));
+    let io = |e: std::io::Error| failed(format!("fsync probe in {}: {e}", dir.display()));
     let mut f = std::fs::File::create(&path).map_err(io)?;
     let mut v = Vec::with_capacity(samples);
     for i in 0..samples + 10 {

@@ -19,8 +19,7 @@
 //! flushed `put_finalized`.
 
 use super::common::{self, Goal, Nodes, Scrape};
-use crate::testnet::InitArgs;
-use crate::{check, usage, CliResult, Failure};
+use crate::{failed, usage, BenchError, BenchResult};
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
 use bizra_consensus::messages::{new_vote, sign_vote};
@@ -28,6 +27,7 @@ use bizra_consensus::signing::Signer;
 use bizra_consensus::weights::WeightParams;
 use bizra_proto::{CommitCertificate, GetStatusRequest, VoteKind};
 use bizra_storage::{DataDirIdentity, SledStore, Store};
+use bizra_testnet::write;
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -57,10 +57,10 @@ pub struct SyncArgs {
 
 const CHAIN_ID: &str = "bizra-bench-sync";
 
-pub fn run(a: SyncArgs) -> CliResult {
+pub fn run(a: SyncArgs) -> BenchResult {
     bizra_testnet::check_ports_free(a.base_port, 2).map_err(|e| usage(format!("{e:#}")))?;
     let home = common::bench_home(&a.home, "sync");
-    let init = InitArgs {
+    let init = write::Options {
         validators: 2,
         out: home.clone(),
         chain_id: CHAIN_ID.into(),
@@ -69,7 +69,7 @@ pub fn run(a: SyncArgs) -> CliResult {
         epoch_length: 100,
         block_interval_ms: 1000,
     };
-    let homes = crate::testnet::init(&init)?;
+    let homes = write::init(&init).map_err(usage)?;
     let signers: Vec<Signer> = homes
         .iter()
         .map(|h| bizra_node::keys::read(&h.join("validator.key")).map_err(|e| usage(format!("{e:#}"))))
@@ -102,7 +102,7 @@ pub fn run(a: SyncArgs) -> CliResult {
 }
 
 /// The genesis that lets node0 finalize alone, written over the generated one.
-fn write_genesis(home: &Path, homes: &[PathBuf], signers: &[Signer], blocks: u64) -> Result<Genesis, Failure> {
+fn write_genesis(home: &Path, homes: &[PathBuf], signers: &[Signer], blocks: u64) -> Result<Genesis, BenchError> {
     let now = bizra_node::engine::now_ms();
     let doc = GenesisDoc {
         chain_id: CHAIN_ID.into(),
@@ -131,7 +131,7 @@ fn write_genesis(home: &Path, homes: &[PathBuf], signers: &[Signer], blocks: u64
             },
         ],
     };
-    let (g, bytes) = Genesis::from_doc(&doc).map_err(|e| check(format!("bench genesis: {e}")))?;
+    let (g, bytes) = Genesis::from_doc(&doc).map_err(|e| failed(format!("bench genesis: {e}")))?;
     for p in std::iter::once(home.join("genesis.json")).chain(homes.iter().map(|h| h.join("genesis.json"))) {
         std::fs::write(&p, &bytes).map_err(|e| usage(format!("{}: {e}", p.display())))?;
     }
@@ -140,13 +140,13 @@ fn write_genesis(home: &Path, homes: &[PathBuf], signers: &[Signer], blocks: u64
 
 /// N finalized blocks in node0's data dir, each validated against its parent
 /// and certified by node0's precommit.
-fn generate(g: &Genesis, signer: &Signer, data: &Path, n: u64) -> Result<(), Failure> {
+fn generate(g: &Genesis, signer: &Signer, data: &Path, n: u64) -> Result<(), BenchError> {
     let identity = DataDirIdentity {
         chain_id: g.chain_id().to_string(),
         genesis_hash: g.hash,
         validator: signer.id().to_string(),
     };
-    let store = SledStore::open(data, &identity).map_err(|e| check(format!("data dir {}: {e}", data.display())))?;
+    let store = SledStore::open(data, &identity).map_err(|e| failed(format!("data dir {}: {e}", data.display())))?;
     let mut state = ChainState::genesis(g);
     let mut last_commit: Option<CommitCertificate> = None;
     for h in 1..=n {
@@ -155,7 +155,7 @@ fn generate(g: &Genesis, signer: &Signer, data: &Path, n: u64) -> Result<(), Fai
         let block = state.build_block(g, &proposer, time, last_commit.take(), Vec::new());
         let hash = state
             .validate_block(g, &block)
-            .map_err(|e| check(format!("generated block {h}: {e}")))?;
+            .map_err(|e| failed(format!("generated block {h}: {e}")))?;
         let vote = sign_vote(
             signer,
             new_vote(g.chain_id(), h, 0, VoteKind::Precommit, Some(hash), signer.id()),
@@ -169,14 +169,14 @@ fn generate(g: &Genesis, signer: &Signer, data: &Path, n: u64) -> Result<(), Fai
         state.apply(g, &block, hash);
         store
             .put_finalized(&block, &commit, &state.to_bytes())
-            .map_err(|e| check(format!("store block {h}: {e}")))?;
+            .map_err(|e| failed(format!("store block {h}: {e}")))?;
         last_commit = Some(commit);
     }
-    store.flush().map_err(|e| check(format!("flush: {e}")))?;
+    store.flush().map_err(|e| failed(format!("flush: {e}")))?;
     Ok(())
 }
 
-async fn measure(nodes: &mut Nodes, a: &SyncArgs, gen_secs: f64, gen_rss: Option<u64>) -> CliResult {
+async fn measure(nodes: &mut Nodes, a: &SyncArgs, gen_secs: f64, gen_rss: Option<u64>) -> BenchResult {
     let n = a.blocks;
     nodes.start(0)?;
     common::wait_ready(nodes, &[0], n, false, Duration::from_secs(300)).await?;

@@ -25,9 +25,9 @@
 //!   `bizra_consensus_rounds_per_height`, window deltas).
 
 use super::common::{self, Goal, HistDelta, Nodes};
-use crate::testnet::InitArgs;
-use crate::{check, usage, CliResult};
+use crate::{failed, usage, BenchError, BenchResult};
 use bizra_proto::SubscribeHeadsRequest;
+use bizra_testnet::write;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -84,16 +84,16 @@ pub struct Summary {
 /// Finalization arrivals per node: (height, when the stream delivered it).
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 
-pub fn run(a: ConsensusArgs) -> CliResult {
+pub fn run(a: ConsensusArgs) -> BenchResult {
     run_summary(a).map(|_| ())
 }
 
 /// Runs the benchmark, prints its report and returns the curve figures.
-pub fn run_summary(a: ConsensusArgs) -> Result<Summary, crate::Failure> {
+pub fn run_summary(a: ConsensusArgs) -> Result<Summary, BenchError> {
     let n = a.validators as usize;
     bizra_testnet::check_ports_free(a.base_port, n).map_err(|e| usage(format!("{e:#}")))?;
     let home = common::bench_home(&a.home, "consensus");
-    let init = InitArgs {
+    let init = write::Options {
         validators: a.validators,
         out: home.clone(),
         chain_id: "bizra-bench".into(),
@@ -102,7 +102,7 @@ pub fn run_summary(a: ConsensusArgs) -> Result<Summary, crate::Failure> {
         epoch_length: 100,
         block_interval_ms: a.block_interval_ms,
     };
-    let homes = crate::testnet::init(&init)?;
+    let homes = write::init(&init).map_err(usage)?;
     println!(
         "bench consensus: {n} validators in {}, block_interval_ms = {}",
         home.display(),
@@ -164,7 +164,7 @@ fn by_direction(before: &common::Scrape, after: &common::Scrape, family: &str, d
         .sum()
 }
 
-async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -> Result<Summary, crate::Failure> {
+async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -> Result<Summary, BenchError> {
     let n = nodes.len();
     let verify_us = vote_verify_us();
     // The floor first, on a machine without our nodes running.
@@ -247,7 +247,7 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
     }
     lat.sort();
     if lat.is_empty() {
-        return Err(check("no block was finalized during the window"));
+        return Err(failed("no block was finalized during the window"));
     }
     let p50 = common::percentile(&lat, 50.0);
     let p99 = common::percentile(&lat, 99.0);

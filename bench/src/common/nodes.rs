@@ -2,11 +2,10 @@
 //! bench's output and exit codes, and what the bench asks them over gRPC
 //! and HTTP (status, readiness, metrics).
 
-use crate::devnet::start_failure;
-use crate::{check, usage, Failure};
+use crate::{failed, usage, BenchError};
 use bizra_client::{scrape, Channel, NodeClient, Scrape, Timeouts};
 use bizra_proto::{GetStatusRequest, GetStatusResponse};
-use bizra_testnet::supervisor::STOP_GRACE;
+use bizra_testnet::supervisor::{StartError, STOP_GRACE};
 use bizra_testnet::{Ports, Supervisor};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -53,7 +52,7 @@ impl Nodes {
     }
 
     /// Starts node `k` (`bizra run --home`), logging to `nodeK/node.log`.
-    pub fn start(&mut self, k: usize) -> Result<(), Failure> {
+    pub fn start(&mut self, k: usize) -> Result<(), BenchError> {
         if let Some(e) = &self.exe_error {
             return Err(usage(format!("cannot find the bizra binary: {e}")));
         }
@@ -67,7 +66,7 @@ impl Nodes {
         Ok(())
     }
 
-    pub fn start_all(&mut self) -> Result<(), Failure> {
+    pub fn start_all(&mut self) -> Result<(), BenchError> {
         for k in 0..self.len() {
             self.start(k)?;
         }
@@ -79,10 +78,10 @@ impl Nodes {
     }
 
     /// Exit 1 (with the log tail) if a started node has exited.
-    pub fn check_alive(&mut self) -> Result<(), Failure> {
+    pub fn check_alive(&mut self) -> Result<(), BenchError> {
         if let Some((k, st)) = self.sup.first_exited() {
             let tail = self.sup.log_tail(k, 8);
-            return Err(check(format!("node{k} exited unexpectedly ({st}); log tail:\n{tail}")));
+            return Err(failed(format!("node{k} exited unexpectedly ({st}); log tail:\n{tail}")));
         }
         Ok(())
     }
@@ -95,6 +94,16 @@ impl Nodes {
     /// SIGTERM every child, wait up to 10 s, then SIGKILL what is left.
     pub fn stop_all(&mut self) {
         self.sup.stop_all(STOP_GRACE);
+    }
+}
+
+/// A node that cannot be started: an unusable log file is bad input (exit
+/// 2), a failed spawn or a node already running a measurement failure
+/// (exit 1); the same mapping as `bizra devnet`'s.
+fn start_failure(e: StartError) -> BenchError {
+    match e {
+        StartError::Log(_) => usage(e),
+        StartError::Spawn { .. } | StartError::Running { .. } => failed(e),
     }
 }
 
@@ -122,7 +131,7 @@ pub async fn wait_ready(
     min_height: u64,
     need_peers: bool,
     limit: Duration,
-) -> Result<(), Failure> {
+) -> Result<(), BenchError> {
     let deadline = Instant::now() + limit;
     // A node once ready stays counted: heights only grow, and at 100 nodes
     // on 2 cores one pass over all of them takes many seconds.
@@ -154,7 +163,7 @@ pub async fn wait_ready(
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(check(format!(
+            return Err(failed(format!(
                 "nodes not ready within {} s (need height >= {min_height} and peers): {}",
                 limit.as_secs(),
                 seen.join(" ")
@@ -165,7 +174,7 @@ pub async fn wait_ready(
 }
 
 /// One scrape of every node's metrics.
-pub async fn scrape_all(nodes: &Nodes) -> Result<Vec<Scrape>, Failure> {
+pub async fn scrape_all(nodes: &Nodes) -> Result<Vec<Scrape>, BenchError> {
     let mut out = Vec::new();
     for k in 0..nodes.len() {
         let port = nodes.metrics_port(k);
@@ -177,7 +186,7 @@ pub async fn scrape_all(nodes: &Nodes) -> Result<Vec<Scrape>, Failure> {
                 break;
             }
         }
-        let text = text.ok_or_else(|| check(format!("node{k}: cannot scrape metrics on port {port} (3 tries)")))?;
+        let text = text.ok_or_else(|| failed(format!("node{k}: cannot scrape metrics on port {port} (3 tries)")))?;
         out.push(Scrape::parse(&text));
     }
     Ok(out)
