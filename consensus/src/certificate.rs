@@ -7,22 +7,43 @@ use crate::validators::{EpochWeights, Membership};
 use bizra_proto::{CommitCertificate, SignedVote, VoteKind};
 use std::collections::HashSet;
 
+/// Why a commit certificate is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CertError {
+    /// The certificate is for another height than the block it should certify.
     #[error("certificate is for height {found}, expected {expected}")]
-    Height { expected: Height, found: Height },
+    Height {
+        /// The height of the block being certified.
+        expected: Height,
+        /// The certificate's `height`.
+        found: Height,
+    },
+    /// `block_hash` is not 32 bytes, or is not the hash of the expected block.
     #[error("certificate block hash is malformed or does not match the block")]
     BlockHash,
+    /// A precommit failed [`crate::messages::check_vote`].
     #[error("precommit #{index}: {source}")]
-    Vote { index: usize, source: MessageError },
+    Vote {
+        /// Position of the precommit in `precommits`, from 0.
+        index: usize,
+        /// Why it failed.
+        source: MessageError,
+    },
+    /// The precommit at this position (from 0) is signed but is not a
+    /// precommit for the certificate's height, round and block hash.
     #[error("precommit #{0} is not a precommit for the certified (height, round, block)")]
     Mismatch(usize),
+    /// This validator (id) has more than one precommit in the certificate.
     #[error("validator {0} signed twice")]
     Duplicate(String),
+    /// The signers' weight does not reach the quorum (docs/PROTOCOL.md §4).
     #[error("signed weight {signed} of {total} is below the quorum of {threshold_bps} bps")]
     BelowQuorum {
+        /// Summed weight of the distinct signers.
         signed: u128,
+        /// Total weight of the epoch.
         total: u128,
+        /// The threshold that was required.
         threshold_bps: u32,
     },
 }
@@ -30,18 +51,23 @@ pub enum CertError {
 /// The weight tally of a verified certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertTally {
+    /// Genesis indices of the distinct signers, in the certificate's order.
     pub signers: Vec<usize>,
+    /// Sum of the signers' weights in the epoch's weights.
     pub signed_weight: u128,
+    /// Total weight of the epoch.
     pub total_weight: u128,
 }
 
 impl CertTally {
+    /// The signed share of the total weight, in bps, rounded down (compare
+    /// with `fast_threshold_bps` and `economic_threshold_bps`).
     pub fn share_bps(&self) -> u32 {
         quorum::share_bps(self.signed_weight, self.total_weight)
     }
 }
 
-/// A certificate whose precommits each passed [`check_vote`] (canonical
+/// A certificate whose precommits each passed [`crate::messages::check_vote`] (canonical
 /// form, chain id, membership, the one signature rule). That part needs no
 /// chain state, so a node can run it ahead of the driver and on any thread
 /// (sync checks a whole range across all cores); [`verify_checked`] then
@@ -54,9 +80,11 @@ pub struct CheckedCertificate {
 }
 
 impl CheckedCertificate {
+    /// The certificate as received.
     pub fn cert(&self) -> &CommitCertificate {
         &self.cert
     }
+    /// The certificate as received, dropping the checked votes.
     pub fn into_cert(self) -> CommitCertificate {
         self.cert
     }

@@ -23,40 +23,86 @@ pub const MAX_BLOCK_ATTESTATIONS: usize = 20_000;
 /// `u64::MAX` and no block could ever follow (found by fuzzing).
 pub const MAX_BLOCK_TIME_GAP_MS: u64 = 3_600_000;
 
+/// Why a block is not a valid next block ([`ChainState::validate_block`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BlockError {
+    /// The block has no header.
     #[error("block has no header")]
     NoHeader,
+    /// The header's `chain_id` (given) is not the genesis chain id.
     #[error("block chain id {0:?} is not this chain's")]
     ChainId(String),
+    /// The header's height is not the one after the finalized head.
     #[error("block height {found}, expected {expected}")]
-    Height { expected: Height, found: Height },
+    Height {
+        /// The next height (finalized height + 1).
+        expected: Height,
+        /// The header's `height`.
+        found: Height,
+    },
+    /// `parent_hash` is not the hash of the finalized head (the genesis hash at height 1).
     #[error("parent hash does not match the finalized head")]
     Parent,
+    /// The header's `epoch` is not `epoch_of(height)` (docs/PROTOCOL.md §5).
     #[error("header epoch {found}, expected {expected}")]
-    Epoch { expected: u64, found: u64 },
+    Epoch {
+        /// The epoch of the block's height.
+        expected: u64,
+        /// The header's `epoch`.
+        found: u64,
+    },
+    /// The block time is not strictly after the parent's, or more than
+    /// [`MAX_BLOCK_TIME_GAP_MS`] after it.
     #[error("block time {found} ms is not after the parent's {parent} ms, or more than an hour after it")]
-    Time { parent: u64, found: u64 },
+    Time {
+        /// The parent's block time (the genesis time at height 1), Unix ms.
+        parent: u64,
+        /// The header's `time_ms`.
+        found: u64,
+    },
+    /// Attestation at this index (from 0): its payload type is not the PoI
+    /// type, or it has not exactly one signature whose `keyid` is the
+    /// payload's `attester`. The Merkle leaf does not cover these, so a relay
+    /// could otherwise rewrite them.
     #[error("attestation #{0}: envelope metadata (payload type, keyid) does not match its payload")]
     AttestationMetadata(usize),
+    /// The header's `proposer` (given) is not a genesis member.
     #[error("proposer {0} is not a validator")]
     Proposer(String),
+    /// `payload_root` is not the Merkle root of the block's attestations.
     #[error("payload root does not match the attestations")]
     PayloadRoot,
+    /// Attestation at this index (from 0) does not carry exactly one
+    /// signature of 64 bytes, so it has no Merkle leaf.
     #[error("attestation #{0} must carry exactly one 64-byte signature")]
     AttestationShape(usize),
+    /// The block carries this many attestations, above [`MAX_BLOCK_ATTESTATIONS`].
     #[error("block carries {0} attestations, above the limit")]
     TooManyAttestations(usize),
+    /// The embedded last commit is missing above height 1, or present at
+    /// height 1 (where `last_commit_hash` must be empty too), or the BLAKE3 of
+    /// its encoding is not `last_commit_hash`.
     #[error("last commit is missing, unexpected, or does not match last_commit_hash")]
     LastCommitHash,
+    /// The embedded last commit is not a valid certificate for the parent
+    /// under the parent's epoch weights.
     #[error("last commit: {0}")]
     LastCommit(#[from] CertError),
+    /// `evidence_root` does not match the evidence (empty when there is none).
     #[error("evidence root does not match the evidence")]
     EvidenceRoot,
+    /// More evidence than `params.evidence.max_per_block` (an
+    /// [`EvidenceError::TooMany`]).
     #[error("{0}")]
     TooMuchEvidence(EvidenceError),
+    /// A piece of evidence breaks a rule of docs/PROTOCOL.md §11.
     #[error("evidence #{index}: {err}")]
-    Evidence { index: usize, err: EvidenceError },
+    Evidence {
+        /// Its position in the block's evidence, from 0.
+        index: usize,
+        /// The rule it breaks.
+        err: EvidenceError,
+    },
 }
 
 /// The state after the last finalized block; serializable so the node can
@@ -65,7 +111,11 @@ pub enum BlockError {
 pub struct ChainState {
     /// Last finalized height (0 = genesis only).
     pub height: Height,
+    /// Hash of the block at `height`; the genesis hash (BLAKE3 of the
+    /// genesis file) at height 0. The next block's `parent_hash`.
     pub last_hash: Hash,
+    /// Block time of the block at `height` (the genesis time at height 0),
+    /// Unix ms. The next block's time must be above it.
     pub last_time_ms: u64,
     /// Weights of the epoch of `height` (certifies the last block).
     pub last_weights: EpochWeights,
@@ -82,6 +132,8 @@ pub struct ChainState {
 }
 
 impl ChainState {
+    /// The state before block 1: epoch 0 weights from stake alone (rep 10000,
+    /// PoI 0), zero priorities, the genesis hash and time as the head.
     pub fn genesis(g: &Genesis) -> Self {
         let stakes: Vec<u64> = g.members.iter().map(|m| m.stake).collect();
         let comps = weights::genesis_components(&stakes);
@@ -98,6 +150,7 @@ impl ChainState {
         }
     }
 
+    /// The height of the next block: `height + 1`.
     pub fn next_height(&self) -> Height {
         self.height + 1
     }
@@ -107,10 +160,12 @@ impl ChainState {
         self.priorities.proposer_for_round(&self.weights.weights, round)
     }
 
+    /// The JSON encoding the node stores with the head block ([`ChainState::from_bytes`] reads it).
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("chain state serializes")
     }
 
+    /// Parses [`ChainState::to_bytes`]; the error names what did not parse.
     pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(b).map_err(|e| format!("chain state: {e}"))
     }
@@ -415,6 +470,8 @@ pub fn attestation_leaves(atts: &[Envelope]) -> Result<Vec<Hash>, BlockError> {
         .collect()
 }
 
+/// The header's `payload_root`: the Merkle root over [`attestation_leaves`]
+/// (BLAKE3("") for none). Fails like [`attestation_leaves`].
 pub fn payload_root(atts: &[Envelope]) -> Result<Hash, BlockError> {
     Ok(merkle::root(&attestation_leaves(atts)?))
 }

@@ -83,6 +83,9 @@ impl Default for EvidenceParams {
 }
 
 impl EvidenceParams {
+    /// The genesis bounds (ADR 0014): `max_per_block` in
+    /// `1..=`[`MAX_EVIDENCE_PER_BLOCK`], `max_age_blocks` at least 1,
+    /// `jail_epochs` at most 10^6. The error names the parameter.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_per_block == 0 || self.max_per_block > MAX_EVIDENCE_PER_BLOCK {
             return Err(format!(
@@ -103,72 +106,120 @@ impl EvidenceParams {
 /// What evidence is deduplicated by: one offence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EvidenceKey {
+    /// Height of the two votes. First field, so keys sort by height (the
+    /// chain state prunes old keys by it).
     pub height: Height,
+    /// Genesis index of the equivocating validator.
     pub validator: u32,
+    /// Round of the two votes.
     pub round: Round,
     /// `VoteKind` as i32 (1 prevote, 2 precommit).
     pub kind: i32,
 }
 
+/// Why evidence is refused, one variant per rule of the module docs.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EvidenceError {
+    /// The `Evidence` has no kind set.
     #[error("evidence has no kind")]
     NoKind,
+    /// A signed vote, or the vote inside one, is missing.
     #[error("duplicate-vote evidence must carry two signed votes")]
     MissingVote,
+    /// A vote names another chain (its chain id given).
     #[error("vote chain id {0:?} is not this chain's")]
     ChainId(String),
+    /// The votes' signer (id given) is not a genesis member.
     #[error("vote signer {0} is not a validator")]
     NotAValidator(String),
+    /// The votes differ in the named field (`validator`, `height`, `round`
+    /// or `kind`), so they are not one offence.
     #[error("the two votes differ in {0}: not one (validator, height, round, kind)")]
     Mismatch(&'static str),
+    /// The votes' kind (given) is neither prevote (1) nor precommit (2).
     #[error("vote kind {0} is not prevote or precommit")]
     VoteKind(i32),
+    /// The votes are for height 0, where nobody votes.
     #[error("vote height 0: no votes are cast at genesis")]
     HeightZero,
+    /// A vote's block hash has this length, neither 0 (nil) nor 32.
     #[error("block hash of {0} bytes (0 or 32 expected)")]
     HashLength(usize),
+    /// Both votes are for the same value.
     #[error("the two votes are for the same block: no conflict")]
     NoConflict,
+    /// `first.block_hash` sorts after `second.block_hash` (bytewise): not the
+    /// canonical encoding, so not the canonical id.
     #[error("votes out of canonical order (first.block_hash must sort before second's)")]
     Order,
+    /// A vote signature has this length instead of 64 bytes.
     #[error("vote signature of {0} bytes (64 expected)")]
     SignatureLength(usize),
+    /// The encoded evidence has this many bytes, above [`MAX_EVIDENCE_BYTES`].
     #[error("evidence is {0} bytes, above {MAX_EVIDENCE_BYTES}")]
     TooLarge(usize),
+    /// A vote signature fails the one signature rule under the validator's key.
     #[error("{which} vote: bad signature: {err}")]
     Signature {
+        /// `"first"` or `"second"`.
         which: &'static str,
+        /// Why the signature failed.
         err: signing::SigError,
     },
+    /// The votes' height is above the including height.
     #[error("evidence from height {evidence} cannot be included at height {at}")]
-    Future { evidence: Height, at: Height },
+    Future {
+        /// Height of the votes.
+        evidence: Height,
+        /// Height of the block that would include it.
+        at: Height,
+    },
+    /// The votes are more than `max_age_blocks` blocks or `max_age_epochs`
+    /// epochs older than the including height.
     #[error(
         "evidence from height {evidence} is too old at height {at} (max age {max_blocks} blocks, {max_epochs} epochs)"
     )]
     TooOld {
+        /// Height of the votes.
         evidence: Height,
+        /// Height of the block that would include it.
         at: Height,
+        /// `params.evidence.max_age_blocks`.
         max_blocks: u64,
+        /// `params.evidence.max_age_epochs`.
         max_epochs: u64,
     },
+    /// An earlier block already committed evidence for this offence
+    /// ([`EvidenceKey`]), however the evidence differs.
     #[error("evidence for this (validator, height, round, kind) is already committed")]
     AlreadyCommitted,
+    /// The block carries two pieces of evidence for one offence.
     #[error("the block carries evidence for one (validator, height, round, kind) twice")]
     DuplicateInBlock,
+    /// The block carries more evidence than `params.evidence.max_per_block`.
     #[error("block carries {found} pieces of evidence, above the limit of {max}")]
-    TooMany { found: usize, max: u32 },
+    TooMany {
+        /// Pieces of evidence in the block.
+        found: usize,
+        /// `params.evidence.max_per_block`.
+        max: u32,
+    },
 }
 
 /// Evidence that passed [`check_shape`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shaped<'a> {
+    /// The offence the evidence proves.
     pub key: EvidenceKey,
+    /// The vote with the smaller block hash (the nil vote, if one is nil);
+    /// signature not yet checked.
     pub first: &'a SignedVote,
+    /// The vote with the larger block hash; signature not yet checked.
     pub second: &'a SignedVote,
 }
 
 impl Shaped<'_> {
+    /// Genesis index of the equivocating validator.
     pub fn validator(&self) -> usize {
         self.key.validator as usize
     }

@@ -29,14 +29,23 @@ fn default_epoch_length() -> u64 {
     100
 }
 
+/// `params` of `genesis.json` (docs/PROTOCOL.md §3); every key may be left
+/// out for its default.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GenesisParams {
+    /// The quorum, in bps of the epoch's total weight (default 6667; 6666
+    /// or less is refused): see [`crate::quorum`].
     #[serde(default = "default_fast")]
     pub fast_threshold_bps: u32,
+    /// Share of precommits, in bps, at which a block is economically final
+    /// (default 8000; between `fast_threshold_bps` and 10000).
     #[serde(default = "default_economic")]
     pub economic_threshold_bps: u32,
+    /// Blocks per epoch (default 100, at least 1): weights are fixed within
+    /// an epoch (§5).
     #[serde(default = "default_epoch_length")]
     pub epoch_length: u64,
+    /// The `wq_weight` parameters (§5), as keys directly under `params`.
     #[serde(flatten)]
     pub weights: WeightParams,
     /// Evidence age limits, per-block cap and the jail term (ADR 0014).
@@ -56,10 +65,14 @@ impl Default for GenesisParams {
     }
 }
 
+/// One entry of `validators` in `genesis.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GenesisValidator {
+    /// Lower-case hex of the validator's Ed25519 public key (64 digits).
     pub id: String,
+    /// Bonded stake: the `stake` component of `wq_weight` (§5).
     pub stake: u64,
+    /// Display name (optional, default empty); no rule depends on it.
     #[serde(default)]
     pub name: String,
 }
@@ -67,37 +80,69 @@ pub struct GenesisValidator {
 /// The JSON document. Unknown keys are allowed and ignored.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GenesisDoc {
+    /// 1 to 64 characters of `[A-Za-z0-9._-]`; every signed message names it.
     pub chain_id: String,
+    /// Chain start, Unix ms: block 1's time must be after it.
     pub genesis_time_ms: u64,
+    /// Protocol parameters (all defaults when the key is absent).
     #[serde(default)]
     pub params: GenesisParams,
+    /// The validator set, in the order that fixes every validator's index;
+    /// 1 to [`MAX_VALIDATORS`], no duplicates. It never changes.
     pub validators: Vec<GenesisValidator>,
 }
 
+/// Why a genesis is refused; the message names the field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GenesisError {
+    /// Not JSON, or a key has the wrong type or is missing; serde's message.
     #[error("genesis is not valid JSON for the schema: {0}")]
     Malformed(String),
+    /// The file has this many bytes, above [`MAX_GENESIS_BYTES`].
     #[error("genesis is {0} bytes, above the {MAX_GENESIS_BYTES} byte limit")]
     TooLarge(usize),
+    /// The `chain_id` (given) is empty, longer than 64 bytes or uses other characters.
     #[error("chain_id {0:?} is invalid: use 1-64 characters of [A-Za-z0-9._-]")]
     ChainId(String),
+    /// `validators` is empty.
     #[error("genesis has no validators")]
     NoValidators,
+    /// `validators` has this many entries, above [`MAX_VALIDATORS`].
     #[error("genesis has {0} validators, above the limit of {MAX_VALIDATORS}")]
     TooManyValidators(usize),
+    /// A validator id is not a usable Ed25519 public key.
     #[error("validator #{index} id {id:?} is invalid: {reason}")]
-    ValidatorId { index: usize, id: String, reason: String },
+    ValidatorId {
+        /// Position in `validators`, from 0.
+        index: usize,
+        /// The id as written.
+        id: String,
+        /// Why it was refused (a [`crate::signing::SigError`] message).
+        reason: String,
+    },
+    /// This id appears more than once in `validators`.
     #[error("validator {0} appears more than once")]
     DuplicateValidator(String),
+    /// `fast_threshold_bps` (given) is below the floor ([`MIN_SAFE_THRESHOLD_BPS`]
+    /// for nodes) or above 10000.
     #[error("unsafe threshold: fast_threshold_bps = {0}; it must be between {MIN_SAFE_THRESHOLD_BPS} and 10000, because at or below two thirds safety is lost")]
     UnsafeFastThreshold(u32),
+    /// `economic_threshold_bps` is below `fast_threshold_bps` or above 10000.
     #[error("economic_threshold_bps = {economic} must be between fast_threshold_bps ({fast}) and 10000")]
-    EconomicThreshold { economic: u32, fast: u32 },
+    EconomicThreshold {
+        /// `economic_threshold_bps` as given.
+        economic: u32,
+        /// `fast_threshold_bps` as given.
+        fast: u32,
+    },
+    /// `epoch_length` is 0.
     #[error("epoch_length must be at least 1")]
     EpochLength,
+    /// The weight parameters break [`WeightParams::validate`] or could
+    /// overflow with these stakes (ADR 0003); the text says which.
     #[error("weight parameters: {0}")]
     Weights(String),
+    /// `params.evidence` breaks [`EvidenceParams::validate`]; the text says which.
     #[error("evidence parameters: {0}")]
     Evidence(String),
 }
@@ -105,14 +150,18 @@ pub enum GenesisError {
 /// A validated genesis.
 #[derive(Clone, Debug)]
 pub struct Genesis {
+    /// The parsed document.
     pub doc: GenesisDoc,
+    /// `genesis_hash`: BLAKE3 of the file's exact bytes (docs/PROTOCOL.md §3),
+    /// and the parent hash of block 1.
     pub hash: Hash,
+    /// The validator set from `doc.validators`, keys parsed.
     pub members: Arc<Membership>,
 }
 
 impl Genesis {
-    /// Parses and validates genesis bytes. `threshold_floor` is the minimum
-    /// fast threshold; nodes always use [`MIN_SAFE_THRESHOLD_BPS`].
+    /// Parses and validates genesis bytes, with [`MIN_SAFE_THRESHOLD_BPS`] as
+    /// the lowest accepted fast threshold (what nodes always use).
     pub fn from_bytes(bytes: &[u8]) -> Result<Genesis, GenesisError> {
         Self::from_bytes_with_floor(bytes, MIN_SAFE_THRESHOLD_BPS)
     }
@@ -138,9 +187,11 @@ impl Genesis {
         Ok((Genesis::from_bytes(&bytes)?, bytes))
     }
 
+    /// The chain id that every block, vote, proposal and attestation of this chain names.
     pub fn chain_id(&self) -> &str {
         &self.doc.chain_id
     }
+    /// The protocol parameters.
     pub fn params(&self) -> &GenesisParams {
         &self.doc.params
     }

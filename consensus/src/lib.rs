@@ -18,6 +18,8 @@
 //! * PoI attestation rules: [`poi`]
 //! * misbehaviour evidence and jailing: [`evidence`], [`chain`]
 
+#![warn(missing_docs)]
+
 pub mod certificate;
 pub mod chain;
 pub mod driver;

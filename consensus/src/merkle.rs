@@ -10,6 +10,9 @@
 
 use crate::types::Hash;
 
+/// A leaf: `BLAKE3(0x00 || id || signature)`. Attestations pass their id and
+/// envelope signature; evidence passes its id and an empty signature
+/// (docs/PROTOCOL.md §3).
 pub fn leaf_hash(id: &Hash, signature: &[u8]) -> Hash {
     let mut h = blake3::Hasher::new();
     h.update(&[0]);
@@ -26,6 +29,8 @@ fn node(l: &Hash, r: &Hash) -> Hash {
     *h.finalize().as_bytes()
 }
 
+/// The root over `leaves` in order: inner nodes `BLAKE3(0x01 || left || right)`,
+/// an odd last node promoted unchanged, BLAKE3("") for no leaves.
 pub fn root(leaves: &[Hash]) -> Hash {
     if leaves.is_empty() {
         return *blake3::hash(b"").as_bytes();

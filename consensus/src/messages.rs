@@ -12,14 +12,24 @@ use crate::validators::Membership;
 use bizra_proto::{payload_type, Block, Proposal, SignedProposal, SignedVote, Vote, VoteKind};
 use prost::Message;
 
+/// Why a signed vote or proposal is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MessageError {
+    /// The message names another chain.
     #[error("wrong chain id {found:?}, expected {expected:?}")]
-    WrongChain { expected: String, found: String },
+    WrongChain {
+        /// This chain's id.
+        expected: String,
+        /// The `chain_id` in the message.
+        found: String,
+    },
+    /// The claimed signer (validator id) is not a genesis member.
     #[error("signer {0} is not in the validator set")]
     NotAValidator(String),
+    /// The signature fails the one signature rule (ADR 0004).
     #[error("bad signature: {0}")]
     BadSignature(#[from] signing::SigError),
+    /// A required field is missing or has a bad length or value; the text says which.
     #[error("malformed message: {0}")]
     Malformed(String),
 }
@@ -29,6 +39,7 @@ pub fn encode_vote(v: &Vote) -> Vec<u8> {
     v.encode_to_vec()
 }
 
+/// The vote's kind if it is `PREVOTE` or `PRECOMMIT`; `None` for any other value.
 pub fn vote_kind(v: &Vote) -> Option<VoteKind> {
     match VoteKind::try_from(v.kind) {
         Ok(VoteKind::Prevote) => Some(VoteKind::Prevote),
@@ -40,22 +51,30 @@ pub fn vote_kind(v: &Vote) -> Option<VoteKind> {
 /// A vote whose signature, chain and signer were checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedVote {
+    /// The signed vote as received; `vote` is present.
     pub signed: SignedVote,
+    /// Genesis index of the signer.
     pub validator: usize,
+    /// `Prevote` or `Precommit` (never another value).
     pub kind: VoteKind,
+    /// The block hash voted for; `None` is a nil vote (empty `block_hash`).
     pub value: Option<Hash>,
 }
 
 impl VerifiedVote {
+    /// The vote inside `signed`.
     pub fn vote(&self) -> &Vote {
         self.signed.vote.as_ref().expect("checked")
     }
+    /// The height voted at.
     pub fn height(&self) -> Height {
         self.vote().height
     }
+    /// The round voted at.
     pub fn round(&self) -> Round {
         self.vote().round
     }
+    /// The sign-guard step of this vote: `Precommit` or `Prevote`.
     pub fn step(&self) -> SignStep {
         match self.kind {
             VoteKind::Precommit => SignStep::Precommit,
@@ -68,24 +87,37 @@ impl VerifiedVote {
 /// hashes to the proposed hash. Header validity is the driver's business.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedProposal {
+    /// The signed proposal as received; `proposal` and `block` are present.
     pub signed: SignedProposal,
+    /// Genesis index of the signer. Whether it is the round's proposer is
+    /// checked by the driver ([`crate::driver::Driver::admit`]), not here.
     pub proposer: usize,
+    /// The proposed block hash, equal to the hash of the carried block's header.
     pub block_hash: Hash,
 }
 
 impl VerifiedProposal {
+    /// The proposal inside `signed`.
     pub fn proposal(&self) -> &Proposal {
         self.signed.proposal.as_ref().expect("checked")
     }
+    /// The proposed block.
     pub fn block(&self) -> &Block {
         self.signed.block.as_ref().expect("checked")
     }
+    /// The proof-of-lock round (Tendermint's `validRound`): the round of the
+    /// polka behind a re-proposed value; `None` for a fresh value (`-1` on
+    /// the wire), and also for a value above `u32::MAX`, which
+    /// [`check_proposal`] does not refuse.
     pub fn pol_round(&self) -> Option<Round> {
         let r = self.proposal().pol_round;
         (r >= 0 && r <= u32::MAX as i64).then_some(r as u32)
     }
 }
 
+/// Signs `vote` as is (payload type `application/vnd.bizra.vote+protobuf`,
+/// over its protobuf encoding). No sign-guard check: the driver's guard
+/// decides whether a vote may be signed.
 pub fn sign_vote(signer: &Signer, vote: Vote) -> SignedVote {
     let sig = signer.sign(payload_type::VOTE, &encode_vote(&vote));
     SignedVote {
@@ -94,6 +126,8 @@ pub fn sign_vote(signer: &Signer, vote: Vote) -> SignedVote {
     }
 }
 
+/// An unsigned vote; `value` `None` is nil (empty `block_hash`), `validator`
+/// the signer's id.
 pub fn new_vote(
     chain_id: &str,
     height: Height,
@@ -158,6 +192,7 @@ pub fn check_vote_with(
     })
 }
 
+/// The block's hash ([`header_hash`] of its header); `None` if it has no header.
 pub fn block_hash(block: &Block) -> Option<Hash> {
     block.header.as_ref().map(header_hash)
 }
@@ -167,6 +202,10 @@ pub fn header_hash(header: &bizra_proto::BlockHeader) -> Hash {
     crate::types::hash_bytes(&header.encode_to_vec())
 }
 
+/// Signs `proposal` as is (payload type
+/// `application/vnd.bizra.proposal+protobuf`, over its protobuf encoding) and
+/// attaches `block`. The block is not signed itself: the proposal carries its
+/// hash. No sign-guard check.
 pub fn sign_proposal(signer: &Signer, proposal: Proposal, block: Block) -> SignedProposal {
     let sig = signer.sign(payload_type::PROPOSAL, &proposal.encode_to_vec());
     SignedProposal {
@@ -176,6 +215,10 @@ pub fn sign_proposal(signer: &Signer, proposal: Proposal, block: Block) -> Signe
     }
 }
 
+/// Checks a signed proposal: chain id, a 32-byte block hash, `pol_round >= -1`,
+/// a block whose header hashes to that hash, a member as signer, then the
+/// signature. The block's validity against the chain and whether the signer
+/// is the round's proposer are left to the driver.
 pub fn check_proposal(
     chain_id: &str,
     members: &Membership,

@@ -82,52 +82,115 @@ pub enum ErrorKind {
 /// Why an attestation is refused. One variant per rule.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PoiError {
+    /// Rule 1: the encoded envelope exceeds the limit.
     #[error("attestation is {size} bytes, above the limit of {max}")]
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        /// Encoded size of the envelope, in bytes.
+        size: usize,
+        /// [`MAX_ATTESTATION_BYTES`].
+        max: usize,
+    },
+    /// Rule 2: the envelope's payload type (given) is not the PoI type.
     #[error("payload type {0:?} is not application/vnd.bizra.poi+protobuf")]
     PayloadType(String),
+    /// Rule 3: the envelope carries this many signatures instead of one.
     #[error("attestation must carry exactly one signature, found {0}")]
     SignatureCount(usize),
+    /// Rule 4: the payload does not decode as `PoiAttestation`; prost's message.
     #[error("malformed attestation payload: {0}")]
     Malformed(String),
+    /// Rule 5: the `version` (given) is not [`VERSION`].
     #[error("version {0:?} is not \"poi/1\"")]
     Version(String),
+    /// Rule 6: the signature's `keyid` is not the `attester`.
     #[error("signature keyid {keyid:?} is not the attester {attester:?}")]
-    KeyIdMismatch { keyid: String, attester: String },
+    KeyIdMismatch {
+        /// The envelope signature's `keyid`.
+        keyid: String,
+        /// The payload's `attester`.
+        attester: String,
+    },
+    /// Rule 7: the attestation names another chain.
     #[error("wrong chain id {found:?}, expected {expected:?}")]
-    WrongChain { expected: String, found: String },
+    WrongChain {
+        /// This chain's id.
+        expected: String,
+        /// The payload's `chain_id`.
+        found: String,
+    },
+    /// Rule 8: the `attester` (given) is not a genesis validator.
     #[error("attester {0:?} is not in the validator set")]
     NotAValidator(String),
+    /// Rule 9: the signature fails the one signature rule under the attester's key.
     #[error("bad signature: {0}")]
     BadSignature(SigError),
+    /// Rule 10: `evidence_digest` has this many bytes instead of 32.
     #[error("evidence_digest must be 32 bytes (BLAKE3), got {0}")]
     EvidenceDigest(usize),
+    /// Rule 11: `subject` has this many bytes, outside 1..=[`MAX_SUBJECT_BYTES`].
     #[error("subject must be 1 to {MAX_SUBJECT_BYTES} bytes, got {0}")]
     Subject(usize),
+    /// Rule 12: this many dimensions (or weights), above [`MAX_DIMENSIONS`].
     #[error("{0} dimensions, above the limit of {MAX_DIMENSIONS}")]
     TooManyDimensions(usize),
+    /// Rule 13: this dimension or weight name is not 1 to [`MAX_NAME_BYTES`]
+    /// bytes of `[a-z0-9_.-]`.
     #[error("invalid dimension name {0:?}: names are 1 to {MAX_NAME_BYTES} bytes of [a-z0-9_.-]")]
     DimensionName(String),
+    /// Rule 14: a dimension's value is above [`BPS`].
     #[error("dimension {name:?} = {value} is outside 0..=10000")]
-    DimensionValue { name: String, value: u32 },
+    DimensionValue {
+        /// The dimension.
+        name: String,
+        /// Its value, in bps.
+        value: u32,
+    },
+    /// Rule 15: `dimensions` and `weights` do not name the same set.
     #[error("dimensions and weights name different sets (only in dimensions: {only_dims:?}; only in weights: {only_weights:?})")]
     NameSets {
+        /// Names with a value but no weight, sorted.
         only_dims: Vec<String>,
+        /// Names with a weight but no value, sorted.
         only_weights: Vec<String>,
     },
+    /// Rule 16: the weights sum to this, not [`BPS`].
     #[error("weights sum to {0}, not 10000")]
     WeightSum(u64),
+    /// Rule 17: `impact_bps` is not the weighted sum of the dimensions.
     #[error("impact_bps is {claimed}, but the weighted sum (rounded down) is {computed}")]
-    Impact { claimed: u32, computed: u32 },
+    Impact {
+        /// The payload's `impact_bps`.
+        claimed: u32,
+        /// [`impact_bps`] of the payload's dimensions and weights.
+        computed: u32,
+    },
+    /// Rule 18: the window starts after it ends.
     #[error("window is reversed: start {start} ms is after end {end} ms")]
-    WindowReversed { start: u64, end: u64 },
+    WindowReversed {
+        /// `window_start_ms`, Unix ms.
+        start: u64,
+        /// `window_end_ms`, Unix ms.
+        end: u64,
+    },
+    /// Rule 19: the window ends more than [`MAX_CLOCK_SKEW_MS`] after the
+    /// checker's clock.
     #[error("window ends in the future: end {end} ms is more than {MAX_CLOCK_SKEW_MS} ms after now ({now} ms)")]
-    WindowInFuture { end: u64, now: u64 },
+    WindowInFuture {
+        /// `window_end_ms`, Unix ms.
+        end: u64,
+        /// The checker's `now_ms`.
+        now: u64,
+    },
+    /// Rule 20: the nonce has this many bytes, outside
+    /// [`MIN_NONCE_BYTES`]..=[`MAX_NONCE_BYTES`].
     #[error("nonce is {0} bytes; it must be {MIN_NONCE_BYTES} to {MAX_NONCE_BYTES}")]
     Nonce(usize),
 }
 
 impl PoiError {
+    /// The gRPC status class of the refusal: `TooLarge` is
+    /// `RESOURCE_EXHAUSTED`, another chain or a non-validator attester
+    /// `FAILED_PRECONDITION`, everything else `INVALID_ARGUMENT`.
     pub fn kind(&self) -> ErrorKind {
         match self {
             PoiError::TooLarge { .. } => ErrorKind::TooLarge,
@@ -188,14 +251,26 @@ pub fn impact_bps(dims: &BTreeMap<String, u32>, weights: &BTreeMap<String, u32>)
 /// `impact_bps`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Draft {
+    /// The chain the attestation is for.
     pub chain_id: String,
+    /// Who the attestation is about (1 to [`MAX_SUBJECT_BYTES`] bytes); a
+    /// validator id other than the attester's earns that validator PoI.
     pub subject: String,
+    /// BLAKE3 of the evidence bytes.
     pub evidence_digest: Hash,
+    /// Length of the evidence, in bytes.
     pub evidence_len: u64,
+    /// Dimension name to value, in bps (`0..=10000`).
     pub dimensions: BTreeMap<String, u32>,
+    /// Dimension name to weight, in bps: the same names, summing to 10000.
     pub weights: BTreeMap<String, u32>,
+    /// Start of the observed window, Unix ms.
     pub window_start_ms: u64,
+    /// End of the observed window, Unix ms; not before the start, and at
+    /// most [`MAX_CLOCK_SKEW_MS`] past the checker's clock.
     pub window_end_ms: u64,
+    /// [`MIN_NONCE_BYTES`] to [`MAX_NONCE_BYTES`] bytes, unique per attester
+    /// (the pool refuses a reused nonce).
     pub nonce: Vec<u8>,
 }
 
@@ -241,6 +316,7 @@ pub fn sign(signer: &Signer, att: &PoiAttestation) -> Envelope {
 pub struct CheckedAttestation {
     /// BLAKE3 of the payload.
     pub id: Hash,
+    /// The decoded payload.
     pub att: PoiAttestation,
     /// Index of the attester in the membership.
     pub attester: usize,

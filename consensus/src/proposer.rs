@@ -13,12 +13,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The proposer priorities of every validator, indexed like the membership
+/// (genesis order). Part of the chain state: the priorities at the start of
+/// the next height.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposerPriority {
     priorities: Vec<i128>,
 }
 
 impl ProposerPriority {
+    /// All `n` priorities at zero, as at each epoch start.
     pub fn new(n: usize) -> Self {
         ProposerPriority { priorities: vec![0; n] }
     }

@@ -16,7 +16,11 @@
 
 /// Smallest threshold a genesis may set.
 pub const MIN_SAFE_THRESHOLD_BPS: u32 = 6667;
+/// Default `fast_threshold_bps` of a genesis: the quorum for a commit certificate.
 pub const DEFAULT_FAST_THRESHOLD_BPS: u32 = 6667;
+/// Default `economic_threshold_bps` of a genesis: the share of precommits
+/// (late ones included) at which a block is economically final
+/// (docs/PROTOCOL.md §4).
 pub const DEFAULT_ECONOMIC_THRESHOLD_BPS: u32 = 8000;
 
 /// `x * m` exactly, as (high, low) 128-bit words.

@@ -28,16 +28,22 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Why a key or signature was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SigError {
+    /// The key is not 32 bytes (or, for a validator id, not 64 lower-case hex digits).
     #[error("public key is not 32 bytes")]
     KeyLength,
+    /// The 32 bytes do not decode to a point on the curve.
     #[error("public key is not a valid Ed25519 point")]
     KeyInvalid,
+    /// The key is a small-order point, for which forged signatures exist (ADR 0004).
     #[error("public key has small order (weak key)")]
     WeakKey,
+    /// The signature is not 64 bytes.
     #[error("signature is not 64 bytes")]
     SigLength,
+    /// `verify_strict` rejects the signature over the PAE.
     #[error("signature does not verify")]
     Invalid,
 }
@@ -84,6 +90,7 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// The signer of a 32-byte Ed25519 secret key (seed).
     pub fn from_secret(secret: [u8; 32]) -> Self {
         let key = SigningKey::from_bytes(&secret);
         let id = hex::encode(key.verifying_key().as_bytes());
@@ -93,12 +100,17 @@ impl Signer {
     pub fn id(&self) -> &str {
         &self.id
     }
+    /// The Ed25519 public key, which [`verify`] checks our signatures against.
     pub fn public_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }
+    /// The 32-byte secret key, as given to [`Signer::from_secret`]: for the key file and
+    /// the node's libp2p identity, which is the same key (docs/PROTOCOL.md §3).
     pub fn secret_bytes(&self) -> [u8; 32] {
         self.key.to_bytes()
     }
+    /// Ed25519 signature over `PAE(payload_type, payload)`; deterministic, and
+    /// passes [`verify`] under [`Signer::public_key`].
     pub fn sign(&self, payload_type: &str, payload: &[u8]) -> [u8; 64] {
         self.key.sign(&pae(payload_type, payload)).to_bytes()
     }

@@ -2,7 +2,9 @@
 
 /// A BLAKE3-256 digest.
 pub type Hash = [u8; 32];
+/// A block height: genesis is 0, the first block 1 (label `B{height}`, docs/PROTOCOL.md §3).
 pub type Height = u64;
+/// A consensus round within one height, from 0.
 pub type Round = u32;
 
 /// `B{height}`: the label of a block (genesis is `B0`).
@@ -43,15 +45,22 @@ pub fn epoch_of(height: Height, epoch_length: u64) -> u64 {
 /// within one round. Used by the double-sign guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SignStep {
+    /// Our block proposal (signed only by the round's proposer). The
+    /// discriminants are the step numbers the sign guard stores on disk.
     Proposal = 0,
+    /// Our prevote.
     Prevote = 1,
+    /// Our precommit.
     Precommit = 2,
 }
 
 /// Position of a signature: the guard only ever moves forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SignPosition {
+    /// Height of the signed message.
     pub height: Height,
+    /// Round of the signed message.
     pub round: Round,
+    /// Which of the round's messages it is.
     pub step: SignStep,
 }

@@ -28,16 +28,29 @@ use crate::types::{Hash, Round};
 use bizra_proto::{Equivocation, SignedVote, VoteKind};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// What adding a vote did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AddOutcome {
+    /// The validator's first vote at this (round, kind): counted for its
+    /// value and in the total.
     Added,
+    /// The validator already voted for this value at this (round, kind):
+    /// nothing changed.
     Duplicate,
+    /// The validator already voted for another value at this (round, kind).
+    /// The report holds its first vote and this one. This vote counts for
+    /// its value while the validator has fewer than
+    /// [`MAX_VALUES_PER_VALIDATOR`] values here, or when others already give
+    /// that value more than a third of the weight (module docs); it never
+    /// counts in the total again.
     Equivocation(Box<Equivocation>),
 }
 
 /// Distinct values one validator may contribute to per (round, kind).
 pub const MAX_VALUES_PER_VALIDATOR: usize = 2;
 
+/// The votes of one (round, kind), tallied by weight per value under the
+/// counting rule of the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct VoteSet {
     votes: BTreeMap<usize, Vec<VerifiedVote>>,
@@ -75,9 +88,11 @@ impl VoteSet {
         self.votes.insert(v.validator, vec![v]);
         AddOutcome::Added
     }
+    /// Weight of the validators counted for `value` (`None` = nil).
     pub fn weight_for(&self, value: &Option<Hash>) -> u128 {
         self.tally.get(value).copied().unwrap_or(0)
     }
+    /// Weight of the distinct validators that voted for anything, each counted once.
     pub fn total(&self) -> u128 {
         self.total
     }
@@ -85,7 +100,6 @@ impl VoteSet {
     pub fn get(&self, validator: usize) -> Option<&VerifiedVote> {
         self.votes.get(&validator).and_then(|v| v.first())
     }
-    /// The signed votes for `value`, in validator order (deterministic).
     /// Whether this exact signed vote of `validator` is in the set.
     pub fn contains_signed(&self, validator: usize, sv: &SignedVote) -> bool {
         self.votes
@@ -93,6 +107,7 @@ impl VoteSet {
             .is_some_and(|vs| vs.iter().any(|v| &v.signed == sv))
     }
 
+    /// The signed votes for `value`, in validator order (deterministic).
     pub fn signed_for(&self, value: &Option<Hash>) -> Vec<SignedVote> {
         self.votes
             .values()
@@ -115,6 +130,8 @@ struct RoundVotes {
     participant_weight: u128,
 }
 
+/// The votes of one height, by round, weighted with the height's epoch
+/// weights; answers the quorum questions of the driver's rules.
 #[derive(Clone, Debug)]
 pub struct VoteKeeper {
     weights: Vec<u128>,
@@ -124,6 +141,8 @@ pub struct VoteKeeper {
 }
 
 impl VoteKeeper {
+    /// An empty keeper for validators of these weights (genesis order); a
+    /// quorum is `threshold_bps` of their sum.
     pub fn new(weights: Vec<u128>, threshold_bps: u32) -> Self {
         let total = weights.iter().sum();
         VoteKeeper {
@@ -134,10 +153,15 @@ impl VoteKeeper {
         }
     }
 
+    /// Sum of all validators' weights: the quorum denominator.
     pub fn total_weight(&self) -> u128 {
         self.total
     }
 
+    /// Adds a verified vote of this height (the caller checks the height)
+    /// to its round's prevotes or precommits. A first vote of a validator
+    /// in a round also counts it as a participant of that round for
+    /// [`VoteKeeper::skip_round`].
     pub fn add(&mut self, v: VerifiedVote) -> AddOutcome {
         let w = self.weights[v.validator];
         let who = v.validator;
@@ -157,6 +181,7 @@ impl VoteKeeper {
         self.rounds.len()
     }
 
+    /// The `kind` votes of `round`; `None` if the round has no vote at all.
     pub fn set(&self, round: Round, kind: VoteKind) -> Option<&VoteSet> {
         self.rounds.get(&round).map(|r| match kind {
             VoteKind::Precommit => &r.precommits,

@@ -42,20 +42,28 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The parameters of the `wq_weight` formula, keys of genesis `params`
+/// (docs/PROTOCOL.md §5); each may be left out for its default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightParams {
+    /// Constant term of every weight (default 1,000,000; must be positive,
+    /// so every validator that is not jailed has weight).
     #[serde(default = "d_base")]
     pub base: u64,
+    /// Weight per bps of PoI carry (default 10).
     #[serde(default = "d_poi_gain")]
     pub poi_gain: u64,
+    /// Weight per bps of rep, the participation in commit certificates (default 10).
     #[serde(default = "d_rep_gain")]
     pub rep_gain: u64,
+    /// Weight per unit of `isqrt(stake)` (default 100).
     #[serde(default = "d_stake_gain")]
     pub stake_gain: u64,
-    /// Share of the PoI carry kept from one epoch to the next, in bps.
+    /// Share of the PoI carry kept from one epoch to the next, in bps
+    /// (default 5000: halves each epoch; at most 10000).
     #[serde(default = "d_decay")]
     pub poi_decay_bps: u32,
-    /// Upper bound of the PoI carry.
+    /// Upper bound of the PoI carry, in impact bps (default 10000).
     #[serde(default = "d_cap")]
     pub poi_cap: u64,
     /// The coalition bound `X`, in bps: a coalition whose stake-derived
@@ -216,8 +224,14 @@ pub fn check_worst_case_total(p: &WeightParams, stakes: &[u64]) -> Result<u128, 
 /// The components of one validator's weight for an epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Components {
+    /// Bonded stake from genesis.
     pub stake: u64,
+    /// PoI carry, in impact bps, at most `poi_cap`; reset to 0 at the epoch
+    /// boundary after the validator's evidence is committed (ADR 0014).
     pub poi: u64,
+    /// Participation, in bps (0..=10000): the share of the commit
+    /// certificates carried in the previous epoch's blocks that hold its
+    /// precommit; 10000 in epoch 0 and after an epoch whose blocks carried none.
     pub rep: u64,
 }
 
@@ -263,6 +277,7 @@ pub struct EpochAccumulator {
 }
 
 impl EpochAccumulator {
+    /// Nothing accumulated yet, for `n` validators (at each epoch start).
     pub fn new(n: usize) -> Self {
         EpochAccumulator {
             impact: vec![0; n],
@@ -271,6 +286,8 @@ impl EpochAccumulator {
             offenders: Default::default(),
         }
     }
+    /// Credits a finalized attestation's `impact_bps` to validator `subject`
+    /// (saturating). The caller skips self-attestations (ADR 0003 amendment).
     pub fn add_impact(&mut self, subject: usize, impact_bps: u64) {
         self.impact[subject] = self.impact[subject].saturating_add(impact_bps);
     }
@@ -313,6 +330,8 @@ pub fn next_components(p: &WeightParams, prev: &[Components], acc: &EpochAccumul
         .collect()
 }
 
+/// [`wq_weight`] of each validator's components, in the same order (jailing
+/// not applied: see [`crate::chain::next_epoch_weights`]).
 pub fn weights_of(p: &WeightParams, comps: &[Components]) -> Vec<u128> {
     comps.iter().map(|c| wq_weight(p, c)).collect()
 }

@@ -43,8 +43,11 @@ pub const FUTURE_PROPOSAL_BYTES: usize = 16 << 20;
 /// checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claim {
+    /// The claimed height.
     pub height: Height,
+    /// The claimed round.
     pub round: Round,
+    /// Proposal, prevote or precommit.
     pub kind: ClaimKind,
     /// Index of the claimed signer in the membership.
     pub validator: usize,
@@ -52,10 +55,14 @@ pub struct Claim {
     pub bytes: usize,
 }
 
+/// The kind of message a [`Claim`] is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimKind {
+    /// A signed proposal with its block.
     Proposal,
+    /// A prevote.
     Prevote,
+    /// A precommit.
     Precommit,
 }
 
@@ -71,6 +78,7 @@ pub enum Admission {
     Drop(DropReason),
 }
 
+/// Why [`Driver::admit`] drops a claim; [`DropReason::as_str`] is its metrics label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
     /// Below the height whose late precommits are still collected.

@@ -53,6 +53,8 @@ pub const PROPOSALS_PER_ROUND: usize = 2;
 /// Bounds of the adaptive timeout scale, in percent of the configured
 /// timeouts (see [`Driver::timeout_scale_pct`]).
 pub const TIMEOUT_SCALE_MIN_PCT: u32 = 100;
+/// Upper bound of the adaptive timeout scale: 4x the configured timeouts
+/// (ADR 0012).
 pub const TIMEOUT_SCALE_MAX_PCT: u32 = 400;
 /// The rebroadcast interval doubles each time it fires in a round, up to
 /// this many doublings.
@@ -61,8 +63,16 @@ pub const REBROADCAST_MAX_DOUBLINGS: u32 = 4;
 /// Round timeouts, in ms. Each grows linearly with the round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
+    /// Round 0's wait for the proposal before prevoting nil (lines 57-60);
+    /// also the floor of the Rebroadcast interval. Scaled by the adaptive scale.
     pub propose_ms: u64,
+    /// Round 0's wait, once prevotes for anything reach a quorum, for a
+    /// polka before precommitting nil (lines 61-64). Scaled by the adaptive
+    /// scale.
     pub prevote_ms: u64,
+    /// Round 0's wait, once precommits for anything reach a quorum, for a
+    /// decision before the next round (lines 65-67). Not scaled, so honest
+    /// validators leave a round together (ADR 0013).
     pub precommit_ms: u64,
     /// Added per round to each of the above.
     pub delta_ms: u64,
@@ -82,10 +92,18 @@ impl Default for Timeouts {
     }
 }
 
+/// What a timeout is for. `Propose`, `Prevote` and `Precommit` also re-send
+/// our votes when they find the round stuck at their step (ADR 0012).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimeoutKind {
+    /// Scheduled when a round starts: if still in the propose step, prevote
+    /// nil (lines 57-60).
     Propose,
+    /// Scheduled when prevotes for anything reach a quorum: if still in the
+    /// prevote step, precommit nil (lines 61-64).
     Prevote,
+    /// Scheduled when precommits for anything reach a quorum: start the next
+    /// round (lines 65-67).
     Precommit,
     /// Start the height after the commit pause.
     NewHeight,
@@ -94,29 +112,55 @@ pub enum TimeoutKind {
     Rebroadcast,
 }
 
+/// A timeout the driver asked for ([`Effect::ScheduleTimeout`]); the host
+/// hands it back as [`Input::Timeout`]. One of another height, or (except
+/// [`TimeoutKind::NewHeight`]) of another round, is ignored, so the host
+/// never needs to cancel timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timeout {
+    /// The height it was scheduled at.
     pub height: Height,
+    /// The round it was scheduled in (0 for [`TimeoutKind::NewHeight`]).
     pub round: Round,
+    /// What it is for.
     pub kind: TimeoutKind,
 }
 
+/// Where this validator is within the current round (Algorithm 1's `step`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
+    /// Waiting for the round's proposal (or, as its proposer, for the value).
     Propose,
+    /// Prevoted; waiting for a polka or the prevote timeout.
     Prevote,
+    /// Precommitted; waiting for a decision or the precommit timeout.
     Precommit,
 }
 
+/// What the host hands to [`Driver::handle`].
 #[derive(Clone, Debug)]
 pub enum Input {
+    /// A proposal that passed [`Driver::check_proposal`] (the one signature
+    /// rule). The driver applies [`Driver::admit`] to it again.
     Proposal(VerifiedProposal),
+    /// A vote that passed [`Driver::check_vote`]. The driver applies
+    /// [`Driver::admit`] to it again.
     Vote(VerifiedVote),
+    /// A timeout of [`Effect::ScheduleTimeout`] whose delay has passed.
     Timeout(Timeout),
     /// Answer to [`Effect::RequestValue`]: the payload for our proposal.
     ProposeValue {
+        /// The height of the request answered; ignored unless it is still
+        /// the current height.
         height: Height,
+        /// The round of the request answered; ignored unless it is still the
+        /// current round, in the propose step, with no proposal signed yet.
         round: Round,
+        /// PoI envelopes for the block, already checked by the host
+        /// ([`crate::poi::check`]); the driver does not check them. Each
+        /// needs one 64-byte signature, and at most
+        /// [`crate::chain::MAX_BLOCK_ATTESTATIONS`] fit, or our own block is
+        /// invalid.
         attestations: Vec<Envelope>,
         /// Pending misbehaviour evidence; the driver keeps what the next
         /// block may carry (all rules, signatures included) up to the cap.
@@ -127,7 +171,11 @@ pub enum Input {
     /// ([`certificate::check_signatures`], or [`Driver::check_commit`]); the
     /// driver checks the rest against its chain state.
     SyncedBlock {
+        /// The finalized block at the driver's current height (a lower
+        /// height is ignored, a higher one is an error).
         block: Block,
+        /// Its commit certificate, signatures checked; the driver checks
+        /// that it certifies `block` with a quorum of the epoch's weight.
         commit: CheckedCertificate,
     },
     /// A message this validator signed before a restart, read from the WAL.
@@ -135,31 +183,51 @@ pub enum Input {
     RestoreOwn(ConsensusMessage),
 }
 
+/// What the driver asks the host to do, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// Durably record a message this validator signed (WAL entry and sign
     /// guard, synced). Later effects must wait until it is done.
     PersistOwn {
+        /// The sign guard's new highest position: after a restart, pass the
+        /// stored one to [`Driver::new`] so nothing is signed below it.
         position: SignPosition,
+        /// The signed proposal or vote, for the WAL; after a restart feed it
+        /// back as [`Input::RestoreOwn`].
         msg: ConsensusMessage,
     },
+    /// Publish to the peers (proposals or votes topic, docs/PROTOCOL.md §6):
+    /// our new messages, re-sends of them, and re-sent polka votes of other
+    /// validators (ADR 0005). `attempt` is 0; a host gives a re-send a fresh
+    /// `attempt` so gossip does not drop it as a duplicate.
     Broadcast(ConsensusMessage),
+    /// Hand `timeout` back as [`Input::Timeout`] after `after_ms`.
     ScheduleTimeout {
+        /// What to hand back.
         timeout: Timeout,
+        /// Delay in ms, already scaled and grown with the round.
         after_ms: u64,
     },
     /// We propose at (height, round): answer with [`Input::ProposeValue`].
     RequestValue {
+        /// The height to propose at.
         height: Height,
+        /// The round to propose in.
         round: Round,
     },
     /// A block is final. `state` is the chain state after it, to persist
     /// atomically with the block.
     Decided {
+        /// The finalized block.
         block: Block,
+        /// Its hash.
         hash: Hash,
+        /// The certificate: a quorum of precommits for it (more may follow
+        /// as [`Effect::CommitUpdated`]).
         commit: CommitCertificate,
+        /// The round it was decided in.
         round: Round,
+        /// The chain state after the block.
         state: Box<ChainState>,
     },
     /// More precommits arrived for the last decided block.
@@ -173,11 +241,18 @@ pub enum Effect {
     /// (byte for byte the same signed content): a host may skip verifying
     /// further copies of it, but need not record it again.
     Known,
+    /// Two verified, conflicting votes by one validator at one (height,
+    /// round, kind), of the current or the last decided height: the host
+    /// makes them canonical evidence ([`crate::evidence::from_equivocation`])
+    /// for its pool and gossip (ADR 0014).
     Evidence(Equivocation),
     /// Messages from a height above ours arrived, or a decision whose block we
     /// lack: fetch finalized blocks starting at `from`.
     SyncNeeded {
+        /// The first height we lack: the driver's current height.
         from: Height,
+        /// The highest height seen in a message (our own height when we hold
+        /// a precommit quorum for a block we do not have).
         seen: Height,
     },
 }
@@ -211,12 +286,20 @@ struct LastDecision {
 /// Errors from [`Driver::handle`] are about the input, never fatal.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DriverError {
+    /// A synced block is above our height, is not a valid next block, or its
+    /// certificate does not certify it; the text says which.
     #[error("synced block: {0}")]
     SyncedBlock(String),
+    /// A restored message is empty, does not verify, is not this validator's,
+    /// or the driver has no validator key.
     #[error("restored message: {0}")]
     Restore(String),
 }
 
+/// One node's consensus state machine (module docs): the chain state, the
+/// current height's round, votes and proposals, and this validator's signed
+/// messages. Without a signer that is a genesis member it follows the chain
+/// and signs nothing.
 pub struct Driver {
     genesis: Arc<Genesis>,
     timeouts: Timeouts,
@@ -329,21 +412,28 @@ impl Driver {
         }
     }
 
+    /// The height being decided: the finalized height + 1.
     pub fn height(&self) -> Height {
         self.height
     }
+    /// The current round at [`Driver::height`].
     pub fn round(&self) -> Round {
         self.round
     }
+    /// The step within the current round.
     pub fn step(&self) -> Step {
         self.step
     }
+    /// The chain state after the last finalized block.
     pub fn chain(&self) -> &ChainState {
         &self.chain
     }
+    /// The genesis the driver runs.
     pub fn genesis(&self) -> &Arc<Genesis> {
         &self.genesis
     }
+    /// The certificate of the last finalized block, grown by late precommits
+    /// since the decision; `None` at genesis.
     pub fn last_commit(&self) -> Option<&CommitCertificate> {
         self.last_commit.as_ref()
     }
@@ -355,6 +445,8 @@ impl Driver {
     pub fn votes(&self) -> &VoteKeeper {
         &self.keeper
     }
+    /// The value and round this validator is locked on at the current
+    /// height (Algorithm 1's `lockedValue`, `lockedRound`); `None` if not locked.
     pub fn locked(&self) -> Option<(Hash, Round)> {
         self.locked
     }
@@ -373,6 +465,8 @@ impl Driver {
         check_vote(self.genesis.chain_id(), &self.genesis.members, sv)
     }
 
+    /// Checks a proposal from the network against this chain's id and
+    /// membership ([`messages::check_proposal`]), signature included.
     pub fn check_proposal(&self, sp: &bizra_proto::SignedProposal) -> Result<VerifiedProposal, messages::MessageError> {
         check_proposal(self.genesis.chain_id(), &self.genesis.members, sp)
     }
@@ -395,6 +489,11 @@ impl Driver {
         fx
     }
 
+    /// Takes one input at the host's time `now_ms` (Unix ms) and returns the
+    /// effects to execute in order. Before [`Driver::start`] (and during the
+    /// commit pause) inputs are taken but no rule runs. An error rejects that
+    /// synced block or restored message and leaves the consensus state as it
+    /// was; it is never fatal.
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<Vec<Effect>, DriverError> {
         let mut fx = Vec::new();
         self.now_ms = now_ms;
