@@ -103,10 +103,12 @@ impl VerifiedPayloads {
         self.ids.insert((id, time));
     }
 
+    /// Number of remembered (envelope hash, block time) pairs.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -159,14 +161,28 @@ pub fn check_payload(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchVerdict {
     /// At least one envelope was new and none broke a rule: forward it.
-    Accept { admitted: usize },
+    Accept {
+        /// Envelopes newly admitted into the pool.
+        admitted: usize,
+    },
     /// Nothing new (duplicates, or a full pool): do not forward, no blame.
-    Ignore { reason: String },
+    Ignore {
+        /// The refusal of the last envelope skipped: a duplicate, or a
+        /// `RESOURCE_EXHAUSTED` refusal (full pool, store error, or an
+        /// envelope above `poi::MAX_ATTESTATION_BYTES`).
+        reason: String,
+    },
     /// Malformed, or an envelope broke a rule: drop it and penalize the
     /// sender, which had to check every envelope before forwarding. The
     /// envelopes admitted before the bad one stay admitted (each is valid on
     /// its own).
-    Reject { admitted: usize, reason: String },
+    Reject {
+        /// Envelopes admitted before the bad one (they stay pooled).
+        admitted: usize,
+        /// What is wrong: the decode error, the envelope count, or
+        /// `envelope #i:` and the rule it broke.
+        reason: String,
+    },
 }
 
 /// Admits each envelope of a gossiped batch, in order, until the first one
@@ -230,6 +246,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// An empty outbox that publishes once `max_envelopes` wait (clamped to
+    /// 1..=[`MAX_BATCH`]), once one more would exceed `max_bytes` (each
+    /// envelope counted at its encoded size plus 4 bytes), or `delay` after
+    /// the first one. The engine uses 256, a quarter of
+    /// `p2p.max_message_bytes` and 5 ms (ADR 0008).
     pub fn new(max_envelopes: usize, max_bytes: usize, delay: std::time::Duration) -> Self {
         Outbox {
             envelopes: Vec::new(),

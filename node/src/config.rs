@@ -10,82 +10,144 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The config file's name in the node's home directory.
 pub const CONFIG_FILE: &str = "config.toml";
 
+/// The contents of `HOME/config.toml`. Every key is optional (a missing key,
+/// or a missing file, takes the default named on each field); an unknown key
+/// is refused. Paths are relative to the home directory unless absolute
+/// ([`resolve`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// Human-readable node name (logs, devnet table).
+    /// `moniker`: a human-readable node name; default `"bizra-node"`,
+    /// `BIZRA_MONIKER`. `bizra testnet init` writes `node{K}`; the node
+    /// itself does not read it.
     pub moniker: String,
-    /// Genesis file, relative to the home directory.
+    /// `genesis`: the genesis file; default `"genesis.json"`, `BIZRA_GENESIS`.
     pub genesis: PathBuf,
-    /// Validator key file, relative to the home directory.
+    /// `key`: the validator key file ([`crate::keys`]); default
+    /// `"validator.key"`, `BIZRA_KEY`.
     pub key: PathBuf,
-    /// Data directory (sled), relative to the home directory.
+    /// `data_dir`: the sled data directory; default `"data"`,
+    /// `BIZRA_DATA_DIR`.
     pub data_dir: PathBuf,
+    /// `[p2p]`: the peer listener, the peers and the message cap.
     pub p2p: P2pSection,
+    /// `[grpc]`: the gRPC API's address and limits (ADR 0009).
     pub grpc: GrpcSection,
+    /// `[metrics]`: the Prometheus endpoint.
     pub metrics: MetricsSection,
+    /// `[consensus]`: round timeouts, block pacing and block contents.
     pub consensus: ConsensusSection,
+    /// `[log]`: log format and filter.
     pub log: LogSection,
 }
 
+/// `[p2p]` of `config.toml`: libp2p (docs/PROTOCOL.md §6, §7).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct P2pSection {
-    /// TCP address to listen on for peers.
+    /// `p2p.listen`: TCP address to listen on for peers, an IP literal and
+    /// a port (`ip:port`, no host name); default `"127.0.0.1:7400"`,
+    /// `BIZRA_P2P_LISTEN`.
     pub listen: String,
-    /// Validators to peer with: `<validator-id>@<host>:<port>`.
+    /// `p2p.peers`: validators to peer with, `<validator-id>@<host>:<port>`
+    /// ([`parse_peer`]); default none, `BIZRA_P2P_PEERS` (a TOML list,
+    /// `["a","b"]`). Naming every other genesis validator turns on direct
+    /// mode (ADR 0012).
     pub peers: Vec<String>,
-    /// Largest gossip message or sync frame, in bytes.
+    /// `p2p.max_message_bytes`: largest gossip message or sync frame, in
+    /// bytes, 1024..=64 MiB; default 4 MiB, `BIZRA_P2P_MAX_MESSAGE_BYTES`. A
+    /// quarter of it caps an attestation batch, three quarters a served
+    /// block range.
     pub max_message_bytes: usize,
 }
 
+/// `[grpc]` of `config.toml`: the API (docs/PROTOCOL.md §8) and its limits
+/// (ADR 0009, docs/OPERATIONS.md §1).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcSection {
+    /// `grpc.listen`: address the API listens on (`host:port`); default
+    /// `"127.0.0.1:7500"`, `BIZRA_GRPC_LISTEN`.
     pub listen: String,
-    /// Largest request accepted, in bytes.
+    /// `grpc.max_request_bytes`: largest request accepted, in bytes (larger:
+    /// `RESOURCE_EXHAUSTED`); default 1 MiB, `BIZRA_GRPC_MAX_REQUEST_BYTES`.
     pub max_request_bytes: usize,
-    /// Requests served at once.
+    /// `grpc.concurrency_limit`: calls in flight for the whole server (0 is
+    /// read as 1); a call waits up to 2 s for a slot, then gets
+    /// `RESOURCE_EXHAUSTED`. It also bounds calls and HTTP/2 streams per
+    /// connection and open `SubscribeHeads` streams. Default 256,
+    /// `BIZRA_GRPC_CONCURRENCY_LIMIT`.
     pub concurrency_limit: usize,
-    /// Requests per second accepted from one client, i.e. one connection
-    /// (token bucket, burst one second's worth); 0 disables the limit. The
-    /// old name `rate_limit_per_sec` (a global bucket until 2026-12) is read
-    /// as this key.
+    /// `grpc.rate_limit_per_client`: calls per second accepted from one
+    /// client, i.e. one connection (token bucket, burst one second's worth);
+    /// 0 disables the limit. Default 5000,
+    /// `BIZRA_GRPC_RATE_LIMIT_PER_CLIENT`. The old name `rate_limit_per_sec`
+    /// (a global bucket until 2026-12) is read as this key in the file.
     #[serde(alias = "rate_limit_per_sec")]
     pub rate_limit_per_client: u64,
-    /// Connections accepted from one IP address at once; 0: unlimited.
+    /// `grpc.max_connections_per_ip`: connections accepted from one IP
+    /// address at once (more are closed on accept); 0: unlimited. Default
+    /// 64, `BIZRA_GRPC_MAX_CONNECTIONS_PER_IP`.
     pub max_connections_per_ip: usize,
 }
 
+/// `[metrics]` of `config.toml`: `GET /metrics` (docs/PROTOCOL.md §12).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSection {
+    /// `metrics.enabled`: whether the endpoint is served (the metrics are
+    /// kept either way); default `true`, `BIZRA_METRICS_ENABLED`.
     pub enabled: bool,
+    /// `metrics.listen`: address of the endpoint (`host:port`); default
+    /// `"127.0.0.1:7600"`, `BIZRA_METRICS_LISTEN`.
     pub listen: String,
 }
 
+/// `[consensus]` of `config.toml`: the driver's timeouts
+/// ([`crate::engine::driver_timeouts`]) and block contents. Each timing is
+/// at most one hour.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsensusSection {
+    /// `consensus.propose_timeout_ms`: how long round 0 waits for a
+    /// proposal, in ms, before prevoting nil; default 1000,
+    /// `BIZRA_CONSENSUS_PROPOSE_TIMEOUT_MS`. Round timeouts adapt (ADR 0012).
     pub propose_timeout_ms: u64,
+    /// `consensus.prevote_timeout_ms`: how long round 0 waits, in ms, after
+    /// prevotes from a quorum of the weight (docs/PROTOCOL.md §4) for any
+    /// values, before precommitting nil; default 500,
+    /// `BIZRA_CONSENSUS_PREVOTE_TIMEOUT_MS`.
     pub prevote_timeout_ms: u64,
+    /// `consensus.precommit_timeout_ms`: how long round 0 waits, in ms,
+    /// after precommits from a quorum of the weight for any values, before
+    /// moving to the next round (never scaled, ADR 0013); default 500,
+    /// `BIZRA_CONSENSUS_PRECOMMIT_TIMEOUT_MS`.
     pub precommit_timeout_ms: u64,
-    /// Added to each timeout per round.
+    /// `consensus.timeout_delta_ms`: added to each of the three timeouts per
+    /// round, in ms; default 250, `BIZRA_CONSENSUS_TIMEOUT_DELTA_MS`.
     pub timeout_delta_ms: u64,
-    /// Pause between a decision and the next height (block pacing); 0 = none.
+    /// `consensus.block_interval_ms`: pause between a decision and the next
+    /// height (block pacing), in ms; 0 = none. Default 200,
+    /// `BIZRA_CONSENSUS_BLOCK_INTERVAL_MS`.
     pub block_interval_ms: u64,
-    /// Most attestations a proposer puts in one block.
+    /// `consensus.max_block_attestations`: most PoI attestations a proposer
+    /// puts in one block (taken round-robin across attesters); default 5000,
+    /// `BIZRA_CONSENSUS_MAX_BLOCK_ATTESTATIONS`.
     pub max_block_attestations: usize,
 }
 
+/// `[log]` of `config.toml`. Logs go to stderr.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
-    /// `text` or `json`.
+    /// `log.format`: `text` or `json`; default `"text"`, `BIZRA_LOG_FORMAT`.
     pub format: String,
-    /// A tracing filter, e.g. `info` or `bizra=debug,libp2p=warn`.
+    /// `log.level`: a tracing filter, e.g. `info` or
+    /// `bizra=debug,libp2p=warn`; default `"info"`, `BIZRA_LOG_LEVEL`.
+    /// `RUST_LOG`, when set and valid, replaces it.
     pub level: String,
 }
 
@@ -153,14 +215,38 @@ impl Default for LogSection {
     }
 }
 
+/// Why a config was refused; the message names the file, the variable or
+/// the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `config.toml` exists but cannot be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not TOML, an unknown key, or a value of the wrong type (in the file or
+    /// set by an environment override).
     #[error("{path}: {msg}")]
-    Parse { path: PathBuf, msg: String },
+    Parse {
+        /// The file: `config.toml`, or its full path from
+        /// [`NodeConfig::load`].
+        path: PathBuf,
+        /// The TOML parser's message.
+        msg: String,
+    },
+    /// An environment override could not be placed (its section is not a
+    /// table in the file).
     #[error("environment variable {var}: {msg}")]
-    Env { var: String, msg: String },
+    Env {
+        /// The variable, e.g. `BIZRA_GRPC_LISTEN`.
+        var: String,
+        /// Why it could not be placed.
+        msg: String,
+    },
+    /// A value [`NodeConfig::validate`] refuses.
     #[error("{0}")]
     Invalid(String),
 }
@@ -168,11 +254,19 @@ pub enum ConfigError {
 /// One peer from `p2p.peers`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerAddr {
+    /// The peer's validator id: 64 lower-case hex digits, its Ed25519 public
+    /// key, which is also its libp2p identity (docs/PROTOCOL.md §3).
     pub validator: String,
+    /// Host name or IPv4 address (an IPv4 literal is dialled as `/ip4`,
+    /// anything else as `/dns4`).
     pub host: String,
+    /// TCP port of the peer's p2p listener.
     pub port: u16,
 }
 
+/// Parses one `p2p.peers` entry, `<validator-id>@<host>:<port>`: the id
+/// must be a valid validator id, the host non-empty, the port a u16. The
+/// error names the entry and what is wrong.
 pub fn parse_peer(s: &str) -> Result<PeerAddr, String> {
     let (id, addr) = s
         .split_once('@')
@@ -212,6 +306,10 @@ impl NodeConfig {
         })
     }
 
+    /// Parses config text (empty text: all defaults), applies the `BIZRA_*`
+    /// overrides in `env` (a variable that names no key is ignored), and
+    /// validates the result: [`NodeConfig::load`] without the file system
+    /// and the process environment.
     pub fn from_toml_with_env(text: &str, env: &[(String, String)]) -> Result<NodeConfig, ConfigError> {
         let parse_err = |msg: String| ConfigError::Parse {
             path: PathBuf::from(CONFIG_FILE),
@@ -238,6 +336,10 @@ impl NodeConfig {
         Ok(cfg)
     }
 
+    /// Checks what the types do not: every peer parses ([`parse_peer`]),
+    /// `log.format` is `text` or `json`, `p2p.max_message_bytes` is within
+    /// 1024..=64 MiB, and no `[consensus]` timing is above one hour
+    /// (3,600,000 ms).
     pub fn validate(&self) -> Result<(), ConfigError> {
         for p in &self.p2p.peers {
             parse_peer(p).map_err(ConfigError::Invalid)?;
@@ -270,6 +372,8 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// The config as pretty TOML with every key written (what
+    /// `bizra testnet init` writes to each node's `config.toml`).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serializes")
     }

@@ -30,14 +30,19 @@ pub const CAPACITY: usize = 1024;
 /// Why the pool did not take a piece of evidence.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PoolRefusal {
+    /// Evidence of this offence (validator, height, round, kind) is already
+    /// pending.
     #[error("evidence for this offence is already pending")]
     Duplicate,
+    /// The validator already has [`PER_VALIDATOR`] offences pending.
     #[error("validator already has {PER_VALIDATOR} offences pending")]
     ValidatorQuota,
+    /// [`CAPACITY`] offences are pending.
     #[error("evidence pool is full ({CAPACITY})")]
     Full,
 }
 
+/// Pending evidence, one piece per offence, bounded as the module docs say.
 #[derive(Default)]
 pub struct EvidencePool {
     entries: BTreeMap<EvidenceKey, Evidence>,
@@ -45,6 +50,7 @@ pub struct EvidencePool {
 }
 
 impl EvidencePool {
+    /// An empty pool.
     pub fn new() -> Self {
         Self::default()
     }
@@ -102,14 +108,17 @@ impl EvidencePool {
         before - self.entries.len()
     }
 
+    /// Whether evidence of this offence is pending.
     pub fn contains(&self, key: &EvidenceKey) -> bool {
         self.entries.contains_key(key)
     }
 
+    /// Number of pending offences (`bizra_evidence_pending`).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether no evidence is pending.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -17,6 +17,8 @@ struct KeyFile {
     secret: String,
 }
 
+/// A new random validator key (`bizra keygen`), from `rand`'s thread-local
+/// CSPRNG, which the OS seeds.
 pub fn generate() -> Signer {
     let mut secret = [0u8; 32];
     rand::Rng::fill(&mut rand::rng(), &mut secret);
@@ -50,6 +52,10 @@ pub fn write(path: &Path, signer: &Signer) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads a key file. Refuses, naming the file: (on unix) a mode with any
+/// permission bit for the group or others (the error says `chmod 600`), a
+/// `type` other than `ed25519`, a `secret` that is not 64 hex digits, and an
+/// `id` that is not the secret's public key.
 pub fn read(path: &Path) -> anyhow::Result<Signer> {
     check_mode(path)?;
     let text = Zeroizing::new(

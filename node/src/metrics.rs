@@ -17,41 +17,74 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
+/// Labels of `bizra_votes_total`: consensus gossip by verdict.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VoteLabels {
+    /// `prevote`, `precommit` or `proposal`; `vote` for a vote counted
+    /// `invalid` or whose kind could not be read; `unknown` for undecodable
+    /// or wrong-topic bytes.
     pub kind: String,
+    /// One of [`VOTE_RESULTS`], or `invalid_payload` (a proposal whose
+    /// attestations were refused), `malformed` (undecodable) or
+    /// `wrong_topic`.
     pub result: String,
 }
+/// Labels of `bizra_consensus_messages_total` and
+/// `bizra_consensus_message_bytes_total` (ADR 0012).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindDirectionLabels {
+    /// One of [`MSG_KINDS`].
     pub kind: String,
+    /// One of [`MSG_DIRECTIONS`].
     pub direction: String,
 }
+/// The `validator` label of the per-validator families.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ValidatorLabel {
+    /// Validator id (64 lower-case hex digits).
     pub validator: String,
 }
+/// Labels of `bizra_wq_weight_component`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ComponentLabels {
+    /// Validator id.
     pub validator: String,
+    /// `stake`, `poi` or `rep` (docs/PROTOCOL.md §5).
     pub component: String,
 }
+/// The `result` label of `bizra_attestations_total` and
+/// `bizra_evidence_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
+    /// One of [`ATTESTATION_RESULTS`] or `finalized`; or one of
+    /// [`EVIDENCE_RESULTS`].
     pub result: String,
 }
+/// The `method` label of `bizra_grpc_request_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabel {
+    /// One of [`GRPC_METHODS`].
     pub method: String,
 }
+/// Labels of `bizra_grpc_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodCodeLabels {
+    /// One of [`GRPC_METHODS`].
     pub method: String,
+    /// One of [`GRPC_CODES`]: the code of the response headers, `OK` for a
+    /// success or a streamed response.
     pub code: String,
 }
 
 /// The `kind` and `result` labels of `bizra_votes_total` that exist from the start.
 pub const VOTE_KINDS: [&str; 3] = ["prevote", "precommit", "proposal"];
+/// The `result` labels of `bizra_votes_total` that exist from the start:
+/// `accepted` and `out_of_window` (verified, forwarded or not), `resent`
+/// (a copy of content already kept at this height, not verified again),
+/// `invalid` (signature, chain or membership: a strike), and the refusals
+/// before any signature check (ADR 0013, docs/OPERATIONS.md §2):
+/// `non_canonical` (a strike), `old_height`, `late_round`, `round_window`,
+/// `not_proposer`, `future_quota`.
 pub const VOTE_RESULTS: [&str; 10] = [
     "accepted",
     "resent",
@@ -75,15 +108,20 @@ pub const ROUND_BUCKETS: [f64; 9] = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 3
 /// A consensus message kind, for [`Metrics::message`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MsgKind {
+    /// A signed proposal with its block.
     Proposal = 0,
+    /// A signed prevote.
     Prevote = 1,
+    /// A signed precommit.
     Precommit = 2,
 }
 
 /// Which way a consensus message went, for [`Metrics::message`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
+    /// Published by this node, re-sends included.
     Sent = 0,
+    /// Decoded from gossip, whatever the verdict.
     Received = 1,
 }
 
@@ -148,31 +186,84 @@ pub const GRPC_BUCKETS: [f64; 14] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0,
 ];
 
+/// The node's metrics (docs/PROTOCOL.md §12, docs/OPERATIONS.md §2), shared
+/// by the engine, the gRPC guard and the metrics endpoint. A counter family
+/// registered as `bizra_x` is exposed as `bizra_x_total`.
 pub struct Metrics {
+    /// The registry holding every family below; [`Metrics::encode`] writes
+    /// it.
     pub registry: Registry,
+    /// `bizra_consensus_height`: the last finalized height, set after each
+    /// stored block.
     pub consensus_height: Gauge,
+    /// `bizra_consensus_round`: the driver's current round.
     pub consensus_round: Gauge,
+    /// `bizra_finality_latency_seconds`: from the previous stored decision
+    /// (or the engine's start) to this block's, in seconds
+    /// ([`CONSENSUS_BUCKETS`]); the `block_interval_ms` pause is included.
     pub finality_latency: Histogram,
+    /// `bizra_block_interval_seconds`: between two consecutive stored
+    /// decisions, in seconds ([`CONSENSUS_BUCKETS`]).
     pub block_interval: Histogram,
+    /// `bizra_votes_total{kind,result}`: consensus gossip by verdict
+    /// ([`VoteLabels`]).
     pub votes: Family<VoteLabels, Counter>,
+    /// `bizra_peers`: connected peers.
     pub peers: Gauge,
+    /// `bizra_sync_blocks_total`: blocks applied through sync.
     pub sync_blocks: Counter,
+    /// `bizra_equivocations_total`: equivocations this node's vote keeper
+    /// reported (`Effect::Evidence`), whether or not the evidence is new.
     pub equivocations: Counter,
+    /// `bizra_wq_weight{validator}`: each validator's `wq_weight` in the
+    /// newest epoch this node knows; set at start and at each new epoch.
     pub wq_weight: Family<ValidatorLabel, Gauge<f64, AtomicU64>>,
+    /// `bizra_wq_weight_component{validator,component}`: `stake`, `poi` and
+    /// `rep` of each validator in that epoch (docs/PROTOCOL.md §5).
     pub wq_weight_component: Family<ComponentLabels, Gauge<f64, AtomicU64>>,
+    /// `bizra_commit_weight_share_bps`: the signed share of the weight in
+    /// the last stored block's commit certificate, in basis points.
     pub commit_weight_share_bps: Gauge,
+    /// `bizra_attestations_total{result}`: `accepted` and `rejected` count
+    /// submissions the engine pooled or refused (duplicate, full pool; the
+    /// API's own refusals are counted only in `bizra_grpc_requests_total`),
+    /// `gossip_accepted` envelopes admitted from gossip, `gossip_rejected`
+    /// gossip batches rejected, `finalized` attestations in stored blocks.
     pub attestations: Family<ResultLabel, Counter>,
+    /// `bizra_grpc_request_duration_seconds{method}`: each call's time to
+    /// its response headers, in seconds ([`GRPC_BUCKETS`]).
     pub grpc_duration: Family<MethodLabel, Histogram>,
+    /// `bizra_grpc_requests_total{method,code}`: calls by method and
+    /// response code.
     pub grpc_requests: Family<MethodCodeLabels, Counter>,
+    /// `bizra_catching_up`: 1 while the node is catching up
+    /// ([`crate::state::Status::catching_up`]), else 0.
     pub catching_up: Gauge,
+    /// `bizra_validators`: validators in the genesis set.
     pub validators: Gauge,
+    /// `bizra_consensus_messages_total{kind,direction}`: one per consensus
+    /// message published or received (ADR 0012).
     pub messages: Family<KindDirectionLabels, Counter>,
+    /// `bizra_consensus_message_bytes_total{kind,direction}`: their encoded
+    /// bytes; a sent message counts once per connected peer.
     pub message_bytes: Family<KindDirectionLabels, Counter>,
+    /// `bizra_consensus_rounds_per_height`: the decision's round + 1, per
+    /// stored block ([`ROUND_BUCKETS`]).
     pub rounds_per_height: Histogram,
+    /// `bizra_evidence_total{result}`: evidence events, [`EVIDENCE_RESULTS`].
     pub evidence: Family<ResultLabel, Counter>,
+    /// `bizra_evidence_committed_total{validator}`: evidence in stored
+    /// blocks, per offending validator.
     pub evidence_committed: Family<ValidatorLabel, Counter>,
+    /// `bizra_validator_jailed{validator}`: 1 if the validator is jailed
+    /// (`wq_weight` 0) in the newest epoch this node knows, else 0
+    /// (ADR 0014).
     pub jailed: Family<ValidatorLabel, Gauge>,
+    /// `bizra_validator_jailed_until_epoch{validator}`: the first epoch the
+    /// validator is free again; 0 if never jailed.
     pub jailed_until: Family<ValidatorLabel, Gauge>,
+    /// `bizra_evidence_pending`: evidence in this node's pool waiting for a
+    /// block.
     pub evidence_pending: Gauge,
     /// `messages` and `message_bytes` resolved once, by [kind][direction]:
     /// they count every consensus message, so no label lookup per message.
@@ -186,6 +277,10 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Registers every family and creates the known label values at zero:
+    /// [`VOTE_KINDS`] x [`VOTE_RESULTS`] and `proposal`/`invalid_payload`,
+    /// every consensus message kind and direction, [`EVIDENCE_RESULTS`],
+    /// [`ATTESTATION_RESULTS`], and each of [`GRPC_METHODS`] (with code `OK`).
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
@@ -398,6 +493,7 @@ impl Metrics {
         b.inc_by((bytes as u64).saturating_mul(copies as u64));
     }
 
+    /// Counts one consensus gossip message in `bizra_votes_total{kind,result}`.
     pub fn vote(&self, kind: &str, result: &str) {
         self.votes
             .get_or_create(&VoteLabels {
@@ -407,16 +503,20 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one event in `bizra_evidence_total{result}`.
     pub fn evidence(&self, result: &str) {
         self.evidence
             .get_or_create(&ResultLabel { result: result.into() })
             .inc();
     }
 
+    /// Counts one event in `bizra_attestations_total{result}`.
     pub fn attestation(&self, result: &str) {
         self.attestations_by(result, 1);
     }
 
+    /// Adds `n` to `bizra_attestations_total{result}`; 0 adds nothing and
+    /// creates no series.
     pub fn attestations_by(&self, result: &str, n: u64) {
         if n > 0 {
             self.attestations

@@ -40,7 +40,14 @@ pub enum PoolError {
     DuplicateId(Hash),
     /// The attester already used this nonce (pending or finalized).
     #[error("duplicate nonce: attester {attester} already used nonce {nonce}")]
-    DuplicateNonce { attester: String, nonce: String },
+    DuplicateNonce {
+        /// The attester's validator id.
+        attester: String,
+        /// The nonce, in hex.
+        nonce: String,
+    },
+    /// The pool is full and the attester may evict nobody (see the module
+    /// docs); carries the number pending.
     #[error("attestation pool is full ({0} pending)")]
     Full(usize),
 }
@@ -60,11 +67,14 @@ fn nonce_key(attester: usize, nonce: &[u8]) -> Hash {
 /// [`FinalizedKey::from_envelope`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FinalizedKey {
+    /// The attestation id (BLAKE3 of the payload).
     pub id: Hash,
     nonce: Option<Hash>,
 }
 
 impl FinalizedKey {
+    /// The key of attestation `id` by the attester at index `attester` of
+    /// the genesis validator set, with `nonce`.
     pub fn new(id: Hash, attester: usize, nonce: &[u8]) -> Self {
         FinalizedKey {
             id,
@@ -157,6 +167,8 @@ impl AttestationPool {
         Self::with_seen_capacity(capacity, DEFAULT_SEEN_CAPACITY.max(capacity))
     }
 
+    /// A pool of `capacity` pending attestations that remembers
+    /// `seen_capacity` finalized ids and (attester, nonce) pairs.
     pub fn with_seen_capacity(capacity: usize, seen_capacity: usize) -> Self {
         AttestationPool {
             capacity,
@@ -324,10 +336,13 @@ impl AttestationPool {
         self.entries.len()
     }
 
+    /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// Most pending attestations (the engine's pool holds
+    /// [`DEFAULT_CAPACITY`]).
     pub fn capacity(&self) -> usize {
         self.capacity
     }

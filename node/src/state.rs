@@ -16,15 +16,26 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 /// A snapshot of the node's position, updated by the engine.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
+    /// Last finalized height (0: genesis only).
     pub finalized_height: u64,
+    /// Hash of the block at `finalized_height`; the genesis hash at height 0
+    /// (all zeros in `Status::default()`, which `GetStatus` also reports as
+    /// the genesis hash).
     pub finalized_hash: Hash,
+    /// The height the driver is deciding (normally `finalized_height + 1`).
     pub consensus_height: u64,
+    /// The driver's round at that height.
     pub consensus_round: u32,
     /// True while a peer reports a height above ours. A lagging node never
     /// reports that it is caught up.
     pub catching_up: bool,
+    /// The highest finalized height any peer reported and has not lost by
+    /// failing to serve it (a disconnect does not lower it).
     pub best_peer_height: u64,
+    /// Connected peers.
     pub peers: u32,
+    /// The epoch whose weights vote on the next block (that of
+    /// `finalized_height + 1`).
     pub epoch: u64,
     /// Set once the WAL is replayed and consensus runs (gRPC health SERVING).
     pub serving: bool,
@@ -33,8 +44,11 @@ pub struct Status {
 /// A newly finalized head, as streamed by `SubscribeHeads`.
 #[derive(Clone, Debug)]
 pub struct HeadEvent {
+    /// Finalized height.
     pub height: u64,
+    /// The block's hash.
     pub hash: Hash,
+    /// The block's header.
     pub header: BlockHeader,
 }
 
@@ -95,31 +109,46 @@ pub enum EngineRequest {
     /// (`admission::check`), to deduplicate, pool and gossip; replies with
     /// its id (hex).
     SubmitAttestation {
+        /// The DSSE envelope as submitted.
         envelope: Envelope,
+        /// What [`crate::admission::check`] made of it.
         checked: Box<bizra_consensus::poi::CheckedAttestation>,
+        /// Where the engine sends the id (hex) or the refusal.
         reply: oneshot::Sender<Result<String, SubmitError>>,
     },
 }
 
+/// What the engine shares with the gRPC service and the sync server: set up
+/// by [`crate::engine::run_engine`] and written only by the engine.
 pub struct Shared {
+    /// The chain's genesis.
     pub genesis: Arc<Genesis>,
+    /// This validator's key; signs `GetHeadReport` envelopes.
     pub signer: Signer,
+    /// The node's store: finalized blocks, commits and their indexes.
     pub store: Arc<dyn Store>,
+    /// The node's metrics.
     pub metrics: Arc<Metrics>,
+    /// The engine's status snapshot ([`Shared::status`] copies it).
     pub status: RwLock<Status>,
     /// Weights per epoch seen by this node (rebuilt from the chain at start).
     pub epochs: RwLock<BTreeMap<u64, EpochWeights>>,
+    /// Each stored head, for `SubscribeHeads` ([`Shared::publish_head`]
+    /// sends); a lagging subscriber skips to the newest.
     pub heads: broadcast::Sender<HeadEvent>,
     /// The finalized head with its header, set by the engine after each
     /// block is stored: GetHead answers from here without reading sled.
     pub head: RwLock<Option<Arc<HeadEvent>>>,
+    /// Requests to the engine (queue of 1024 in a running node).
     pub requests: mpsc::Sender<EngineRequest>,
+    /// The node's version (the crate version), reported by `GetStatus`.
     pub version: &'static str,
     /// Committed evidence by offending validator (GetEvidence).
     pub evidence: RwLock<EvidenceIndex>,
 }
 
 impl Shared {
+    /// A copy of the current status.
     pub fn status(&self) -> Status {
         self.status.read().expect("status lock").clone()
     }
@@ -133,9 +162,14 @@ impl Shared {
         *self.head.write().expect("head lock") = Some(event.clone());
         let _ = self.heads.send((*event).clone());
     }
+    /// The weights of the newest epoch this node knows, those that vote on
+    /// the next block (`GetValidators` without an epoch).
     pub fn current_weights(&self) -> Option<EpochWeights> {
         self.epochs.read().expect("epochs lock").values().next_back().cloned()
     }
+    /// The weights of `epoch`, if this node knows them: at start epoch 0
+    /// and the snapshot's two, every past epoch once the history is
+    /// re-checked, and each new one as it begins.
     pub fn weights_for_epoch(&self, epoch: u64) -> Option<EpochWeights> {
         self.epochs.read().expect("epochs lock").get(&epoch).cloned()
     }

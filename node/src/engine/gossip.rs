@@ -26,9 +26,16 @@ pub const MAX_FORWARDS: u8 = 8;
 
 /// What a consensus message is checked against; nothing here is changed.
 pub struct GossipView<'a> {
+    /// The driver: its admission of claims ([`Driver::admit`]), signature,
+    /// chain and membership checks, and its height.
     pub driver: &'a Driver,
+    /// The chain, for the rules of a proposal's attestations.
     pub genesis: &'a Genesis,
+    /// The store: attestations and nonces already finalized.
     pub store: &'a dyn Store,
+    /// The attestation pool: a proposal's attestation pending here with the
+    /// same envelope is not verified again; one remembered as finalized is
+    /// refused.
     pub pool: &'a AttestationPool,
     /// Copies forwarded so far of each content (by [`content_key`]) the
     /// driver kept at its current height.
@@ -38,11 +45,16 @@ pub struct GossipView<'a> {
 /// The verdict on a consensus message and what the engine does next.
 #[derive(Debug)]
 pub struct GossipCheck {
+    /// What to report to gossipsub: `Accept` forwards, `Ignore` drops
+    /// without blame, `Reject` drops and strikes the sending peer
+    /// (docs/PROTOCOL.md §6). In direct mode the engine reports `Accept` as
+    /// `Ignore` (ADR 0012).
     pub verdict: Validation,
     /// The decoded message's kind, for the received-message counters.
     pub received: Option<MsgKind>,
     /// Labels (kind, result) of `bizra_votes_total`; `None`: not counted.
     pub counted: Option<(&'static str, &'static str)>,
+    /// What the engine does next.
     pub then: Then,
 }
 
@@ -57,11 +69,20 @@ pub enum Then {
     /// A re-send of kept content with this content key: count the copy.
     Resent([u8; 32]),
     /// A proposal whose attestations were refused: its proposer and why.
-    PayloadRefused { proposer: String, error: String },
+    PayloadRefused {
+        /// The proposal's `proposer` (a validator id).
+        proposer: String,
+        /// Why its attestations were refused ([`admission::check_payload`]).
+        error: String,
+    },
     /// Show the driver the input (the message and its content key with it).
     Deliver {
+        /// The verified input.
         input: Input,
+        /// The message as received; the engine writes it to the WAL if the
+        /// driver keeps it at its current height.
         msg: ConsensusMessage,
+        /// Its [`content_key`].
         key: [u8; 32],
     },
 }

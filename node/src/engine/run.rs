@@ -29,6 +29,16 @@ const ATT_BATCH_MAX: usize = 256;
 /// ... and how long the first of a batch waits for company.
 const ATT_BATCH_DELAY: Duration = Duration::from_millis(5);
 
+/// Runs a loaded node until `stop` turns true. Starts from the chain-state
+/// snapshot stored with the head, replays the WAL into the driver, then
+/// starts p2p, the sync server, gRPC and metrics, marks the node serving and
+/// runs the event loop (gossip and sync, API requests, timers, the
+/// attestation outbox, the background history check, and every 2 s a status
+/// round with late precommits stored and evidence re-gossiped). On stop or
+/// error it stores late precommits, marks the node not serving, shuts p2p
+/// down, flushes the store and waits up to 3 s for each server. Returns the
+/// error that stopped the node, a failed history check ("data dir is
+/// corrupt") included.
 pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let NodeSetup {
         cfg,

@@ -15,6 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tracing::error;
 
+/// Milliseconds since the Unix epoch by the system clock (0 before 1970):
+/// the time the driver and the attestation rules are given.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -39,9 +41,14 @@ pub fn init_logging(format: &str, level: &str) {
 
 /// Everything `bizra run` needs, loaded and checked before anything starts.
 pub struct NodeSetup {
+    /// The config, environment overrides applied and validated.
     pub cfg: NodeConfig,
+    /// The genesis file, parsed and checked.
     pub genesis: Arc<Genesis>,
+    /// This validator's key, a member of the genesis validator set.
     pub signer: Signer,
+    /// The sled data dir, opened for this chain id, genesis hash and
+    /// validator.
     pub store: Arc<dyn Store>,
 }
 

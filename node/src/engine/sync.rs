@@ -36,19 +36,27 @@ pub const SYNC_FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// The one outstanding block-range request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inflight {
+    /// The peer asked.
     pub peer: PeerId,
+    /// The p2p service's id of the request; the answer must carry it.
     pub id: u64,
+    /// When it was sent; [`REQUEST_TIMEOUT`] counts from here.
     pub at: Instant,
     /// What was asked: blocks `from ..` , at most `max` of them.
     pub from: u64,
+    /// Most blocks asked for ([`BATCH`]).
     pub max: u32,
 }
 
+/// The engine's catch-up state: the heights peers claim, the one block
+/// request in flight, and the flush accounting of synced blocks.
 pub struct SyncState {
     /// Latest finalized height each peer reported.
     pub peer_heights: HashMap<PeerId, u64>,
     /// The one outstanding block request.
     pub inflight: Option<Inflight>,
+    /// Blocks applied through sync since start (what
+    /// `bizra_sync_blocks_total` counts).
     pub blocks_applied: u64,
     /// Highest finalized height any peer reported (a disconnect does not
     /// lower it, so a lagging node cannot look caught up; a peer that fails
@@ -58,6 +66,7 @@ pub struct SyncState {
     pub heard: bool,
     /// Synced blocks stored since the last flush.
     pub unflushed: u64,
+    /// When synced blocks were last flushed ([`SYNC_FLUSH_EVERY`]).
     pub last_flush: Instant,
 }
 
@@ -76,6 +85,8 @@ impl Default for SyncState {
 }
 
 impl SyncState {
+    /// The peer with the highest claimed finalized height, and that height
+    /// (a tie goes to the greater peer id bytes, so the choice is stable).
     pub fn best_peer(&self) -> Option<(PeerId, u64)> {
         self.peer_heights
             .iter()
@@ -83,10 +94,14 @@ impl SyncState {
             .map(|(p, h)| (*p, *h))
     }
 
+    /// The highest height a peer currently claims; 0 if none does.
     pub fn best_height(&self) -> u64 {
         self.best_peer().map(|(_, h)| h).unwrap_or(0)
     }
 
+    /// Records a peer's status answer: its finalized height becomes its
+    /// claim (replacing an earlier one), may raise `best_seen`, and sets
+    /// `heard`. The caller checks the chain first ([`is_foreign_status`]).
     pub fn note_status(&mut self, peer: PeerId, s: &ChainStatus) {
         self.peer_heights.insert(peer, s.height);
         self.best_seen = self.best_seen.max(s.height);
@@ -110,6 +125,8 @@ impl SyncState {
         !self.heard || self.best_seen > ours || (seen > ours.saturating_add(2) && seen <= corroborated)
     }
 
+    /// Drops a peer's claim and its in-flight request, if any (a
+    /// disconnect). `best_seen` is not lowered.
     pub fn forget(&mut self, peer: &PeerId) {
         self.peer_heights.remove(peer);
         if self.inflight.as_ref().is_some_and(|f| f.peer == *peer) {
@@ -215,7 +232,10 @@ pub type CheckedBlock = (Block, CheckedCertificate);
 /// what is wrong with it. The peer that sent it is penalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangeError {
+    /// Height of the first bad block (`from` for an empty range; 0 for a
+    /// missing block or header in [`check_range`]).
     pub height: u64,
+    /// What is wrong with it, for the log.
     pub reason: String,
 }
 

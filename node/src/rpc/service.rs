@@ -42,6 +42,8 @@ pub const MAX_EVIDENCE_RESPONSE: usize = 32;
 
 type HeadStream = Pin<Box<dyn Stream<Item = Result<GetHeadResponse, Status>> + Send + 'static>>;
 
+/// The `bizra.node.v1.Node` service (docs/PROTOCOL.md §8), answering from
+/// [`Shared`]; [`crate::rpc::serve_listener`] puts it behind the limits.
 pub struct NodeService {
     shared: Arc<Shared>,
     subscribers: Arc<Semaphore>,

@@ -35,13 +35,26 @@ const HEADS_CAPACITY: usize = 4;
 /// 2 blocks. Block 2 carries 3 attestations. Heights 1 and 2 are certified
 /// by validators 0..3 (75% of the weight), the later ones by all 4.
 pub struct Fixture {
+    /// What the server answers from: the genesis, `signers[0]`'s key, a
+    /// `MemStore` with the blocks, a status at finalized height `n`
+    /// (consensus height `n + 1`, round 2, 3 peers), every epoch's weights,
+    /// a heads channel of 4 (no head cached) and version `test-1.2.3`.
     pub shared: Arc<Shared>,
+    /// The 4 validators' keys, secrets `[1; 32]` to `[4; 32]`.
     pub signers: Vec<Signer>,
+    /// The finalized blocks, heights 1 to `n`.
     pub blocks: Vec<Block>,
+    /// Their hashes.
     pub hashes: Vec<Hash>,
+    /// Their commit certificates.
     pub commits: Vec<CommitCertificate>,
+    /// The 3 attestations block 2 carries (made whatever `n` is).
     pub attestations: Vec<Envelope>,
+    /// The weights of every epoch of the chain (as in `shared`).
     pub epochs: BTreeMap<u64, EpochWeights>,
+    /// The engine's end of `shared.requests`, taken by
+    /// [`Fixture::spawn_engine`]; with no engine running, a valid
+    /// `SubmitAttestation` gets `UNAVAILABLE` after 10 s.
     pub engine: Mutex<Option<mpsc::Receiver<EngineRequest>>>,
 }
 
@@ -68,6 +81,8 @@ fn attestation_on(chain: &str, signer: &Signer, subject: &Signer, nonce: u8) -> 
 }
 
 impl Fixture {
+    /// Builds and stores the chain of `n` blocks described on the type, and
+    /// the `Shared` that serves it.
     pub fn new(n: u64) -> Fixture {
         let signers: Vec<Signer> = (1..=4u8).map(|i| Signer::from_secret([i; 32])).collect();
         let doc = GenesisDoc {
