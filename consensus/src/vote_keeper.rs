@@ -206,8 +206,10 @@ impl VoteKeeper {
     /// The highest round above `round` in which validators holding more than
     /// a third of the weight sent a message (Tendermint's f+1 skip rule).
     pub fn skip_round(&self, round: Round) -> Option<Round> {
+        // No round above `Round::MAX` (unreachable in practice: rounds move
+        // at most 64 at a time, but `round + 1` must not wrap in release).
         self.rounds
-            .range(round + 1..)
+            .range(round.checked_add(1)?..)
             .rev()
             .find(|(_, rv)| quorum::exceeds_one_third(rv.participant_weight, self.total))
             .map(|(r, _)| *r)
@@ -334,5 +336,16 @@ mod tests {
         k.add(vote(&s[1], &m, 5, VoteKind::Precommit, None));
         assert_eq!(k.skip_round(0), Some(5));
         assert_eq!(k.skip_round(5), None);
+    }
+
+    #[test]
+    fn no_round_is_above_the_last_one() {
+        let (s, m) = setup(4);
+        let mut k = VoteKeeper::new(vec![1; 4], 6667);
+        for signer in &s[..2] {
+            k.add(vote(signer, &m, Round::MAX, VoteKind::Prevote, None));
+        }
+        assert_eq!(k.skip_round(Round::MAX - 1), Some(Round::MAX));
+        assert_eq!(k.skip_round(Round::MAX), None, "round + 1 must not wrap to 0");
     }
 }

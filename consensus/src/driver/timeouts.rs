@@ -53,8 +53,9 @@ impl Driver {
                 self.step = Step::Precommit;
             }
             TimeoutKind::Precommit => {
-                // Lines 65-67.
-                self.start_round(self.round + 1, fx);
+                // Lines 65-67 (saturating: round `u32::MAX` is unreachable,
+                // but must not wrap to round 0 in a release build).
+                self.start_round(self.round.saturating_add(1), fx);
             }
             _ => {}
         }
