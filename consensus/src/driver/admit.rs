@@ -139,6 +139,34 @@ impl Driver {
         }
     }
 
+    /// The claim of an encoded, undecoded `ConsensusMessage`, read without
+    /// decoding a proposal's block or checking anything: the same answer as
+    /// [`Driver::claim`] on the decoded message, for a fraction of the cost
+    /// (a 4 MiB block is skipped, not parsed). `None` when the bytes do not
+    /// decode as far as the claim, or name no member or no known kind; the
+    /// host then decodes the whole message as before. A proposal's `bytes`
+    /// is the length of its encoded `SignedProposal`, which is
+    /// `encoded_len()` of the decoded one.
+    pub fn claim_encoded(&self, data: &[u8]) -> Option<Claim> {
+        let head = MessageHead::decode(data).ok()?;
+        match head.msg? {
+            HeadMsg::Vote(sv) => self.claim(&ConsensusMessage {
+                msg: Some(Msg::Vote(sv)),
+                attempt: 0,
+            }),
+            HeadMsg::Proposal(ph) => {
+                let p = ph.proposal?;
+                Some(Claim {
+                    height: p.height,
+                    round: p.round,
+                    kind: ClaimKind::Proposal,
+                    validator: self.genesis.members.index_of(&p.proposer)?,
+                    bytes: proposal_len(data)?,
+                })
+            }
+        }
+    }
+
     /// Whether the driver can use a message with this claim (module docs).
     pub fn admit(&self, c: &Claim) -> Admission {
         if c.height.saturating_add(1) < self.height {
@@ -202,6 +230,40 @@ pub(super) fn vote_claim(v: &crate::messages::VerifiedVote) -> Claim {
         validator: v.validator,
         bytes: 0,
     }
+}
+
+/// A `ConsensusMessage` as far as its claim: the same field numbers, so
+/// prost skips a proposal's signature and block (fields 2 and 3 of
+/// `SignedProposal`) and `attempt` as unknown fields without parsing them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MessageHead {
+    #[prost(oneof = "HeadMsg", tags = "1, 2")]
+    msg: Option<HeadMsg>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum HeadMsg {
+    #[prost(message, tag = "1")]
+    Proposal(ProposalHead),
+    #[prost(message, tag = "2")]
+    Vote(bizra_proto::SignedVote),
+}
+
+/// A `SignedProposal` without its signature and block.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProposalHead {
+    #[prost(message, optional, tag = "1")]
+    proposal: Option<bizra_proto::Proposal>,
+}
+
+/// The length of the `SignedProposal` (field 1) that a canonically encoded
+/// `ConsensusMessage` starts with.
+fn proposal_len(data: &[u8]) -> Option<usize> {
+    let (&tag, mut rest) = data.split_first()?;
+    if tag != 1 << 3 | 2 {
+        return None;
+    }
+    usize::try_from(prost::encoding::decode_varint(&mut rest).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -468,6 +530,73 @@ mod tests {
         let g1 = genesis(4, 1);
         let d1 = driver(&g1, 0);
         assert_eq!(d1.next_height_proposer(0), None);
+    }
+
+    /// The claim read from the bytes (the block skipped) is the claim of the
+    /// decoded message, whatever `attempt`; a proposal's claim is read even
+    /// when its block would not decode.
+    #[test]
+    fn the_claim_read_from_bytes_is_the_claim_of_the_decoded_message() {
+        let g = genesis(4, 1000);
+        let mut msgs: Vec<ConsensusMessage> = Vec::new();
+        for i in 0..4 {
+            let mut d = driver(&g, i);
+            for e in d.start(0) {
+                let Effect::RequestValue { height, round } = e else {
+                    continue;
+                };
+                let value = Input::ProposeValue {
+                    height,
+                    round,
+                    attestations: vec![],
+                    evidence: vec![],
+                };
+                for e in d.handle(1, value).expect("value") {
+                    if let Effect::Broadcast(m) = e {
+                        msgs.push(m);
+                    }
+                }
+            }
+        }
+        let proposal = msgs
+            .iter()
+            .find_map(|m| match &m.msg {
+                Some(Msg::Proposal(sp)) => Some(sp.clone()),
+                _ => None,
+            })
+            .expect("the round-0 proposer proposes");
+        msgs.push(vote_msg(signed(&g, 2, 1, 0, VoteKind::Prevote, None)));
+        msgs.push(vote_msg(signed(&g, 3, 1, 5, VoteKind::Precommit, Some([7; 32]))));
+        let d = driver(&g, 0);
+        for mut m in msgs {
+            for attempt in [0, 3, 300] {
+                m.attempt = attempt;
+                let want = d.claim(&m);
+                assert!(want.is_some(), "{m:?}");
+                assert_eq!(d.claim_encoded(&m.encode_to_vec()), want);
+            }
+        }
+        // A proposal whose block is 64 KiB of garbage.
+        let mut inner = Vec::new();
+        prost::encoding::message::encode(1, proposal.proposal.as_ref().unwrap(), &mut inner);
+        prost::encoding::bytes::encode(3, &vec![0xffu8; 64 << 10], &mut inner);
+        let mut data = Vec::new();
+        prost::encoding::bytes::encode(1, &inner, &mut data);
+        assert!(ConsensusMessage::decode(data.as_slice()).is_err());
+        let p = proposal.proposal.as_ref().unwrap();
+        assert_eq!(
+            d.claim_encoded(&data),
+            Some(Claim {
+                height: p.height,
+                round: p.round,
+                kind: ClaimKind::Proposal,
+                validator: g.members.index_of(&p.proposer).unwrap(),
+                bytes: inner.len(),
+            })
+        );
+        // Not a consensus message, or no member: no claim.
+        assert_eq!(d.claim_encoded(&[0xff, 0xff, 0xff]), None);
+        assert_eq!(d.claim_encoded(&[]), None);
     }
 
     /// Current-height proposals from anyone but the round's proposer are

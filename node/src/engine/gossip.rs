@@ -4,15 +4,16 @@
 //! (`crate::fuzzing`). What the engine does after a verdict (metrics,
 //! warnings, remembering content keys, the driver) stays in the engine.
 //!
-//! Votes and proposals pass, cheapest first: decoding, the driver's
-//! admission of the claim (no signature), the canonical encoding, re-sends of
-//! kept content, the topic, the signature, chain and membership, a proposal's
-//! attestations, then the height window (ADR 0013).
+//! Votes and proposals pass, cheapest first: the driver's admission of the
+//! claim read from the bytes (no block decoded, no signature), decoding, the
+//! canonical encoding, re-sends of kept content, the topic, the signature,
+//! chain and membership, a proposal's attestations, then the height window
+//! (ADR 0013).
 
 use crate::admission;
 use crate::metrics::{MsgKind, MSG_KINDS};
 use crate::pool::AttestationPool;
-use bizra_consensus::driver::{Admission, Driver, Input, FUTURE_HEIGHTS};
+use bizra_consensus::driver::{Admission, ClaimKind, Driver, Input, FUTURE_HEIGHTS};
 use bizra_consensus::genesis::Genesis;
 use bizra_p2p::{Topic, Validation};
 use bizra_proto::{consensus_message::Msg, ConsensusMessage};
@@ -126,6 +127,21 @@ pub fn check_consensus_gossip(
             then: Then::Drop,
         };
     }
+    // The claim first, read from the bytes without decoding a proposal's
+    // block: what the driver cannot use costs no decoding, no encoding check
+    // and no signature (a 4 MiB block is skipped, not parsed).
+    let peeked = view.driver.claim_encoded(data);
+    if let Some(claim) = &peeked {
+        if let Admission::Drop(reason) = view.driver.admit(claim) {
+            let received = claim_kind(claim.kind);
+            return GossipCheck::counted(
+                Validation::Ignore,
+                MSG_KINDS[received as usize],
+                reason.as_str(),
+                Some(received),
+            );
+        }
+    }
     let Ok(msg) = ConsensusMessage::decode(data) else {
         return GossipCheck::counted(Validation::Reject, "unknown", "malformed", None);
     };
@@ -134,11 +150,13 @@ pub fn check_consensus_gossip(
         Some(kind) => MSG_KINDS[kind as usize],
         None => topic_kind(topic),
     };
-    // The claim first: what the driver cannot use costs no encoding
-    // check and no signature (a 4 MiB block is decoded once, then dropped).
-    if let Some(claim) = view.driver.claim(&msg) {
-        if let Admission::Drop(reason) = view.driver.admit(&claim) {
-            return GossipCheck::counted(Validation::Ignore, label, reason.as_str(), received);
+    // Bytes whose claim could not be read without decoding: the same rule
+    // on the decoded message.
+    if peeked.is_none() {
+        if let Some(claim) = view.driver.claim(&msg) {
+            if let Admission::Drop(reason) = view.driver.admit(&claim) {
+                return GossipCheck::counted(Validation::Ignore, label, reason.as_str(), received);
+            }
         }
     }
     if !is_canonical(&msg, data) {
@@ -181,7 +199,10 @@ fn check_signed(
         _ => return GossipCheck::counted(Validation::Reject, "unknown", "wrong_topic", None),
     };
     let Some(input) = check_message(view.driver, &msg) else {
-        return GossipCheck::counted(Validation::Reject, kind, "invalid", None);
+        // Counted under the kind the message claims (prevote, precommit,
+        // proposal), like every other result.
+        let claimed = msg_kind(&msg).map_or(kind, |k| MSG_KINDS[k as usize]);
+        return GossipCheck::counted(Validation::Reject, claimed, "invalid", None);
     };
     let kind = match &input {
         Input::Vote(v) if v.kind == bizra_proto::VoteKind::Precommit => "precommit",
@@ -281,6 +302,15 @@ pub fn topic_kind(topic: Topic) -> &'static str {
         Topic::Votes => "vote",
         Topic::Attestations => "attestation",
         Topic::Evidence => "evidence",
+    }
+}
+
+/// The message kind of a claim, for the message counters.
+fn claim_kind(kind: ClaimKind) -> MsgKind {
+    match kind {
+        ClaimKind::Proposal => MsgKind::Proposal,
+        ClaimKind::Prevote => MsgKind::Prevote,
+        ClaimKind::Precommit => MsgKind::Precommit,
     }
 }
 
