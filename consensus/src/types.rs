@@ -64,3 +64,42 @@ pub struct SignPosition {
     /// Which of the round's messages it is.
     pub step: SignStep,
 }
+
+impl SignStep {
+    /// `proposal`, `prevote` or `precommit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignStep::Proposal => "proposal",
+            SignStep::Prevote => "prevote",
+            SignStep::Precommit => "precommit",
+        }
+    }
+}
+
+/// The step numbered `n` on disk (0 proposal, 1 prevote, 2 precommit);
+/// any other number is returned as the error.
+impl TryFrom<u8> for SignStep {
+    type Error = u8;
+    fn try_from(n: u8) -> Result<SignStep, u8> {
+        match n {
+            0 => Ok(SignStep::Proposal),
+            1 => Ok(SignStep::Prevote),
+            2 => Ok(SignStep::Precommit),
+            n => Err(n),
+        }
+    }
+}
+
+/// `height H round R STEP (step N)`, as the sign guard's errors print it.
+impl std::fmt::Display for SignPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "height {} round {} {} (step {})",
+            self.height,
+            self.round,
+            self.step.as_str(),
+            self.step as u8
+        )
+    }
+}

@@ -134,7 +134,7 @@ fn bench_sled(c: &mut Criterion) {
                 .guard_advance(SignPosition {
                     height: pos,
                     round: 0,
-                    step: 2,
+                    step: bizra_consensus::types::SignStep::Precommit,
                 })
                 .expect("guard")
         })

@@ -277,7 +277,7 @@ mod tests {
             s.raise_guard(SignPosition {
                 height: 4,
                 round: 1,
-                step: 2,
+                step: bizra_consensus::types::SignStep::Precommit,
             })
         })
         .unwrap();

@@ -8,6 +8,7 @@
 //! rot; either is reported as [`StoreError::Corrupt`] naming `tree/key`.
 
 use crate::{SignPosition, StoreError, WalEntry, WalKind};
+use bizra_consensus::types::SignStep;
 use prost::Message;
 
 /// Version byte at the start of every sealed value.
@@ -256,7 +257,7 @@ pub(crate) fn encode_guard(pos: SignPosition) -> [u8; 13] {
     let mut v = [0u8; 13];
     v[..8].copy_from_slice(&pos.height.to_be_bytes());
     v[8..12].copy_from_slice(&pos.round.to_be_bytes());
-    v[12] = pos.step;
+    v[12] = pos.step as u8;
     v
 }
 
@@ -265,9 +266,7 @@ pub(crate) fn decode_guard(key: &[u8], payload: &[u8]) -> Result<SignPosition, S
     let mut p = payload;
     match (take_u64(&mut p), take_u32(&mut p), take(&mut p, 1)) {
         (Some(height), Some(round), Some(&[step])) if p.is_empty() => {
-            if step > crate::STEP_PRECOMMIT {
-                return Err(corrupt(T, key, format!("unknown step {step}")));
-            }
+            let step = SignStep::try_from(step).map_err(|n| corrupt(T, key, format!("unknown step {n}")))?;
             Ok(SignPosition { height, round, step })
         }
         _ => Err(corrupt(
@@ -416,7 +415,7 @@ mod tests {
         let pos = SignPosition {
             height: 9,
             round: 3,
-            step: 2,
+            step: SignStep::Precommit,
         };
         assert_eq!(decode_guard(b"pos", &encode_guard(pos)).unwrap(), pos);
         let mut bad = encode_guard(pos);

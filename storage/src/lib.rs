@@ -89,9 +89,8 @@ pub use anchor::{ANCHOR_FILE, IDENTITY_FILE};
 pub use mem::MemStore;
 pub use sled_store::SledStore;
 
-use bizra_consensus::types::SignStep;
+pub use bizra_consensus::types::SignStep;
 use prost::Message;
-use std::fmt;
 
 /// Names of the sled trees and of the keys in the `meta` tree: the on-disk
 /// layout of a data directory.
@@ -192,45 +191,18 @@ pub struct WalEntry {
     pub msg: bizra_proto::ConsensusMessage,
 }
 
-/// `SignPosition::step` of a proposal (the consensus core's numbering).
+/// The byte on disk of [`SignStep::Proposal`] in a stored [`SignPosition`].
 pub const STEP_PROPOSAL: u8 = SignStep::Proposal as u8;
-/// `SignPosition::step` of a prevote.
+/// The byte on disk of [`SignStep::Prevote`].
 pub const STEP_PREVOTE: u8 = SignStep::Prevote as u8;
-/// `SignPosition::step` of a precommit.
+/// The byte on disk of [`SignStep::Precommit`].
 pub const STEP_PRECOMMIT: u8 = SignStep::Precommit as u8;
 
-/// Last thing this validator signed: the double-sign guard. step: 0 = proposal, 1 = prevote, 2 = precommit.
-///
-/// Ordered lexicographically by (height, round, step).
-///
-/// The stored form of `bizra_consensus::types::SignPosition`: the same
-/// fields, numbering ([`STEP_PROPOSAL`]...) and order, with the step as the
-/// byte on disk (a store may hold an unknown one; decoding rejects it).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub struct SignPosition {
-    /// Consensus height.
-    pub height: u64,
-    /// Round within the height.
-    pub round: u32,
-    /// [`STEP_PROPOSAL`], [`STEP_PREVOTE`] or [`STEP_PRECOMMIT`].
-    pub step: u8,
-}
-
-impl fmt::Display for SignPosition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let step = match self.step {
-            STEP_PROPOSAL => "proposal",
-            STEP_PREVOTE => "prevote",
-            STEP_PRECOMMIT => "precommit",
-            _ => "unknown step",
-        };
-        write!(
-            f,
-            "height {} round {} {} (step {})",
-            self.height, self.round, step, self.step
-        )
-    }
-}
+/// Last thing this validator signed: the double-sign guard, ordered by
+/// (height, round, step). The consensus core's type; on disk the step is the
+/// byte [`STEP_PROPOSAL`], [`STEP_PREVOTE`] or [`STEP_PRECOMMIT`] (a store
+/// may hold an unknown one; decoding rejects it as corrupt).
+pub use bizra_consensus::types::SignPosition;
 
 /// The durable state of one validator. See the crate docs for durability.
 pub trait Store: Send + Sync + 'static {
@@ -530,12 +502,6 @@ pub(crate) fn decide_update(
 }
 
 pub(crate) fn check_guard(stored: Option<SignPosition>, pos: SignPosition) -> Result<(), StoreError> {
-    if pos.step > STEP_PRECOMMIT {
-        return Err(StoreError::Invalid(format!(
-            "sign position step {} is not 0 (proposal), 1 (prevote) or 2 (precommit)",
-            pos.step
-        )));
-    }
     match stored {
         Some(s) if pos < s => Err(StoreError::Conflict(format!(
             "double-sign guard: refusing to sign at {pos} because this validator already signed at {s}"

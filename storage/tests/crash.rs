@@ -10,7 +10,7 @@
 
 mod common;
 
-use bizra_storage::{SignPosition, SledStore, Store, WalKind, STEP_PRECOMMIT};
+use bizra_storage::{SignPosition, SignStep, SledStore, Store, WalKind, STEP_PRECOMMIT};
 use common::*;
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -62,7 +62,7 @@ fn crash_child() {
             let at = SignPosition {
                 height: counter,
                 round: 0,
-                step: 0,
+                step: SignStep::Proposal,
             };
             s.persist_own(at, &wal_vote(counter, 0, WalKind::Own, 1)).unwrap();
             ack(format_args!("wal {counter}"));
@@ -77,7 +77,7 @@ fn crash_child() {
             s.guard_advance(SignPosition {
                 height: counter,
                 round: 0,
-                step,
+                step: step.try_into().unwrap(),
             })
             .unwrap();
             ack(format_args!("guard {counter} {step}"));
@@ -125,7 +125,7 @@ impl Acks {
                 let p = SignPosition {
                     height: h.parse().unwrap(),
                     round: 0,
-                    step: step.parse().unwrap(),
+                    step: step.parse::<u8>().unwrap().try_into().unwrap(),
                 };
                 assert!(self.guard.is_none_or(|g| p > g), "acks out of order");
                 self.guard = Some(p);

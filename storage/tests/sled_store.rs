@@ -7,6 +7,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 
 fn pos(height: u64, round: u32, step: u8) -> SignPosition {
+    let step = step.try_into().expect("step 0, 1 or 2");
     SignPosition { height, round, step }
 }
 

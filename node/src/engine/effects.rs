@@ -10,7 +10,6 @@ use crate::pool::FinalizedKey;
 use crate::state::HeadEvent;
 use anyhow::Context as _;
 use bizra_consensus::driver::{Effect, Input};
-use bizra_consensus::types::{SignPosition, SignStep};
 use bizra_consensus::{certificate, quorum};
 use bizra_p2p::Topic;
 use bizra_proto::{consensus_message::Msg, ConsensusMessage};
@@ -22,27 +21,6 @@ use tracing::{debug, info, warn};
 
 /// Finalized heights between two prunes of the WAL.
 const WAL_PRUNE_EVERY: u64 = 16;
-
-pub(super) fn to_store_pos(p: SignPosition) -> bizra_storage::SignPosition {
-    bizra_storage::SignPosition {
-        height: p.height,
-        round: p.round,
-        step: p.step as u8,
-    }
-}
-
-pub(super) fn from_store_pos(p: bizra_storage::SignPosition) -> SignPosition {
-    let step = match p.step {
-        0 => SignStep::Proposal,
-        1 => SignStep::Prevote,
-        _ => SignStep::Precommit,
-    };
-    SignPosition {
-        height: p.height,
-        round: p.round,
-        step,
-    }
-}
 
 impl Engine {
     pub(super) async fn execute(&mut self, fx: Vec<Effect>) -> anyhow::Result<()> {
@@ -58,9 +36,7 @@ impl Engine {
                         kind: WalKind::Own,
                         msg,
                     };
-                    self.store
-                        .persist_own(to_store_pos(position), &entry)
-                        .context("sign guard and WAL")?;
+                    self.store.persist_own(position, &entry).context("sign guard and WAL")?;
                 }
                 Effect::Broadcast(msg) => self.publish(msg).await,
                 Effect::ScheduleTimeout { timeout, after_ms } => self.schedule(timeout, after_ms),

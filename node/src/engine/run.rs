@@ -6,7 +6,7 @@ use super::gossip::check_message;
 use super::setup::{driver_timeouts, names_every_validator, now_ms, peer_multiaddr, NodeSetup};
 use super::sync::SyncState;
 use super::sync_server::{sync_server, SYNC_SERVER_QUEUE};
-use super::{effects, log_limit, servers, startup, Engine};
+use super::{log_limit, servers, startup, Engine};
 use crate::admission;
 use crate::evidence_pool::EvidencePool;
 use crate::metrics::Metrics;
@@ -56,7 +56,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
     } else {
         None
     };
-    let guard = store.guard_position()?.map(effects::from_store_pos);
+    let guard = store.guard_position()?;
     let timeouts = driver_timeouts(&cfg.consensus);
     let mut driver = Driver::new(
         genesis.clone(),
