@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(w.genesis.chain_id(), world::CHAIN_ID);
         assert_eq!(w.blocks[2].0.attestations.len(), 2);
         let pre = w.precommitted();
-        assert!(w.blocks.iter().all(|(b, h, _)| pre.contains(&(world::header_height(b), *h))));
+        assert!(w
+            .blocks
+            .iter()
+            .all(|(b, h, _)| pre.contains(&(world::header_height(b), *h))));
         let (b, h, _) = &w.blocks[1];
         assert_eq!(w.signed_block(2, h), Some(b));
     }
