@@ -3,7 +3,7 @@
 //! ignored test `write_seeds` in `node/tests/fuzz_regressions.rs`.
 
 use crate::world::{world, World, CHAIN_ID, EPOCH_LENGTH, NOW_MS, VALIDATORS};
-use bizra_consensus::messages::{block_hash, new_vote, sign_vote};
+use bizra_consensus::messages::block_hash;
 use bizra_consensus::types::{epoch_of, Hash};
 use bizra_consensus::{certificate, chain, merkle, quorum};
 use bizra_node::config::NodeConfig;
@@ -184,9 +184,7 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     // against a block at the head's height.
     {
         let head = w.head();
-        let s = &w.signers[2];
-        let vote =
-            |h: u64, v: Option<Hash>| sign_vote(s, new_vote(CHAIN_ID, h, 0, bizra_proto::VoteKind::Prevote, v, s.id()));
+        let vote = |h: u64, v: Option<Hash>| w.vote(2, h, 0, bizra_proto::VoteKind::Prevote, v);
         let next = bizra_consensus::evidence::duplicate_vote(
             vote(head.next_height(), Some([1; 32])),
             vote(head.next_height(), Some([2; 32])),
