@@ -1,7 +1,7 @@
 //! `bizra wq-proof` and `bizra evidence` run against fake nodes on loopback, and
 //! the `bizra` binary on evidence.json; what they write is checked by `bizra
 //! verify`'s functions and by the independent Python spec verifier
-//! (tests/spec_verifier/verify_wq_proof.py). The offline checks of the
+//! (tests/spec_verifier/verify_wq_proof.py, run by `bizra_testkit::spec_verifier`). The offline checks of the
 //! artifacts themselves are in proof/tests/verify_artifacts.rs.
 
 use bizra_cli::evidence::{self, EvidenceArgs};
@@ -13,8 +13,9 @@ use bizra_consensus::merkle;
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{hash_bytes, Hash};
 use bizra_proto::{BlockHeader, InclusionProof};
+use bizra_testkit::spec_verifier::{python_ready, python_verdict, tmpdir};
 use prost::Message;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 // ---------------------------------------------------------------------------
@@ -30,56 +31,6 @@ fn expect_invalid(r: Result<String, Failure>, field: &str) -> String {
         Err(Failure::Usage(m)) => panic!("expected an invalid proof (exit 1), got bad input (exit 2): {m}"),
         Ok(s) => panic!("expected an invalid proof naming {field:?}, got valid: {s}"),
     }
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bizra-wqproof-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-// ---------------------------------------------------------------------------
-// The Python spec verifier
-// ---------------------------------------------------------------------------
-
-fn spec_verifier() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/spec_verifier/verify_wq_proof.py")
-}
-
-/// True when python3 with `cryptography` is available; prints a notice otherwise.
-fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("NOTICE: skipping the Python spec verifier: `python3 -c 'import cryptography'` fails");
-    }
-    ok
-}
-
-/// Exit code of the spec verifier on (proof, genesis).
-fn python_verdict(tag: &str, proof: &[u8], genesis: &[u8]) -> i32 {
-    let d = tmpdir(&format!("py-{tag}"));
-    std::fs::write(d.join("wq_proof.json"), proof).unwrap();
-    std::fs::write(d.join("genesis.json"), genesis).unwrap();
-    let out = Command::new("python3")
-        .arg(spec_verifier())
-        .arg(d.join("wq_proof.json"))
-        .arg("--genesis")
-        .arg(d.join("genesis.json"))
-        .output()
-        .expect("run python3");
-    let _ = std::fs::remove_dir_all(&d);
-    eprintln!(
-        "spec verifier [{tag}]: exit {:?}: {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    out.status.code().unwrap_or(-1)
 }
 
 // ---------------------------------------------------------------------------

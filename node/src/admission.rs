@@ -295,7 +295,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuzzing::{world, NOW_MS};
+    use crate::test_world::{world, NOW_MS};
     use std::time::{Duration, Instant};
 
     fn batch(envelopes: Vec<Envelope>) -> Vec<u8> {
@@ -418,7 +418,7 @@ mod tests {
     /// (attester, nonce).
     #[test]
     fn a_reused_nonce_is_refused_by_the_store_whatever_the_pool_remembers() {
-        use crate::fuzzing::world_attestation;
+        use crate::test_world::world_attestation;
         let w = world();
         // Block 2 finalized attester 0's nonce 2 (about validator 1).
         let reuse = world_attestation(&w.signers, 0, 2, 2);

@@ -16,8 +16,8 @@ use bizra_proof::{
     EvidenceDoc, VerifyError, WqProof,
 };
 use bizra_proto::{payload_type, BlockHeader, HeadReport, InclusionProof, PoiAttestation, Vote, VoteKind};
+use bizra_testkit::spec_verifier::{self, python_ready, python_verdict, tmpdir};
 use prost::Message;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 // ---------------------------------------------------------------------------
@@ -53,13 +53,6 @@ fn flip_b64(s: &str, byte: usize) -> String {
     STANDARD.encode(b)
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bizra-wqproof-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// Re-signs a modified HeadReport of validators[i] with its own key.
 fn resign_head(f: &Fixture, p: &mut WqProof, i: usize, edit: impl FnOnce(&mut HeadReport)) {
     let env = p.validators[i].envelope.to_proto().unwrap();
@@ -80,47 +73,8 @@ fn resign_vote(f: &Fixture, p: &mut WqProof, i: usize, edit: impl FnOnce(&mut Vo
 }
 
 // ---------------------------------------------------------------------------
-// The Python spec verifier
+// The Python spec verifier (bizra_testkit::spec_verifier)
 // ---------------------------------------------------------------------------
-
-fn spec_verifier() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/spec_verifier/verify_wq_proof.py")
-}
-
-/// True when python3 with `cryptography` is available; prints a notice otherwise.
-fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("NOTICE: skipping the Python spec verifier: `python3 -c 'import cryptography'` fails");
-    }
-    ok
-}
-
-/// Exit code of the spec verifier on (proof, genesis).
-fn python_verdict(tag: &str, proof: &[u8], genesis: &[u8]) -> i32 {
-    let d = tmpdir(&format!("py-{tag}"));
-    std::fs::write(d.join("wq_proof.json"), proof).unwrap();
-    std::fs::write(d.join("genesis.json"), genesis).unwrap();
-    let out = Command::new("python3")
-        .arg(spec_verifier())
-        .arg(d.join("wq_proof.json"))
-        .arg("--genesis")
-        .arg(d.join("genesis.json"))
-        .output()
-        .expect("run python3");
-    let _ = std::fs::remove_dir_all(&d);
-    eprintln!(
-        "spec verifier [{tag}]: exit {:?}: {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    out.status.code().unwrap_or(-1)
-}
 
 fn rust_verdict(r: &Result<String, VerifyError>) -> i32 {
     match r {
@@ -505,7 +459,7 @@ fn python_blake3_matches() {
         let path = d.join(format!("in-{len}"));
         std::fs::write(&path, &data).unwrap();
         let out = Command::new("python3")
-            .arg(spec_verifier())
+            .arg(spec_verifier::script())
             .arg("--blake3")
             .arg(&path)
             .output()

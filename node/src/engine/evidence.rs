@@ -181,7 +181,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuzzing::world;
+    use crate::test_world::world;
 
     #[test]
     fn precheck_verdicts() {

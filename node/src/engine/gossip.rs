@@ -1,7 +1,7 @@
 //! The gossip checks of votes, proposals and attestation batches: pure
 //! functions of the bytes and what the node holds (driver, store, pools),
 //! called by the engine and, unchanged, by the fuzz targets
-//! (`crate::fuzzing`). What the engine does after a verdict (metrics,
+//! (`bizra-fuzz`). What the engine does after a verdict (metrics,
 //! warnings, remembering content keys, the driver) stays in the engine.
 //!
 //! Votes and proposals pass, cheapest first: the driver's admission of the

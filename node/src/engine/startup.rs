@@ -96,7 +96,7 @@ pub fn replay_history(g: &Genesis, store: &dyn Store, snapshot: &ChainState) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuzzing::world;
+    use crate::test_world::world;
 
     /// H1: start-up takes the snapshot and the head only (`load_chain` has
     /// no store to read blocks from); a snapshot that is not the head's

@@ -351,7 +351,7 @@ pub fn apply_range(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuzzing::{world, NOW_MS};
+    use crate::test_world::{world, NOW_MS};
     use bizra_consensus::chain::ChainState;
     use bizra_consensus::types::hash_bytes;
     use prost::Message;

@@ -1,5 +1,5 @@
 //! Replays the fuzz corpora that live in git: for every target in
-//! `bizra_node::fuzzing::TARGETS`, every file of `fuzz/seeds/<target>/` (valid
+//! `bizra_fuzz::TARGETS`, every file of `fuzz/seeds/<target>/` (valid
 //! inputs, which must be accepted) and of `fuzz/regressions/<target>/`
 //! (inputs that once crashed a fuzz target, which must not panic) is run
 //! through the same function the fuzz target calls.
@@ -8,10 +8,10 @@
 //! the main test skips it and an `#[ignore]`d test named after the bug replays
 //! it. Remove the entry once the bug is fixed.
 //!
-//! `cargo test -p bizra-node --test fuzz_regressions -- --ignored write_seeds`
+//! `cargo test -p bizra-fuzz --test regressions -- --ignored write_seeds`
 //! regenerates the seeds.
 
-use bizra_node::fuzzing::{self, Outcome, Target, TARGETS};
+use bizra_fuzz::{Outcome, Target, TARGETS};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const KNOWN_BUGS: &[(&str, &str, &str)] = &[];
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
 fn target(name: &str) -> Target {
@@ -124,7 +124,7 @@ fn known_bugs_are_fixed() {
 #[test]
 fn seeds_on_disk_match_the_generator() {
     let mut stale = Vec::new();
-    for (name, file, bytes) in fuzzing::seed_corpus() {
+    for (name, file, bytes) in bizra_fuzz::seed_corpus() {
         let path = fuzz_dir().join("seeds").join(name).join(&file);
         if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
             stale.push(path.display().to_string());
@@ -132,7 +132,7 @@ fn seeds_on_disk_match_the_generator() {
     }
     assert!(
         stale.is_empty(),
-        "stale seeds (run `cargo test -p bizra-node --test fuzz_regressions -- --ignored write_seeds`):\n{}",
+        "stale seeds (run `cargo test -p bizra-fuzz --test regressions -- --ignored write_seeds`):\n{}",
         stale.join("\n")
     );
 }
@@ -141,7 +141,7 @@ fn seeds_on_disk_match_the_generator() {
 #[ignore = "writes fuzz/seeds/; run by hand"]
 fn write_seeds() {
     let mut total = 0;
-    for (name, file, bytes) in fuzzing::seed_corpus() {
+    for (name, file, bytes) in bizra_fuzz::seed_corpus() {
         let dir = fuzz_dir().join("seeds").join(name);
         std::fs::create_dir_all(&dir).expect("seed dir");
         total += bytes.len();
@@ -163,11 +163,11 @@ fn write_seeds() {
 fn synced_block_with_rewritten_envelope_metadata_is_refused() {
     use bizra_consensus::driver::Input;
     use bizra_consensus::messages::block_hash;
-    let w = fuzzing::world();
+    let w = bizra_fuzz::world();
     let mut d = w.genesis_driver();
     let (b1, _, c1) = &w.blocks[0];
     d.handle(
-        fuzzing::NOW_MS,
+        bizra_fuzz::NOW_MS,
         Input::SyncedBlock {
             block: b1.clone(),
             commit: d.check_commit(c1.clone()).expect("signed by the world"),
@@ -184,7 +184,7 @@ fn synced_block_with_rewritten_envelope_metadata_is_refused() {
         "the rewritten block has the certified hash"
     );
     let r = d.handle(
-        fuzzing::NOW_MS,
+        bizra_fuzz::NOW_MS,
         Input::SyncedBlock {
             block: forged,
             commit: d.check_commit(c2.clone()).expect("signed by the world"),
@@ -203,11 +203,17 @@ fn synced_block_with_rewritten_envelope_metadata_is_refused() {
 #[test]
 fn chain_continues_after_a_byzantine_block_time() {
     use bizra_consensus::chain::MAX_BLOCK_TIME_GAP_MS;
-    let w = fuzzing::world();
+    let w = bizra_fuzz::world();
     let g = &w.genesis;
     let st = w.head().clone();
     let proposer = w.signers[st.proposer(0)].id();
-    let honest = st.build_block(g, proposer, fuzzing::NOW_MS, Some(w.head_commit().clone()), Vec::new());
+    let honest = st.build_block(
+        g,
+        proposer,
+        bizra_fuzz::NOW_MS,
+        Some(w.head_commit().clone()),
+        Vec::new(),
+    );
     assert!(st.validate_block(g, &honest).is_ok(), "an honest block is valid");
     for t in [u64::MAX, st.last_time_ms.saturating_add(MAX_BLOCK_TIME_GAP_MS + 1)] {
         let mut block = honest.clone();

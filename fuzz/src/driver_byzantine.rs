@@ -3,8 +3,8 @@
 //! shares: the honest validator never signs two messages at one position,
 //! and every decision is a valid, certified next block.
 
-use super::world::{header_height, world, World, CHAIN_ID, MAX_BYZANTINE_RECORDS, NOW_MS};
-use super::Outcome;
+use crate::world::{header_height, world, World, CHAIN_ID, MAX_BYZANTINE_RECORDS, NOW_MS};
+use crate::Outcome;
 use bizra_consensus::certificate;
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Driver, Effect, Input, Timeout};

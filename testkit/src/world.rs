@@ -1,26 +1,32 @@
-//! The fixed world every fuzz target runs against: a 4-validator genesis
-//! with deterministic keys, a 3-block finalized chain crossing an epoch
-//! boundary (held in a store as a node holds it), attestations no block
-//! carries yet, and signed proposals for the next height.
+//! The fixed world every fuzz target runs against, also used by the node's
+//! unit tests: a 4-validator genesis with deterministic keys, a 3-block
+//! finalized chain crossing an epoch boundary (held in a store as a node
+//! holds it), attestations no block carries yet, and signed proposals for
+//! the next height. What only a node can add (a synced driver, the
+//! attestation pool) is in `bizra-fuzz`.
+//!
+//! The fuzz seeds in `fuzz/seeds/` are generated from this world: changing
+//! it changes them (the test `seeds_on_disk_match_the_generator` says so).
 
-use crate::engine::sync::{self, CheckedBlock};
-use crate::pool::{AttestationPool, FinalizedKey};
-use bizra_consensus::certificate;
+use crate::chain::ChainBuilder;
+use crate::genesis::GenesisBuilder;
+use crate::keys::signer;
+use crate::votes;
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Driver, Timeouts};
-use bizra_consensus::genesis::{Genesis, GenesisDoc, GenesisParams, GenesisValidator};
-use bizra_consensus::messages::{block_hash, new_vote, sign_proposal, sign_vote};
+use bizra_consensus::genesis::Genesis;
+use bizra_consensus::messages::{block_hash, sign_proposal};
 use bizra_consensus::poi;
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::{hash_bytes, Hash, Round};
-use bizra_proto::{Block, CommitCertificate, Envelope, FinalizedBlock, Proposal, SignedProposal, SignedVote, VoteKind};
-use bizra_storage::{MemStore, Store};
+use bizra_proto::{Block, CommitCertificate, Envelope, Proposal, SignedProposal, SignedVote, VoteKind};
+use bizra_storage::MemStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
-/// Chain id of the fuzzing world.
+/// Chain id of the world.
 pub const CHAIN_ID: &str = "bizra-fuzz";
-/// `genesis_time_ms` of the fuzzing world.
+/// `genesis_time_ms` of the world.
 pub const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
 /// Block `h` of the world chain has `time_ms = GENESIS_TIME_MS + h * BLOCK_SPACING_MS`.
 pub const BLOCK_SPACING_MS: u64 = 1_000;
@@ -32,15 +38,14 @@ pub const VALIDATORS: usize = 4;
 pub const EPOCH_LENGTH: u64 = 2;
 /// Finalized blocks of the world chain (heights 1..=CHAIN_LEN).
 pub const CHAIN_LEN: u64 = 3;
-/// Most records [`fuzz_driver_byzantine`] processes from one input.
-pub const MAX_BYZANTINE_RECORDS: usize = 64;
-/// The sync frame cap of the default configuration (`p2p.max_message_bytes`).
-pub const MAX_MESSAGE_BYTES: usize = bizra_p2p::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// A deterministic genesis, its signers and a finalized chain.
 pub struct World {
+    /// The genesis file.
     pub genesis_bytes: Vec<u8>,
+    /// The parsed genesis.
     pub genesis: Arc<Genesis>,
+    /// Validator `i`'s key ([`world_signer`]), in genesis order.
     pub signers: Vec<Signer>,
     /// `blocks[i]` is the finalized block at height `i + 1`, its hash and its commit.
     pub blocks: Vec<(Block, Hash, CommitCertificate)>,
@@ -56,7 +61,7 @@ pub struct World {
 
 /// The signing key of world validator `i`.
 pub fn world_signer(i: usize) -> Signer {
-    Signer::from_secret([0x51 + i as u8; 32])
+    signer(0x51 + i as u8)
 }
 
 /// A valid attestation by validator `attester` about validator `subject`, window ending at genesis time.
@@ -83,85 +88,35 @@ pub fn world_attestation(signers: &[Signer], attester: usize, subject: usize, no
 
 /// A commit certificate for `hash` at (`height`, `round`) signed by `who`.
 pub fn world_commit(signers: &[Signer], height: u64, round: Round, hash: Hash, who: &[usize]) -> CommitCertificate {
-    CommitCertificate {
-        height,
-        round,
-        block_hash: hash.to_vec(),
-        precommits: who
-            .iter()
-            .map(|&i| {
-                let s = &signers[i];
-                sign_vote(
-                    s,
-                    new_vote(CHAIN_ID, height, round, VoteKind::Precommit, Some(hash), s.id()),
-                )
-            })
-            .collect(),
-    }
+    votes::commit(signers, CHAIN_ID, height, round, hash, who)
 }
 
 fn build_world() -> World {
     let signers: Vec<Signer> = (0..VALIDATORS).map(world_signer).collect();
-    let doc = GenesisDoc {
-        chain_id: CHAIN_ID.to_string(),
-        genesis_time_ms: GENESIS_TIME_MS,
-        params: GenesisParams {
-            epoch_length: EPOCH_LENGTH,
-            ..GenesisParams::default()
-        },
-        validators: signers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| GenesisValidator {
-                id: s.id().to_string(),
-                stake: 1_000 + 3_000 * i as u64,
-                name: format!("fuzz-{i}"),
-            })
-            .collect(),
-    };
-    let (genesis, genesis_bytes) = Genesis::from_doc(&doc).expect("world genesis is valid");
-    let g = Arc::new(genesis);
-    let store = MemStore::new();
-    let mut states = vec![ChainState::genesis(&g)];
-    let mut blocks: Vec<(Block, Hash, CommitCertificate)> = Vec::new();
-    for h in 1..=CHAIN_LEN {
-        let st = states.last().expect("state");
-        let atts = match h {
+    let genesis = GenesisBuilder::new(CHAIN_ID, &signers)
+        .genesis_time_ms(GENESIS_TIME_MS)
+        .epoch_length(EPOCH_LENGTH)
+        .stakes(|i| 1_000 + 3_000 * i as u64)
+        .names("fuzz-")
+        .build();
+    let g = genesis.genesis;
+    let chain = ChainBuilder::new(g.clone(), &signers)
+        .block_spacing_ms(BLOCK_SPACING_MS)
+        .attestations(|h| match h {
             2 => vec![world_attestation(&signers, 0, 1, 2)],
             3 => vec![
                 world_attestation(&signers, 2, 3, 3),
                 world_attestation(&signers, 1, 0, 4),
             ],
             _ => Vec::new(),
-        };
-        let proposer = signers[st.proposer(0)].id();
-        let last_commit = blocks.last().map(|b| b.2.clone());
-        let block = st.build_block(&g, proposer, GENESIS_TIME_MS + h * BLOCK_SPACING_MS, last_commit, atts);
-        let hash = st.validate_block(&g, &block).expect("world block is valid");
-        let commit = world_commit(&signers, h, 0, hash, &[0, 1, 2, 3]);
-        certificate::verify(
-            CHAIN_ID,
-            &g.members,
-            &st.weights,
-            g.params().fast_threshold_bps,
-            &commit,
-            Some((h, hash)),
-        )
-        .expect("world commit is valid");
-        let mut next = st.clone();
-        next.apply(&g, &block, hash);
-        store
-            .put_finalized(&block, &commit, &next.to_bytes())
-            .expect("world store");
-        states.push(next);
-        blocks.push((block, hash, commit));
-    }
+        })
+        .build(CHAIN_LEN);
     let pending = vec![
         world_attestation(&signers, 3, 2, 7),
         world_attestation(&signers, 0, 2, 8),
     ];
-    let head = states.last().expect("head");
-    let head_commit = blocks.last().map(|b| b.2.clone());
+    let head = chain.head();
+    let head_commit = chain.blocks.last().map(|b| b.2.clone());
     let next_proposals = [(0u32, -1i64), (1, 0)]
         .iter()
         .map(|&(round, pol_round)| {
@@ -180,12 +135,12 @@ fn build_world() -> World {
         })
         .collect();
     World {
-        genesis_bytes,
+        genesis_bytes: genesis.bytes,
         genesis: g,
         signers,
-        blocks,
-        states,
-        store,
+        blocks: chain.blocks,
+        states: chain.states,
+        store: chain.store,
         pending,
         next_proposals,
     }
@@ -220,33 +175,9 @@ impl World {
         )
     }
 
-    /// A started driver without a key that decided the world chain in this
-    /// process (it synced it), as a running node has it: unlike
-    /// [`World::driver`] (a restarted node) it knows the round the head was
-    /// decided in, so it takes late precommits of the head.
-    pub fn synced_driver(&self) -> Driver {
-        static CHECKED: OnceLock<Vec<CheckedBlock>> = OnceLock::new();
-        let checked = CHECKED.get_or_init(|| {
-            let range = self
-                .blocks
-                .iter()
-                .map(|(b, _, c)| FinalizedBlock {
-                    block: Some(b.clone()),
-                    commit: Some(c.clone()),
-                })
-                .collect();
-            let (checked, bad) = sync::check_range(&self.genesis, range, 1, 1);
-            assert_eq!(bad, None, "the world chain's certificates verify");
-            checked
-        });
-        let mut d = self.genesis_driver();
-        let _ = d.start(NOW_MS);
-        let (_, applied, refused) = sync::apply_range(&mut d, NOW_MS, checked.clone());
-        assert_eq!((applied, refused), (CHAIN_LEN, None), "the world chain syncs");
-        d
-    }
-
-    /// A driver at the height after the world chain, as a restarted node has it.
+    /// A driver at the height after the world chain, as a restarted node has
+    /// it (unlike a node that synced the chain in this process, it does not
+    /// know the round the head was decided in).
     pub fn driver(&self, signer: Option<Signer>) -> Driver {
         Driver::new(
             self.genesis.clone(),
@@ -260,8 +191,7 @@ impl World {
 
     /// A signed vote of validator `i`.
     pub fn vote(&self, i: usize, height: u64, round: Round, kind: VoteKind, value: Option<Hash>) -> SignedVote {
-        let s = &self.signers[i];
-        sign_vote(s, new_vote(CHAIN_ID, height, round, kind, value, s.id()))
+        votes::vote(&self.signers[i], CHAIN_ID, height, round, kind, value)
     }
 
     /// Every (height, block hash) that the world's validators precommitted.
@@ -288,21 +218,9 @@ impl World {
                     .find(|b| header_height(b) == height && block_hash(b).as_ref() == Some(hash))
             })
     }
-
-    /// A fresh attestation pool that remembers the world chain's finalized attestations.
-    pub fn pool(&self) -> AttestationPool {
-        let mut pool = AttestationPool::new(crate::pool::DEFAULT_CAPACITY);
-        for (b, _, _) in &self.blocks {
-            pool.remove_finalized(
-                b.attestations
-                    .iter()
-                    .map(|e| FinalizedKey::from_envelope(e, &self.genesis.members)),
-            );
-        }
-        pool
-    }
 }
 
-pub(super) fn header_height(b: &Block) -> u64 {
+/// The height in a block's header (0 without a header).
+pub fn header_height(b: &Block) -> u64 {
     b.header.as_ref().map(|h| h.height).unwrap_or(0)
 }

@@ -3,12 +3,12 @@
 //! engine takes it (`engine::sync`: the status check, then a range's shape,
 //! signatures and blocks through a driver at genesis).
 
-use super::driver_byzantine::Audit;
-use super::world::{world, CHAIN_LEN, MAX_MESSAGE_BYTES, NOW_MS};
-use super::{rejected, Outcome};
-use crate::engine::sync::{self, BATCH};
-use crate::engine::sync_server;
+use crate::driver_byzantine::Audit;
+use crate::world::{world, CHAIN_LEN, MAX_MESSAGE_BYTES, NOW_MS};
+use crate::{rejected, Outcome};
 use bizra_consensus::chain::ChainState;
+use bizra_node::engine::sync::{self, BATCH};
+use bizra_node::engine::sync_server;
 use bizra_proto::{sync_request::Req, sync_response::Resp, SyncRequest, SyncResponse};
 use prost::Message;
 

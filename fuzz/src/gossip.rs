@@ -2,14 +2,14 @@
 //! the content rules of an attestation payload, each through the engine's
 //! own check (`engine::gossip`, `engine::evidence`).
 
-use super::world::{world, World, CHAIN_ID, NOW_MS};
-use super::{rejected, Outcome};
-use crate::admission;
-use crate::engine::gossip::{check_attestation_batch, check_consensus_gossip, GossipView, Then};
+use crate::world::{world, NodeWorld, World, CHAIN_ID, NOW_MS};
+use crate::{rejected, Outcome};
 use bizra_consensus::driver::{Effect, Input};
 use bizra_consensus::messages::block_hash;
 use bizra_consensus::poi;
 use bizra_consensus::types::hash_bytes;
+use bizra_node::admission;
+use bizra_node::engine::gossip::{check_attestation_batch, check_consensus_gossip, GossipView, Then};
 use bizra_p2p::{Topic, Validation};
 use bizra_proof::verify;
 use bizra_proto::{payload_type, AttestationBatch, Envelope, EnvelopeSignature, PoiAttestation, VoteKind};
@@ -155,8 +155,8 @@ pub fn fuzz_gossip_evidence(data: &[u8]) -> Outcome {
     let w = world();
     let g = &w.genesis;
     let head = w.head();
-    let pool = crate::evidence_pool::EvidencePool::new();
-    match crate::engine::evidence::check_gossip(g, head, &pool, data) {
+    let pool = bizra_node::evidence_pool::EvidencePool::new();
+    match bizra_node::engine::evidence::check_gossip(g, head, &pool, data) {
         Ok((ev, key)) => {
             assert_eq!(ev.encode_to_vec(), data, "accepted evidence is canonical");
             assert_eq!(bizra_consensus::evidence::check(CHAIN_ID, &g.members, &ev), Ok(key));

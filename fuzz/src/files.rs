@@ -2,14 +2,14 @@
 //! from them), `wq_proof.json` and `attestation.json` as `bizra verify`
 //! checks them.
 
-use super::world::{world, NOW_MS};
-use super::{rejected, Outcome};
-use crate::config::{parse_peer, NodeConfig};
+use crate::world::{world, NOW_MS};
+use crate::{rejected, Outcome};
 use bizra_consensus::chain::ChainState;
 use bizra_consensus::driver::{Driver, Effect, Input, Timeout, Timeouts};
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::quorum;
 use bizra_consensus::types::hash_bytes;
+use bizra_node::config::{parse_peer, NodeConfig};
 use bizra_proof as proof;
 use bizra_proof::verify;
 use bizra_proof::VerifyError;
@@ -77,7 +77,7 @@ pub fn fuzz_config(data: &[u8]) -> Outcome {
     // The driver with the configured timeouts (engine run_engine), taken
     // through a few rounds by precommit timeouts: each round schedules
     // `timeout + delta * round`.
-    let timeouts = crate::engine::driver_timeouts(&cfg.consensus);
+    let timeouts = bizra_node::engine::driver_timeouts(&cfg.consensus);
     let w = world();
     let mut d = Driver::new(
         w.genesis.clone(),

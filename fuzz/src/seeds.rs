@@ -2,12 +2,12 @@
 //! ([`seed_corpus`]); `fuzz/seeds/<target>/` holds them, written by the
 //! ignored test `write_seeds` in `node/tests/fuzz_regressions.rs`.
 
-use super::world::{world, World, CHAIN_ID, EPOCH_LENGTH, NOW_MS, VALIDATORS};
-use crate::config::NodeConfig;
-use crate::engine::sync::BATCH;
-use bizra_consensus::messages::{block_hash, new_vote, sign_vote};
+use crate::world::{world, World, CHAIN_ID, EPOCH_LENGTH, NOW_MS, VALIDATORS};
+use bizra_consensus::messages::block_hash;
 use bizra_consensus::types::{epoch_of, Hash};
 use bizra_consensus::{certificate, chain, merkle, quorum};
+use bizra_node::config::NodeConfig;
+use bizra_node::engine::sync::BATCH;
 use bizra_proof::{
     self, build_proof, sign_envelope, signed_vote_envelope, CommitPart, HeadPart, ProofParts, Telemetry, TelemetryPart,
 };
@@ -184,9 +184,7 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     // against a block at the head's height.
     {
         let head = w.head();
-        let s = &w.signers[2];
-        let vote =
-            |h: u64, v: Option<Hash>| sign_vote(s, new_vote(CHAIN_ID, h, 0, bizra_proto::VoteKind::Prevote, v, s.id()));
+        let vote = |h: u64, v: Option<Hash>| w.vote(2, h, 0, bizra_proto::VoteKind::Prevote, v);
         let next = bizra_consensus::evidence::duplicate_vote(
             vote(head.next_height(), Some([1; 32])),
             vote(head.next_height(), Some([2; 32])),
@@ -261,7 +259,7 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     let defaults = NodeConfig::default();
     let cfg = NodeConfig {
         moniker: "node1".into(),
-        p2p: crate::config::P2pSection {
+        p2p: bizra_node::config::P2pSection {
             listen: "127.0.0.1:7401".into(),
             peers: vec![
                 format!("{}@127.0.0.1:7400", w.signers[0].id()),
@@ -269,11 +267,11 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
             ],
             ..defaults.p2p.clone()
         },
-        log: crate::config::LogSection {
+        log: bizra_node::config::LogSection {
             format: "json".into(),
             level: "bizra=debug,libp2p=warn".into(),
         },
-        grpc: crate::config::GrpcSection {
+        grpc: bizra_node::config::GrpcSection {
             rate_limit_per_client: 0,
             ..defaults.grpc.clone()
         },

@@ -1,16 +1,18 @@
 //! Fuzzing entry points: one function per decoder of outside bytes.
 //!
-//! The cargo-fuzz targets in `fuzz/fuzz_targets/` and the regression test
-//! `node/tests/fuzz_regressions.rs` both call these functions, so an input
-//! that once crashed a fuzz target keeps being replayed by `cargo test`.
+//! The cargo-fuzz targets in `fuzz/targets/fuzz_targets/` and the regression
+//! test `fuzz/tests/regressions.rs` both call these functions, so an input
+//! that once crashed a fuzz target keeps being replayed by `cargo test` (on
+//! stable).
 //!
 //! Every function takes the raw bytes as they arrive (a gossip message, a sync
 //! frame's payload, a file) and runs them through the node's own checks,
 //! against a fixed [`World`]: a 4-validator genesis and a 3-block finalized
-//! chain signed with deterministic keys. The engine's checks of outside
-//! bytes are public pure functions that the engine calls too: gossip of
-//! votes and proposals (`engine::gossip::check_consensus_gossip`), attestation
-//! batches (`engine::gossip::check_attestation_batch`), evidence
+//! chain signed with deterministic keys (`bizra_testkit::world`). The
+//! engine's checks of outside bytes are public pure functions of
+//! `bizra-node` that the engine calls too: gossip of votes and proposals
+//! (`engine::gossip::check_consensus_gossip`), attestation batches
+//! (`engine::gossip::check_attestation_batch`), evidence
 //! (`engine::evidence::check_gossip`), sync requests
 //! (`engine::sync_server::serve`) and synced ranges (`engine::sync::
 //! check_shape` / `check_range` / `apply_range`). Nothing here mirrors
@@ -29,13 +31,16 @@
 //! uncertified block.
 //!
 //! Seeds (valid messages for every target) come from [`seed_corpus`]; the
-//! ignored test `write_seeds` in `node/tests/fuzz_regressions.rs` writes them
+//! ignored test `write_seeds` in `fuzz/tests/regressions.rs` writes them
 //! to `fuzz/seeds/<target>/`.
 //!
-//! Files: `world.rs` (the fixed world), `gossip.rs` (gossip targets),
-//! `sync.rs` (sync targets), `files.rs` (genesis, config, wq_proof.json,
-//! attestation.json), `driver_byzantine.rs` (the driver under Byzantine
-//! validators, and the effect audit the sync target shares), `seeds.rs`.
+//! Files: `world.rs` (the world, and what a node adds to it), `gossip.rs`
+//! (gossip targets), `sync.rs` (sync targets), `files.rs` (genesis, config,
+//! wq_proof.json, attestation.json), `driver_byzantine.rs` (the driver under
+//! Byzantine validators, and the effect audit the sync target shares),
+//! `seeds.rs`.
+
+#![warn(missing_docs)]
 
 mod driver_byzantine;
 mod files;
@@ -52,8 +57,8 @@ pub use gossip::{
 pub use seeds::seed_corpus;
 pub use sync::{fuzz_sync_request, fuzz_sync_response};
 pub use world::{
-    world, world_attestation, world_commit, world_signer, World, BLOCK_SPACING_MS, CHAIN_ID, CHAIN_LEN, EPOCH_LENGTH,
-    GENESIS_TIME_MS, MAX_BYZANTINE_RECORDS, MAX_MESSAGE_BYTES, NOW_MS, VALIDATORS,
+    world, world_attestation, world_commit, world_signer, NodeWorld, World, BLOCK_SPACING_MS, CHAIN_ID, CHAIN_LEN,
+    EPOCH_LENGTH, GENESIS_TIME_MS, MAX_BYZANTINE_RECORDS, MAX_MESSAGE_BYTES, NOW_MS, VALIDATORS,
 };
 
 /// What the node does with an input.
@@ -68,6 +73,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// True for [`Outcome::Accepted`].
     pub fn is_accepted(&self) -> bool {
         matches!(self, Outcome::Accepted)
     }

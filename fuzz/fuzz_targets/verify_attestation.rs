@@ -1,8 +1,0 @@
-#![no_main]
-//! See `bizra_node::fuzzing::fuzz_verify_attestation`.
-
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = bizra_node::fuzzing::fuzz_verify_attestation(data);
-});

@@ -1,0 +1,8 @@
+#![no_main]
+//! See `bizra_fuzz::fuzz_verify_attestation`.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = bizra_fuzz::fuzz_verify_attestation(data);
+});
