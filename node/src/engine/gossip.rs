@@ -392,4 +392,78 @@ mod tests {
             );
         }
     }
+
+    fn check(driver: &Driver, topic: Topic, data: &[u8]) -> GossipCheck {
+        let w = crate::test_world::world();
+        let pool = w.pool();
+        let forwarded = HashMap::new();
+        let view = GossipView {
+            driver,
+            genesis: &w.genesis,
+            store: &w.store,
+            pool: &pool,
+            forwarded: &forwarded,
+        };
+        check_consensus_gossip(&view, &mut admission::VerifiedPayloads::default(), topic, data)
+    }
+
+    /// A vote with a bad signature is a strike, counted under the kind it
+    /// claims (the pre-created prevote/precommit `invalid` series).
+    #[test]
+    fn a_forged_vote_is_counted_as_the_kind_it_claims() {
+        let w = crate::test_world::world();
+        let d = w.driver(None);
+        let h = d.height();
+        for (kind, label) in [
+            (bizra_proto::VoteKind::Prevote, "prevote"),
+            (bizra_proto::VoteKind::Precommit, "precommit"),
+        ] {
+            let mut sv = w.vote(1, h, 0, kind, None);
+            sv.signature[0] ^= 1;
+            let msg = ConsensusMessage {
+                msg: Some(Msg::Vote(sv)),
+                attempt: 0,
+            };
+            let c = check(&d, Topic::Votes, &msg.encode_to_vec());
+            assert_eq!(c.verdict, Validation::Reject);
+            assert_eq!(c.counted, Some((label, "invalid")));
+        }
+    }
+
+    /// A proposal the driver cannot use is dropped on its claim, read from
+    /// the bytes: its block is never decoded (here it would not decode).
+    #[test]
+    fn a_dropped_proposal_is_not_decoded() {
+        let w = crate::test_world::world();
+        let d = w.driver(None);
+        let sp = w.next_proposals[0].clone();
+        let mut proposal = sp.proposal.clone().expect("proposal");
+        // Rounds far ahead of the driver's: dropped before any signature.
+        proposal.round = 50;
+        let mut inner = Vec::new();
+        prost::encoding::message::encode(1, &proposal, &mut inner);
+        prost::encoding::bytes::encode(2, &sp.signature, &mut inner);
+        prost::encoding::bytes::encode(3, &vec![0xffu8; 1 << 20], &mut inner);
+        let mut garbage = Vec::new();
+        prost::encoding::bytes::encode(1, &inner, &mut garbage);
+        assert!(ConsensusMessage::decode(garbage.as_slice()).is_err());
+        let c = check(&d, Topic::Proposals, &garbage);
+        assert_eq!(c.verdict, Validation::Ignore);
+        assert_eq!(c.received, Some(MsgKind::Proposal));
+        assert!(
+            matches!(c.counted, Some(("proposal", "round_window" | "not_proposer"))),
+            "{:?}",
+            c.counted
+        );
+        // The same bytes at a usable round are decoded, and refused as malformed.
+        proposal.round = 0;
+        let mut inner = Vec::new();
+        prost::encoding::message::encode(1, &proposal, &mut inner);
+        prost::encoding::bytes::encode(3, &vec![0xffu8; 64], &mut inner);
+        let mut usable = Vec::new();
+        prost::encoding::bytes::encode(1, &inner, &mut usable);
+        let c = check(&d, Topic::Proposals, &usable);
+        assert_eq!(c.verdict, Validation::Reject);
+        assert_eq!(c.counted, Some(("unknown", "malformed")));
+    }
 }
