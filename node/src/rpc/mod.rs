@@ -34,8 +34,8 @@ mod guard;
 pub mod incoming;
 mod service;
 /// The rpc tests and their fixture (a served 3-block chain); with the
-/// `testkit` feature the fixture is public for other crates' tests.
-#[cfg(any(test, feature = "testkit"))]
+/// `rpc-fixture` feature the fixture is public for other crates' tests.
+#[cfg(any(test, feature = "rpc-fixture"))]
 #[cfg_attr(not(test), allow(dead_code, unused_imports))]
 pub mod tests;
 
