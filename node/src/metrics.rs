@@ -323,7 +323,7 @@ impl Metrics {
         );
         registry.register(
             "bizra_finality_latency_seconds",
-            "Time from the start of a height to its finalization",
+            "Time from the previous finalization to this one (includes the block_interval_ms pause)",
             m.finality_latency.clone(),
         );
         registry.register(
