@@ -168,8 +168,8 @@ pub enum BatchVerdict {
     /// Nothing new (duplicates, or a full pool): do not forward, no blame.
     Ignore {
         /// The refusal of the last envelope skipped: a duplicate, or a
-        /// `RESOURCE_EXHAUSTED` refusal (full pool, store error, or an
-        /// envelope above `poi::MAX_ATTESTATION_BYTES`).
+        /// `RESOURCE_EXHAUSTED` refusal (full pool, store error). An
+        /// envelope above `poi::MAX_ATTESTATION_BYTES` rejects the batch.
         reason: String,
     },
     /// Malformed, or an envelope broke a rule: drop it and penalize the
@@ -215,6 +215,20 @@ pub fn admit_batch(
     let mut admitted = 0;
     let mut last_skip = String::new();
     for (i, env) in batch.envelopes.iter().enumerate() {
+        // Rule 1 (size) breaks the batch whatever the envelope's id: a sender
+        // had to check it before forwarding (ADR 0008). Over gRPC the same
+        // rule is RESOURCE_EXHAUSTED, which the loop below would skip.
+        let size = env.encoded_len();
+        if size > poi::MAX_ATTESTATION_BYTES {
+            let rule = poi::PoiError::TooLarge {
+                size,
+                max: poi::MAX_ATTESTATION_BYTES,
+            };
+            return BatchVerdict::Reject {
+                admitted,
+                reason: format!("envelope #{i}: {rule}"),
+            };
+        }
         match admit(genesis, store, pool, env, now_ms) {
             Ok(_) => admitted += 1,
             Err(SubmitError::Duplicate(m)) | Err(SubmitError::Exhausted(m)) => last_skip = m,
@@ -348,6 +362,22 @@ mod tests {
             .clone();
         let verdict = admit_batch(&w.genesis, &w.store, &mut w.pool(), &batch(vec![finalized]), NOW_MS);
         assert!(matches!(verdict, BatchVerdict::Ignore { .. }), "{verdict:?}");
+        // An envelope above the size limit breaks rule 1: the batch is
+        // rejected (a strike), the new one before it kept.
+        let mut oversized = a.clone();
+        oversized.signatures[0].sig = vec![0; poi::MAX_ATTESTATION_BYTES];
+        let mut pool = w.pool();
+        let verdict = admit_batch(
+            &w.genesis,
+            &w.store,
+            &mut pool,
+            &batch(vec![b.clone(), oversized]),
+            NOW_MS,
+        );
+        assert!(
+            matches!(&verdict, BatchVerdict::Reject { admitted: 1, reason } if reason.starts_with("envelope #1: attestation is")),
+            "{verdict:?}"
+        );
     }
 
     fn env(n: usize) -> Envelope {
