@@ -1,7 +1,8 @@
 //! # bizra-client
 //!
 //! Client-side helpers for talking to running bizra nodes, shared by the
-//! CLI (`devnet`, `bench`, `testnet perturb`, `wq-proof`, the gate) and the end-to-end tests:
+//! CLI (`devnet`, `bench`, `testnet perturb`, `wq-proof`, `attest`, the
+//! gate) and the end-to-end tests:
 //!
 //! * [`connect`]: a gRPC `NodeClient`, retrying refused or timed-out
 //!   attempts with backoff until a deadline; [`connect_once`]: one attempt
@@ -10,6 +11,9 @@
 //!   (`host:port` means `http://host:port`; plain http only).
 //! * [`wq_proof::collect`]: the parts of a wq-proof gathered from several
 //!   validators (`bizra_proof` builds and checks the proof from them).
+//! * [`attest::submit`] / [`attest::await_inclusion`]: a signed PoI
+//!   attestation sent, and its checked inclusion with the block's commit and
+//!   weights once finalized.
 //! * [`scrape`] / [`scrape_at`]: `GET /metrics` over plain HTTP/1.1, and
 //!   [`Scrape`] / [`HistDelta`]: the Prometheus text parsed, histograms
 //!   differenced over a window.
@@ -20,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attest;
 mod connect;
 mod metrics;
 mod rpc;

@@ -1,4 +1,10 @@
-//! A call a node answered with an error status.
+//! A call a node answered with an error status, and the calls of
+//! [`attest`](crate::attest) that record a block: the commit of a height and
+//! the weights of an epoch.
+
+use bizra_proto::node_client::NodeClient;
+use bizra_proto::{GetCommitRequest, GetCommitResponse, GetValidatorsRequest, GetValidatorsResponse};
+use tonic::transport::Channel;
 
 /// A call the node answered with an error status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,3 +43,26 @@ impl std::fmt::Display for RpcError {
 }
 
 impl std::error::Error for RpcError {}
+
+/// `GetCommit(height)`: the commit and its tally, as served.
+pub(crate) async fn commit(c: &mut NodeClient<Channel>, url: &str, height: u64) -> Result<GetCommitResponse, RpcError> {
+    Ok(c.get_commit(GetCommitRequest { height })
+        .await
+        .map_err(|s| RpcError::new(url, "GetCommit", &s))?
+        .into_inner())
+}
+
+/// `GetValidators(epoch)`. `None` when the node does not answer for epoch 0:
+/// its weights follow from genesis alone; those of a later epoch must be
+/// recorded, so failing to get them is an error.
+pub(crate) async fn epoch_validators(
+    c: &mut NodeClient<Channel>,
+    url: &str,
+    epoch: u64,
+) -> Result<Option<GetValidatorsResponse>, RpcError> {
+    match c.get_validators(GetValidatorsRequest { epoch: Some(epoch) }).await {
+        Ok(r) => Ok(Some(r.into_inner())),
+        Err(_) if epoch == 0 => Ok(None),
+        Err(s) => Err(RpcError::new(url, "GetValidators", &s)),
+    }
+}
