@@ -1,8 +1,8 @@
 //! # bizra-client
 //!
 //! Client-side helpers for talking to running bizra nodes, shared by the
-//! CLI (`devnet`, `bench`, `testnet perturb`, `wq-proof`, `attest`, the
-//! gate) and the end-to-end tests:
+//! CLI (`devnet`, `bench`, `testnet perturb`, `wq-proof`, `attest`,
+//! `evidence`, the gate) and the end-to-end tests:
 //!
 //! * [`connect`]: a gRPC `NodeClient`, retrying refused or timed-out
 //!   attempts with backoff until a deadline; [`connect_once`]: one attempt
@@ -14,6 +14,8 @@
 //! * [`attest::submit`] / [`attest::await_inclusion`]: a signed PoI
 //!   attestation sent, and its checked inclusion with the block's commit and
 //!   weights once finalized.
+//! * [`evidence::fetch`]: one piece of committed evidence, checked, with its
+//!   block's commit and weights.
 //! * [`scrape`] / [`scrape_at`]: `GET /metrics` over plain HTTP/1.1, and
 //!   [`Scrape`] / [`HistDelta`]: the Prometheus text parsed, histograms
 //!   differenced over a window.
@@ -26,6 +28,7 @@
 
 pub mod attest;
 mod connect;
+pub mod evidence;
 mod metrics;
 mod rpc;
 mod url;

@@ -1,6 +1,6 @@
-//! A call a node answered with an error status, and the calls of
-//! [`attest`](crate::attest) that record a block: the commit of a height and
-//! the weights of an epoch.
+//! A call a node answered with an error status, and the calls
+//! [`attest`](crate::attest) and [`evidence`](crate::evidence) share: the
+//! commit of a height and the weights of an epoch.
 
 use bizra_proto::node_client::NodeClient;
 use bizra_proto::{GetCommitRequest, GetCommitResponse, GetValidatorsRequest, GetValidatorsResponse};

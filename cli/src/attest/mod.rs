@@ -160,14 +160,6 @@ pub(crate) async fn connect(endpoint: &str) -> Result<NodeClient<Channel>, Failu
         })
 }
 
-pub(crate) fn rpc_failure(method: &str, endpoint: &str, s: &tonic::Status) -> Failure {
-    check(format!(
-        "{method} on {endpoint} failed ({:?}): {}",
-        s.code(),
-        s.message()
-    ))
-}
-
 // The client-side checks of what the node served, and the assembly of
 // attestation.json from its answers, are pure: they live in `bizra-proof`.
 pub use bizra_proof::served::{attestation_json, check_inclusion, commit_part, telemetry_of};
