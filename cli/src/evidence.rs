@@ -18,17 +18,15 @@
 //!    or nothing is written (exit 1).
 //!
 //! The evidence id is printed on stdout; a one-line summary goes to stderr.
+//! Step 2 and the gRPC and checks of step 3 are [`bizra_client::evidence::fetch`];
+//! this command builds the document, checks it against `--genesis`, writes it
+//! and maps the errors to exit codes.
 
-use super::attest::{connect, endpoint_url, rpc_failure, write_atomically};
+use super::attest::{connect, endpoint_url, write_atomically};
 use super::verify::{load_genesis, verify_evidence};
-use super::{check, usage, CliResult};
-use bizra_consensus::evidence;
+use super::{check, usage, CliResult, Failure};
+use bizra_client::evidence::{FetchError, Selector};
 use bizra_consensus::signing::parse_validator_id;
-use bizra_proof::served::{check_served_inclusion, Served};
-
-use bizra_proto::{
-    get_evidence_request, CommittedEvidence, GetCommitRequest, GetEvidenceRequest, GetValidatorsRequest,
-};
 use clap::{ArgGroup, Args};
 use std::path::PathBuf;
 
@@ -67,22 +65,6 @@ pub struct EvidenceArgs {
     pub genesis: Option<PathBuf>,
 }
 
-/// What `GetEvidence` is asked for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Selector {
-    Validator(String),
-    Height(u64),
-}
-
-impl Selector {
-    fn describe(&self) -> String {
-        match self {
-            Selector::Validator(v) => format!("validator {v}"),
-            Selector::Height(h) => format!("the block at height {h}"),
-        }
-    }
-}
-
 /// Runs `bizra evidence`: fetches the chosen committed evidence, checks what the node served and writes `evidence.json`.
 pub fn run(a: EvidenceArgs) -> CliResult {
     let selector = match (&a.validator, a.height) {
@@ -108,55 +90,11 @@ pub fn run(a: EvidenceArgs) -> CliResult {
 
 async fn export(a: &EvidenceArgs, endpoint: &str, selector: &Selector, genesis: Option<&[u8]>) -> CliResult {
     let mut client = connect(endpoint).await?;
-    let request = GetEvidenceRequest {
-        selector: Some(match selector {
-            Selector::Validator(v) => get_evidence_request::Selector::Validator(v.clone()),
-            Selector::Height(h) => get_evidence_request::Selector::Height(*h),
-        }),
-    };
-    let items = client
-        .get_evidence(request)
+    let fetched = bizra_client::evidence::fetch(&mut client, endpoint, selector, a.index)
         .await
-        .map_err(|s| rpc_failure("GetEvidence", endpoint, &s))?
-        .into_inner()
-        .evidence;
-    if items.is_empty() {
-        return Err(check(format!(
-            "no committed evidence for {} on {endpoint}",
-            selector.describe()
-        )));
-    }
-    let ce = items.get(a.index).ok_or_else(|| {
-        check(format!(
-            "--index {}: {endpoint} returned {} piece(s) of committed evidence for {} (indices 0 to {})",
-            a.index,
-            items.len(),
-            selector.describe(),
-            items.len() - 1
-        ))
-    })?;
-    check_committed(ce, selector).map_err(|e| check(format!("{endpoint}: evidence {}: {e}", a.index)))?;
-    let commit = client
-        .get_commit(GetCommitRequest { height: ce.height })
-        .await
-        .map_err(|s| rpc_failure("GetCommit", endpoint, &s))?
-        .into_inner();
-    if let Some(c) = &commit.commit {
-        if c.height != ce.height || c.block_hash != ce.block_hash {
-            return Err(check(format!(
-                "{endpoint}: GetCommit({}) answered a commit for another block",
-                ce.height
-            )));
-        }
-    }
-    let epoch = ce.header.as_ref().map(|h| h.epoch).unwrap_or_default();
-    let validators = match client.get_validators(GetValidatorsRequest { epoch: Some(epoch) }).await {
-        Ok(r) => Some(r.into_inner()),
-        // Epoch 0 weights follow from genesis alone; later ones must be recorded.
-        Err(_) if epoch == 0 => None,
-        Err(s) => return Err(rpc_failure("GetValidators", endpoint, &s)),
-    };
-    let doc = evidence_json(ce, &commit, validators.as_ref()).map_err(|e| check(format!("{endpoint}: {e}")))?;
+        .map_err(fetch_failure)?;
+    let doc = evidence_json(&fetched.evidence, &fetched.commit, fetched.validators.as_ref())
+        .map_err(|e| check(format!("{endpoint}: {e}")))?;
     let text = doc.to_json_pretty();
     if let Some(g) = genesis {
         verify_evidence(text.as_bytes(), g).map_err(|e| {
@@ -178,59 +116,29 @@ async fn export(a: &EvidenceArgs, endpoint: &str, selector: &Selector, genesis: 
     Ok(())
 }
 
+/// The fetch's error as this command reports it (exit 1): a missing index
+/// names `--index`, every other failure has the client's message.
+fn fetch_failure(e: FetchError) -> Failure {
+    match e {
+        FetchError::NoIndex {
+            url,
+            selector,
+            index,
+            count,
+        } => check(format!(
+            "--index {index}: {url} returned {count} piece(s) of committed evidence for {selector} (indices 0 to {})",
+            count - 1
+        )),
+        e => check(e),
+    }
+}
+
 /// Assembles `evidence.json` from the node's answers (pure: in `bizra-proof`).
 pub use bizra_proof::served::evidence_json;
-
-/// Checks what `GetEvidence` answered before anything is written: evidence of a
-/// known kind whose id and offender are as stated (and as asked for), a header
-/// that hashes to `block_hash` at `height`, a Merkle path from the evidence's
-/// leaf to the header's `evidence_root`, and (if present) a commit certificate
-/// for that block. Signatures and quorum need genesis: `bizra verify` (or
-/// `--genesis`) checks them.
-fn check_committed(ce: &CommittedEvidence, selector: &Selector) -> Result<(), String> {
-    let ev = ce.evidence.as_ref().ok_or("the answer has no evidence")?;
-    let (a, b) = evidence::votes(ev).ok_or("not duplicate-vote evidence with two votes")?;
-    if a.validator != b.validator || a.validator != ce.validator {
-        return Err(format!(
-            "the votes are by {} and {}, the answer names {}",
-            a.validator, b.validator, ce.validator
-        ));
-    }
-    let id = hex::encode(evidence::evidence_id(ev));
-    if ce.id != id {
-        return Err(format!("id {:?}, but the evidence hashes to {id}", ce.id));
-    }
-    match selector {
-        Selector::Validator(v) if *v != ce.validator => {
-            return Err(format!(
-                "asked for validator {v}, got evidence against {}",
-                ce.validator
-            ))
-        }
-        Selector::Height(h) if *h != ce.height => {
-            return Err(format!("asked for height {h}, got evidence in block {}", ce.height))
-        }
-        _ => {}
-    }
-    check_served_inclusion(
-        Served {
-            header: ce.header.as_ref(),
-            block_hash: &ce.block_hash,
-            height: ce.height,
-            proof: ce.proof.as_ref(),
-            commit: ce.commit.as_ref(),
-        },
-        "evidence_root",
-        |h| &h.evidence_root,
-        &evidence::leaf(ev),
-    )
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Failure;
-    use bizra_proof::fixture::Fixture;
     use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<EvidenceArgs, clap::Error> {
@@ -286,36 +194,5 @@ mod tests {
                 other => panic!("expected exit 2 naming {needle}, got {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn a_lying_answer_is_refused() {
-        let mut f = Fixture::new(4, 2, 7);
-        let chain = f.evidence_chain(3);
-        let me = Selector::Validator(f.signers[3].id().to_string());
-        check_committed(&chain.committed, &me).unwrap();
-        check_committed(&chain.committed, &Selector::Height(2)).unwrap();
-        let mut ce = chain.committed.clone();
-        ce.id = "00".repeat(32);
-        assert!(check_committed(&ce, &me).unwrap_err().contains("id"));
-        assert!(check_committed(&chain.committed, &Selector::Height(3))
-            .unwrap_err()
-            .contains("asked for height 3"));
-        assert!(
-            check_committed(&chain.committed, &Selector::Validator(f.signers[1].id().to_string()))
-                .unwrap_err()
-                .contains("asked for validator")
-        );
-        let mut ce = chain.committed.clone();
-        ce.proof.as_mut().unwrap().leaf_index = 0;
-        assert!(check_committed(&ce, &me).unwrap_err().contains("Merkle proof"));
-        let mut ce = chain.committed.clone();
-        ce.header.as_mut().unwrap().time_ms += 1;
-        assert!(check_committed(&ce, &me).unwrap_err().contains("block_hash"));
-        let mut ce = chain.committed.clone();
-        ce.validator = f.signers[0].id().to_string();
-        assert!(check_committed(&ce, &Selector::Height(2))
-            .unwrap_err()
-            .contains("the answer names"));
     }
 }

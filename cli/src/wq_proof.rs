@@ -14,6 +14,9 @@
 //!    recomputed from the header) and its signed `HeadReport`; from the first
 //!    endpoint the commit (`GetCommit`) and the weights of the height's epoch
 //!    (`GetValidators`, epoch taken from the block header).
+//!
+//!    Steps 1 to 3 are [`bizra_client::wq_proof::collect`]; this command maps
+//!    its errors to exit codes.
 //! 4. Checks everything locally with [`crate::verify::check_proof`]: every
 //!    head report and precommit signature, fields, distinct signers, the weight
 //!    tally and the quorum. The fast threshold is not served over gRPC: without
@@ -27,26 +30,16 @@
 
 use super::verify::load_genesis;
 use super::{check, usage, CliResult, Failure};
+use bizra_client::wq_proof::{Chain, GatherError};
 use bizra_client::ConnectError;
 use bizra_consensus::genesis::Genesis;
-use bizra_consensus::messages::block_hash;
-use bizra_consensus::types::{block_label, hash_from_slice, short_hex, Hash};
-use bizra_consensus::weights::Components;
+use bizra_consensus::types::short_hex;
 use bizra_proof::verify::{check_proof, epoch_weights, keys_from_ids, telemetry_weights, TrustRoot};
 use bizra_proof::VerifyError;
-use bizra_proof::{
-    agreement_line, build_proof, percent, signed_vote_envelope, CommitPart, HeadPart, ProofParts, TelemetryPart,
-    WqProof,
-};
-use bizra_proto::node_client::NodeClient;
-use bizra_proto::{
-    get_block_request, GetBlockRequest, GetCommitRequest, GetHeadReportRequest, GetStatusRequest, GetStatusResponse,
-    GetValidatorsRequest,
-};
+use bizra_proof::{agreement_line, build_proof, percent, WqProof};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// Arguments of `bizra wq-proof`.
 #[derive(Args, Debug, Clone)]
@@ -69,8 +62,8 @@ pub struct WqProofArgs {
     pub genesis: Option<PathBuf>,
 }
 
-/// Interval between status polls.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Interval between status polls (of [`bizra_client::wq_proof::collect`]).
+pub use bizra_client::wq_proof::POLL_INTERVAL;
 
 /// What a run produced.
 #[derive(Clone, Debug)]
@@ -132,7 +125,7 @@ pub async fn wq_proof(a: &WqProofArgs) -> Result<ProofOutcome, Failure> {
         }
         None => None,
     };
-    let mut outcome = collect(a, &urls, genesis.as_ref()).await?;
+    let mut outcome = gather_and_check(a, &urls, genesis.as_ref()).await?;
     write_atomically(&a.out, &outcome.json)?;
     outcome.written = Some(a.out.clone());
     if let Some(p) = &mut outcome.problem {
@@ -181,328 +174,51 @@ pub fn normalize_url(raw: &str) -> Result<String, Failure> {
     super::grpc_url(raw)
 }
 
-fn rpc_fail(url: &str, method: &str, s: tonic::Status) -> Failure {
-    check(format!(
-        "endpoint {url}: {method} failed: {:?}: {}",
-        s.code(),
-        s.message()
-    ))
-}
-
-/// Connects to `url` with [`bizra_client::connect`] (retries with backoff
-/// until `deadline`): a bad URL is a usage error, an endpoint that never
-/// answers a check failure naming it, the attempts and the time spent.
-pub async fn connect_until(url: &str, deadline: Instant) -> Result<NodeClient<Channel>, Failure> {
-    bizra_client::connect(url, deadline).await.map_err(|e| match e {
-        ConnectError::BadUrl { url, reason } => usage(format!("--grpc {url}: {reason}")),
-        e @ ConnectError::Unreachable { .. } => check(e.to_string()),
-    })
-}
-
-/// A `GetStatus` failure; the variant says whether it is worth polling again.
-enum StatusError {
-    /// `UNAVAILABLE` (or `UNKNOWN`/`DEADLINE_EXCEEDED` from the transport):
-    /// the node is (re)starting or the connection is being re-made.
-    Unavailable(Failure),
-    Other(Failure),
-}
-use StatusError::{Other, Unavailable};
-
-impl From<StatusError> for Failure {
-    fn from(e: StatusError) -> Failure {
-        match e {
-            Unavailable(f) | Other(f) => f,
-        }
-    }
-}
-
-async fn status(url: &str, mut c: NodeClient<Channel>) -> Result<GetStatusResponse, StatusError> {
-    let s = c
-        .get_status(GetStatusRequest {})
-        .await
-        .map_err(|e| {
-            // Transport trouble while a node (re)starts: UNAVAILABLE, or
-            // UNKNOWN "transport error" when a published port accepted the
-            // connection before the node behind it listened.
-            let unavailable = matches!(
-                e.code(),
-                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded
-            );
-            let f = rpc_fail(url, "GetStatus", e);
-            if unavailable {
-                Unavailable(f)
-            } else {
-                Other(f)
-            }
-        })?
-        .into_inner();
-    if hash_from_slice(&s.genesis_hash).ok().flatten().is_none() {
-        return Err(Other(check(format!(
-            "endpoint {url}: GetStatus genesis_hash is not 32 bytes"
-        ))));
-    }
-    Ok(s)
-}
-
-/// Every endpoint on the first one's chain and genesis.
-fn same_chain(urls: &[String], st: &[GetStatusResponse]) -> Result<(), Failure> {
-    let first = &st[0];
-    for (u, s) in urls.iter().zip(st).skip(1) {
-        if s.chain_id != first.chain_id {
-            return Err(check(format!(
-                "endpoint {u} is on chain {:?}, but {} is on {:?}",
-                s.chain_id, urls[0], first.chain_id
-            )));
-        }
-        if s.genesis_hash != first.genesis_hash {
-            return Err(check(format!(
-                "endpoint {u} is on a different genesis (hash {}, but {} has {})",
-                hex::encode(&s.genesis_hash),
-                urls[0],
-                hex::encode(&first.genesis_hash)
-            )));
-        }
-    }
-    for (i, s) in st.iter().enumerate() {
-        if let Some(j) = st[..i].iter().position(|t| t.validator == s.validator) {
-            return Err(check(format!(
-                "endpoints {} and {} are the same validator {}: agreement needs distinct validators",
-                urls[j], urls[i], s.validator
-            )));
-        }
-    }
-    Ok(())
-}
-
-struct Collected {
-    hash: Hash,
-    epoch: u64,
-    head: HeadPart,
-}
-
-async fn collect_one(
-    url: &str,
-    mut c: NodeClient<Channel>,
-    st: &GetStatusResponse,
-    h: u64,
-) -> Result<Collected, Failure> {
-    let b = c
-        .get_block(GetBlockRequest {
-            selector: Some(get_block_request::Selector::Height(h)),
-        })
-        .await
-        .map_err(|e| rpc_fail(url, &format!("GetBlock({h})"), e))?
-        .into_inner();
-    let block = b
-        .block
-        .ok_or_else(|| check(format!("endpoint {url}: GetBlock({h}) returned no block")))?;
-    let header = block
-        .header
-        .clone()
-        .ok_or_else(|| check(format!("endpoint {url}: GetBlock({h}) returned a block without header")))?;
-    let hash = block_hash(&block).expect("header present");
-    if b.block_hash != hash.as_slice() {
-        return Err(check(format!(
-            "endpoint {url}: GetBlock({h}) block hash {} is not the BLAKE3 of its header ({})",
-            hex::encode(&b.block_hash),
-            hex::encode(hash)
-        )));
-    }
-    if header.height != h || header.chain_id != st.chain_id {
-        return Err(check(format!(
-            "endpoint {url}: GetBlock({h}) returned block {} of chain {:?}",
-            block_label(header.height),
-            header.chain_id
-        )));
-    }
-    let r = c
-        .get_head_report(GetHeadReportRequest { height: h })
-        .await
-        .map_err(|e| rpc_fail(url, &format!("GetHeadReport({h})"), e))?
-        .into_inner();
-    let envelope = r
-        .envelope
-        .ok_or_else(|| check(format!("endpoint {url}: GetHeadReport({h}) returned no envelope")))?;
-    Ok(Collected {
-        hash,
-        epoch: header.epoch,
-        head: HeadPart {
-            id: st.validator.clone(),
-            endpoint: url.to_string(),
-            block_hash: hash,
-            envelope,
-        },
-    })
-}
-
-fn parse_weight(url: &str, what: &str, s: &str) -> Result<u128, Failure> {
-    bizra_proof::parse_u128(s).ok_or_else(|| check(format!("endpoint {url}: {what} {s:?} is not a decimal u128")))
-}
-
-async fn commit_part(url: &str, mut c: NodeClient<Channel>, h: u64, hash: &Hash) -> Result<CommitPart, Failure> {
-    let r = c
-        .get_commit(GetCommitRequest { height: h })
-        .await
-        .map_err(|e| rpc_fail(url, &format!("GetCommit({h})"), e))?
-        .into_inner();
-    if let Some(cert) = &r.commit {
-        if cert.height != h || cert.block_hash != hash.as_slice() {
-            return Err(check(format!(
-                "endpoint {url}: GetCommit({h}) returned a certificate for height {} block {}",
-                cert.height,
-                hex::encode(&cert.block_hash)
-            )));
-        }
-    }
-    let signatures = if r.signatures.is_empty() {
-        r.commit
-            .as_ref()
-            .map(|cert| cert.precommits.iter().map(signed_vote_envelope).collect())
-            .unwrap_or_default()
-    } else {
-        r.signatures
-    };
-    Ok(CommitPart {
-        signers: r.signers,
-        signatures,
-        signed_weight: parse_weight(url, "GetCommit signed_weight", &r.signed_weight)?,
-        total_weight: parse_weight(url, "GetCommit total_weight", &r.total_weight)?,
-        share_bps: r.share_bps,
-        fast_final: r.fast_final,
-        economic_final: r.economic_final,
-    })
-}
-
-/// Validators of `epoch`; falls back to the current epoch (with a note) if the
-/// node does not serve that epoch.
-async fn telemetry_part(
-    url: &str,
-    mut c: NodeClient<Channel>,
-    epoch: u64,
-) -> Result<(Vec<TelemetryPart>, u64, Option<String>), Failure> {
-    let (resp, note) = match c.get_validators(GetValidatorsRequest { epoch: Some(epoch) }).await {
-        Ok(r) => (r.into_inner(), None),
-        Err(e) if e.code() == tonic::Code::NotFound || e.code() == tonic::Code::FailedPrecondition => {
-            let r = c
-                .get_validators(GetValidatorsRequest { epoch: None })
-                .await
-                .map_err(|e| rpc_fail(url, "GetValidators", e))?
-                .into_inner();
-            let note = format!(
-                "{url} does not serve the weights of epoch {epoch} ({}); telemetry is of the current epoch {}",
-                e.message(),
-                r.epoch
-            );
-            (r, Some(note))
-        }
-        Err(e) => return Err(rpc_fail(url, &format!("GetValidators(epoch {epoch})"), e)),
-    };
-    let note = match note {
-        None if resp.epoch != epoch => Some(format!(
-            "{url} answered GetValidators(epoch {epoch}) with epoch {}",
-            resp.epoch
+/// The gathering's error as this command reports it: a bad URL is a usage
+/// error naming `--grpc`, an endpoint off `--genesis` names that flag and the
+/// chain it gives, and every other failure is a check failure with the
+/// client's message.
+fn gather_failure(e: GatherError, genesis: Option<&Chain>) -> Failure {
+    match (e, genesis) {
+        (GatherError::Connect(ConnectError::BadUrl { url, reason }), _) => usage(format!("--grpc {url}: {reason}")),
+        (
+            GatherError::Unexpected {
+                url,
+                chain_id,
+                genesis_hash,
+            },
+            Some(g),
+        ) => check(format!(
+            "endpoint {} is on a different genesis (chain {:?}, hash {}) than --genesis (chain {:?}, hash {})",
+            url,
+            chain_id,
+            hex::encode(&genesis_hash),
+            g.chain_id,
+            hex::encode(g.genesis_hash)
         )),
-        n => n,
-    };
-    let parts = resp
-        .validators
-        .iter()
-        .map(|v| {
-            Ok(TelemetryPart {
-                id: v.id.clone(),
-                wq_weight: parse_weight(url, &format!("GetValidators wq_weight of {}", v.id), &v.wq_weight)?,
-                components: Components {
-                    stake: v.stake,
-                    poi: v.poi,
-                    rep: v.rep,
-                },
-                jailed_until: v.jailed.then_some(v.jailed_until_epoch),
-            })
-        })
-        .collect::<Result<Vec<_>, Failure>>()?;
-    Ok((parts, resp.epoch, note))
+        (e, _) => check(e),
+    }
 }
 
-async fn collect(a: &WqProofArgs, urls: &[String], genesis: Option<&Genesis>) -> Result<ProofOutcome, Failure> {
+/// Gathers the proof's parts with [`bizra_client::wq_proof::collect`], builds
+/// the proof and checks it; nothing is written here.
+async fn gather_and_check(
+    a: &WqProofArgs,
+    urls: &[String],
+    genesis: Option<&Genesis>,
+) -> Result<ProofOutcome, Failure> {
     // One deadline for connecting and for the height: nodes may still be starting.
     let deadline = Instant::now() + Duration::from_secs(a.timeout);
-    let clients: Vec<NodeClient<Channel>> = futures::future::join_all(urls.iter().map(|u| connect_until(u, deadline)))
+    let expected = genesis.map(|g| Chain {
+        chain_id: g.chain_id().to_string(),
+        genesis_hash: g.hash,
+    });
+    let parts = bizra_client::wq_proof::collect(urls, a.min_height, deadline, expected.as_ref())
         .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-
-    // Wait for a common finalized height >= min_height.
-    let statuses = loop {
-        let polled = futures::future::join_all(urls.iter().zip(&clients).map(|(u, c)| status(u, c.clone()))).await;
-        // A node that is restarting answers UNAVAILABLE: poll again until the deadline.
-        if polled.iter().any(|r| matches!(r, Err(Unavailable(_)))) && Instant::now() + POLL_INTERVAL < deadline {
-            tokio::time::sleep(POLL_INTERVAL).await;
-            continue;
-        }
-        let st: Vec<GetStatusResponse> = polled
-            .into_iter()
-            .map(|r| r.map_err(Failure::from))
-            .collect::<Result<_, _>>()?;
-        same_chain(urls, &st)?;
-        if let Some(g) = genesis {
-            if st[0].chain_id != g.chain_id() || st[0].genesis_hash != g.hash.as_slice() {
-                return Err(check(format!(
-                    "endpoint {} is on a different genesis (chain {:?}, hash {}) than --genesis (chain {:?}, hash {})",
-                    urls[0],
-                    st[0].chain_id,
-                    hex::encode(&st[0].genesis_hash),
-                    g.chain_id(),
-                    hex::encode(g.hash)
-                )));
-            }
-        }
-        let lowest = (0..st.len())
-            .min_by_key(|&i| st[i].finalized_height)
-            .expect("endpoints");
-        if st[lowest].finalized_height >= a.min_height {
-            break st;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(check(format!(
-                "timeout waiting for height {}: endpoint {} at height {}",
-                a.min_height, urls[lowest], st[lowest].finalized_height
-            )));
-        }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
-    };
-    let h = statuses.iter().map(|s| s.finalized_height).min().expect("endpoints");
-
-    // Collect the height from everyone.
-    let collected: Vec<Collected> = futures::future::join_all(
-        urls.iter()
-            .zip(&clients)
-            .zip(&statuses)
-            .map(|((u, c), s)| collect_one(u, c.clone(), s, h)),
-    )
-    .await
-    .into_iter()
-    .collect::<Result<_, _>>()?;
-    let first = &collected[0];
-    let commit = commit_part(&urls[0], clients[0].clone(), h, &first.hash).await?;
-    let (telemetry, telemetry_epoch, telemetry_note) =
-        telemetry_part(&urls[0], clients[0].clone(), first.epoch).await?;
-
-    let genesis_hash: Hash = hash_from_slice(&statuses[0].genesis_hash)
-        .ok()
-        .flatten()
-        .expect("checked in status()");
-    let parts = ProofParts {
-        chain_id: statuses[0].chain_id.clone(),
-        genesis_hash,
-        height: h,
-        block_hash: first.hash,
-        heads: collected.iter().map(|c| c.head.clone()).collect(),
-        commit,
-        telemetry,
-        telemetry_epoch: Some(telemetry_epoch),
-        telemetry_note: telemetry_note.clone(),
-    };
+        .map_err(|e| gather_failure(e, expected.as_ref()))?;
+    let h = parts.height;
+    let genesis_hash = parts.genesis_hash;
+    let telemetry_note = parts.telemetry_note.clone();
     let proof = build_proof(&parts);
 
     // Check everything before writing anything.

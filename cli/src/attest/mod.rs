@@ -17,24 +17,23 @@
 //!    commit for that block) and written to `--out` as `attestation.json`
 //!    (docs/PROTOCOL.md §9), with the commit tally of `GetCommit(height)` and
 //!    the epoch's weights from `GetValidators`.
+//!
+//! The gRPC calls of steps 2 and 3 are [`bizra_client::attest`]'s; this
+//! command maps their errors to exit 1 with the same messages.
 
 use super::{check, usage, CliResult, Failure};
-use bizra_client::{ConnectError, Timeouts};
+use bizra_client::{attest, ConnectError, Timeouts};
 use bizra_consensus::poi::{self, Draft};
 use bizra_consensus::signing::Signer;
 use bizra_consensus::types::Hash;
 use bizra_consensus::validators::{Member, Membership};
 use bizra_proto::node_client::NodeClient;
-use bizra_proto::{
-    Envelope, GetAttestationRequest, GetAttestationResponse, GetCommitRequest, GetStatusRequest, GetValidatorsRequest,
-    SubmitAttestationRequest,
-};
+use bizra_proto::Envelope;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::transport::Channel;
-use tonic::Code;
 
 /// Arguments of `bizra attest`.
 #[derive(Args, Debug)]
@@ -77,7 +76,6 @@ pub const DEFAULT_WINDOW_MS: u64 = 3_600_000;
 pub const NONCE_BYTES: usize = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RPC_TIMEOUT: Duration = Duration::from_secs(15);
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Runs `bizra attest`: checks the local input, signs and submits the attestation, prints its id and, with `--wait`, writes `attestation.json`.
 pub fn run(a: AttestArgs) -> CliResult {
@@ -112,64 +110,26 @@ pub fn run(a: AttestArgs) -> CliResult {
 
 async fn submit_and_wait(a: &AttestArgs, endpoint: &str, signer: &Signer, mut draft: Draft) -> CliResult {
     let mut client = connect(endpoint).await?;
-    let status = client
-        .get_status(GetStatusRequest {})
-        .await
-        .map_err(|s| rpc_failure("GetStatus", endpoint, &s))?
-        .into_inner();
-    draft.chain_id = status.chain_id.clone();
+    let chain_id = attest::chain_id(&mut client, endpoint).await.map_err(check)?;
+    draft.chain_id = chain_id.clone();
     let envelope = poi::build(signer, draft).map_err(usage)?;
-    let id = poi::attestation_id(&envelope.payload);
-    let id_hex = hex::encode(id);
-    precheck(&envelope, signer, &status.chain_id)?;
-
-    let reply = client
-        .submit_attestation(SubmitAttestationRequest {
-            envelope: Some(envelope.clone()),
-        })
-        .await
-        .map_err(|s| {
-            check(format!(
-                "attestation refused by {endpoint} ({:?}): {}",
-                s.code(),
-                s.message()
-            ))
-        })?
-        .into_inner();
-    if reply.id != id_hex {
-        return Err(check(format!(
-            "{endpoint} answered id {:?}, but the attestation's id is {id_hex}",
-            reply.id
-        )));
-    }
+    precheck(&envelope, signer, &chain_id)?;
+    let id_hex = attest::submit(&mut client, endpoint, &envelope).await.map_err(check)?;
     println!("{id_hex}");
     if !a.wait {
         return Ok(());
     }
 
-    let included = wait_finalized(&mut client, endpoint, &id_hex, Duration::from_secs(a.timeout)).await?;
-    check_inclusion(&envelope, &included).map_err(|e| check(format!("{endpoint}: inclusion of {id_hex}: {e}")))?;
-    let commit = client
-        .get_commit(GetCommitRequest {
-            height: included.height,
-        })
+    let inc = attest::await_inclusion(&mut client, endpoint, &envelope, Duration::from_secs(a.timeout))
         .await
-        .map_err(|s| rpc_failure("GetCommit", endpoint, &s))?
-        .into_inner();
-    let epoch = included.header.as_ref().map(|h| h.epoch).unwrap_or_default();
-    let validators = match client.get_validators(GetValidatorsRequest { epoch: Some(epoch) }).await {
-        Ok(r) => Some(r.into_inner()),
-        // Epoch 0 weights follow from genesis alone; later ones must be recorded.
-        Err(_) if epoch == 0 => None,
-        Err(s) => return Err(rpc_failure("GetValidators", endpoint, &s)),
-    };
-    let doc = attestation_json(&envelope, &included, &commit, validators.as_ref())
+        .map_err(check)?;
+    let doc = attestation_json(&envelope, &inc.attestation, &inc.commit, inc.validators.as_ref())
         .map_err(|e| check(format!("{endpoint}: {e}")))?;
     write_atomically(&a.out, doc.to_json_pretty().as_bytes())?;
     eprintln!(
         "attestation {id_hex} finalized at height {} (block {}); wrote {}",
-        included.height,
-        hex::encode(&included.block_hash),
+        inc.attestation.height,
+        hex::encode(&inc.attestation.block_hash),
         a.out.display()
     );
     Ok(())
@@ -198,52 +158,6 @@ pub(crate) async fn connect(endpoint: &str) -> Result<NodeClient<Channel>, Failu
             ConnectError::BadUrl { reason, .. } => usage(format!("--grpc {endpoint:?} is not a valid URL: {reason}")),
             ConnectError::Unreachable { cause, .. } => check(format!("cannot reach {endpoint}: {cause}")),
         })
-}
-
-pub(crate) fn rpc_failure(method: &str, endpoint: &str, s: &tonic::Status) -> Failure {
-    check(format!(
-        "{method} on {endpoint} failed ({:?}): {}",
-        s.code(),
-        s.message()
-    ))
-}
-
-/// Polls `GetAttestation(id)` until it is finalized or `timeout` passes.
-/// NOT_FOUND (still pending) and transient errors (UNAVAILABLE,
-/// DEADLINE_EXCEEDED) are retried; any other error fails at once.
-async fn wait_finalized(
-    client: &mut NodeClient<Channel>,
-    endpoint: &str,
-    id_hex: &str,
-    timeout: Duration,
-) -> Result<GetAttestationResponse, Failure> {
-    let deadline = Instant::now() + timeout;
-    let mut last = String::from("not yet finalized");
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let call = client.get_attestation(GetAttestationRequest { id: id_hex.to_string() });
-        match tokio::time::timeout(left.max(Duration::from_millis(1)), call).await {
-            Ok(Ok(r)) => {
-                let r = r.into_inner();
-                if r.finalized {
-                    return Ok(r);
-                }
-                last = "pending in the pool".into();
-            }
-            Ok(Err(s)) if matches!(s.code(), Code::NotFound | Code::Unavailable | Code::DeadlineExceeded) => {
-                last = format!("{:?}: {}", s.code(), s.message());
-            }
-            Ok(Err(s)) => return Err(rpc_failure("GetAttestation", endpoint, &s)),
-            Err(_) => {}
-        }
-        if Instant::now() + POLL_INTERVAL > deadline {
-            return Err(check(format!(
-                "timed out after {}s waiting for attestation {id_hex} to be finalized ({last})",
-                timeout.as_secs()
-            )));
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
 }
 
 // The client-side checks of what the node served, and the assembly of

@@ -8,7 +8,7 @@ use bizra_consensus::merkle;
 use bizra_consensus::messages::{new_vote, sign_vote};
 use bizra_consensus::types::hash_bytes;
 use bizra_proto::{BlockHeader, CommitCertificate, InclusionProof, PoiAttestation, ValidatorInfo, VoteKind};
-use bizra_proto::{GetCommitResponse, GetValidatorsResponse};
+use bizra_proto::{GetAttestationResponse, GetCommitResponse, GetValidatorsResponse};
 use prost::Message;
 
 fn tmpdir(tag: &str) -> PathBuf {
