@@ -45,6 +45,8 @@ pub struct BundleArgs {
     #[arg(long, value_name = "FILE")]
     pub attestation: Option<PathBuf>,
     /// Benchmark output files to include (as bench/<file name>); repeatable.
+    // The text is also the --help line, so the tag-like `<file name>` stays.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub bench: Vec<PathBuf>,
 }

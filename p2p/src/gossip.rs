@@ -60,7 +60,7 @@ pub struct MeshParams {
 
 impl MeshParams {
     /// Mesh sizes for a network of `validator_count` validators: a mesh of
-    /// everyone when small, capped at [`MAX_MESH_N`] beyond.
+    /// everyone when small, capped at `MAX_MESH_N` beyond.
     pub fn for_validators(validator_count: usize) -> Self {
         let others = validator_count.saturating_sub(1);
         let mesh_n = others.clamp(1, MAX_MESH_N);

@@ -12,7 +12,7 @@
 //!
 //! With `--stack NAME` (or a DIR holding stack.yml and no docker-compose.yml)
 //! the testnet is a Docker Swarm stack and the perturbations go through Swarm
-//! (see [`swarm`]): kill a task (Swarm replaces it), scale a service to zero
+//! (see `swarm.rs`): kill a task (Swarm replaces it), scale a service to zero
 //! and back, pause, and cut a task off the overlay network.
 
 mod compose;

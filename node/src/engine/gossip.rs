@@ -109,7 +109,7 @@ impl GossipCheck {
 /// only in the unsigned `attempt`) is forwarded without verifying it again,
 /// at most [`MAX_FORWARDS`] times per height, and not shown to the driver,
 /// which already has it. At 100 validators re-sends were most of the
-/// signature checks. Then [`check_signed`].
+/// signature checks. Then `check_signed`.
 ///
 /// `payloads` remembers the attestations of proposals verified before
 /// ([`admission::check_payload`]).

@@ -8,7 +8,7 @@
 //! * server reflection, `grpc.reflection.v1` and `v1alpha`, describing the
 //!   bizra and health protos.
 //!
-//! Limits, applied by [`guard::Guard`] to every call of all three services:
+//! Limits, applied by `guard::Guard` to every call of all three services:
 //! * a token bucket per client (one connection, by its peer address) of
 //!   `grpc.rate_limit_per_client` calls per second (burst: one second's worth;
 //!   0 disables it). Over it: `RESOURCE_EXHAUSTED "rate limit ..."`. One busy
@@ -16,7 +16,7 @@
 //!   connections per IP are accepted ([`incoming`]), so one address gets at
 //!   most that many buckets.
 //! * at most `grpc.concurrency_limit` calls in flight for the whole server; a
-//!   call waits up to [`guard::QUEUE_WAIT`] for a slot, then gets
+//!   call waits up to `guard::QUEUE_WAIT` for a slot, then gets
 //!   `RESOURCE_EXHAUSTED "server busy ..."`. The same number also bounds calls
 //!   and HTTP/2 streams per connection.
 //! * requests above `grpc.max_request_bytes`: `RESOURCE_EXHAUSTED` (tonic says

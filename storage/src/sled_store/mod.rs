@@ -145,7 +145,7 @@ impl SledStore {
     ///
     /// A directory is initialised only if it does not exist or is empty (or
     /// holds only the leftovers of an initialisation that a crash
-    /// interrupted); a non-empty directory without an [`IDENTITY_FILE`] —
+    /// interrupted); a non-empty directory without an [`IDENTITY_FILE`](crate::IDENTITY_FILE) —
     /// e.g. a stray sled `db` — is `Corrupt`. On open the head, its block,
     /// commit, indexes, parent link and state are cross-checked, the whole
     /// WAL and the guard are decoded, and the database must hold at least
