@@ -12,8 +12,13 @@ use crate::{P2pError, Topic};
 /// Gossipsub heartbeat interval.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 
-/// How long message ids are remembered to drop duplicates.
-pub const DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(180);
+/// How long message ids are remembered to drop duplicates. Each id is kept
+/// twice (map and expiry queue), so the cache grows with the message rate
+/// times this: at 180 s (the value until session 10) it held ~40k ids at 100
+/// validators. Gossip older than this is refused by the driver's admission on
+/// its claim (an old height), before any decoding of a block or signature
+/// check, so remembering ids longer buys nothing.
+pub const DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(30);
 
 /// Networks with at most this many validators flood: every connected peer is
 /// made an explicit gossipsub peer, so each message goes straight to every
@@ -30,10 +35,14 @@ const RPC_OVERHEAD: usize = 64 * 1024;
 const HISTORY_LENGTH: usize = 12;
 const HISTORY_GOSSIP: usize = 3;
 
-/// Entries of each peer's gossipsub send queue (half for our own messages,
-/// half for forwards).
-/// Length of gossipsub's per-connection send queue (messages).
-pub const SEND_QUEUE_LEN: usize = 512;
+/// Length of gossipsub's per-connection send queue (messages; half for our
+/// own messages, half for forwards). The ring is allocated in full when a
+/// peer connects: 512 entries were ~57 KiB per peer (massif, session 10),
+/// 5.6 MiB for a full mesh of 100 validators. Validators send a peer a few
+/// messages a height in direct mode (ADR 0012), so 128 is still many heights
+/// of room; a peer that lets it fill does not read, and re-sends and sync
+/// repair what it lost.
+pub const SEND_QUEUE_LEN: usize = 128;
 
 /// Largest mesh degree D. Every node receives each message about D times,
 /// so the gossip cost of a network grows with n * D: at 100 validators on
