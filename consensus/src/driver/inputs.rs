@@ -12,7 +12,7 @@ use crate::evidence;
 use crate::messages::{VerifiedProposal, VerifiedVote};
 use crate::types::{Height, Round, SignStep};
 use crate::vote_keeper::AddOutcome;
-use bizra_proto::{Block, CommitCertificate, Envelope, Evidence, SignedVote, VoteKind};
+use bizra_proto::{Block, Envelope, Evidence, SignedVote, VoteKind};
 
 impl Driver {
     /// A verified proposal or vote, from the network or re-fed from the
@@ -131,15 +131,12 @@ impl Driver {
         }
         let w = self.chain.last_weights.weight(v.validator);
         if last.precommits.add(v, w) == AddOutcome::Added {
-            let signed = last.precommits.signed_for(&Some(last.hash));
-            let cert = CommitCertificate {
-                height: last.height,
-                round: last.round,
-                block_hash: last.hash.to_vec(),
-                precommits: signed,
-            };
-            self.last_commit = Some(cert.clone());
-            fx.push(Effect::CommitUpdated(cert));
+            // The grown certificate is built when someone needs it (the
+            // next proposal, the host's write, the next decision), not per
+            // late precommit: that rebuilt and cloned all N signatures for
+            // each of the dozens of late ones at 100 validators.
+            self.last_commit_stale = true;
+            self.commit_update_pending = true;
         }
         Delivery::Kept
     }
@@ -162,6 +159,7 @@ impl Driver {
         }
         let Some(signer) = self.signer.clone() else { return };
         let evidence = self.includable_evidence(evidence);
+        self.refresh_last_commit();
         let block = self.chain.build_block_with(
             &self.genesis,
             signer.id(),
@@ -209,6 +207,7 @@ impl Driver {
         // A block's last commit that is byte for byte the certificate we
         // already verified for its parent (the usual case in a synced range)
         // is not verified a second time.
+        self.refresh_last_commit();
         let hash = self
             .chain
             .validate_block_trusting(&self.genesis, &block, self.last_commit.as_ref())

@@ -230,7 +230,9 @@ pub enum Effect {
         /// The chain state after the block.
         state: Box<ChainState>,
     },
-    /// More precommits arrived for the last decided block.
+    /// More precommits arrived for the last decided block: emitted once,
+    /// before the next decision (a host that wants them sooner asks
+    /// [`Driver::take_commit_update`]).
     CommitUpdated(CommitCertificate),
     /// The proposal or vote being handled was kept (not a duplicate, not
     /// dropped by [`Driver::admit`]): a host with a WAL may record it
@@ -308,6 +310,11 @@ pub struct Driver {
     me: Option<usize>,
     chain: ChainState,
     last_commit: Option<CommitCertificate>,
+    /// Late precommits were added to `last` since `last_commit` was built.
+    last_commit_stale: bool,
+    /// Late precommits were added since the host last got the certificate
+    /// ([`Driver::take_commit_update`], [`Effect::CommitUpdated`]).
+    commit_update_pending: bool,
     // Current height.
     height: Height,
     round: Round,
@@ -402,6 +409,8 @@ impl Driver {
             max_seen_height: 0,
             missing_block_reported: false,
             last: None,
+            last_commit_stale: false,
+            commit_update_pending: false,
             proposer_cache: HashMap::new(),
             timeout_scale_pct: TIMEOUT_SCALE_MIN_PCT,
             slow_round_seen: false,
@@ -434,8 +443,36 @@ impl Driver {
     }
     /// The certificate of the last finalized block, grown by late precommits
     /// since the decision; `None` at genesis.
-    pub fn last_commit(&self) -> Option<&CommitCertificate> {
+    pub fn last_commit(&mut self) -> Option<&CommitCertificate> {
+        self.refresh_last_commit();
         self.last_commit.as_ref()
+    }
+
+    /// The last block's certificate if late precommits grew it since the
+    /// last call (or since the decision): a host writes it then, once, rather
+    /// than once per late precommit. The driver also hands it out as an
+    /// [`Effect::CommitUpdated`] before its next decision.
+    pub fn take_commit_update(&mut self) -> Option<CommitCertificate> {
+        if !std::mem::take(&mut self.commit_update_pending) {
+            return None;
+        }
+        self.refresh_last_commit();
+        self.last_commit.clone()
+    }
+
+    /// Rebuilds `last_commit` from the late precommits, if they grew.
+    fn refresh_last_commit(&mut self) {
+        if !std::mem::take(&mut self.last_commit_stale) {
+            return;
+        }
+        if let Some(last) = &self.last {
+            self.last_commit = Some(CommitCertificate {
+                height: last.height,
+                round: last.round,
+                block_hash: last.hash.to_vec(),
+                precommits: last.precommits.signed_for(&Some(last.hash)),
+            });
+        }
     }
     /// Highest height seen in any checked message (0 if none above ours).
     pub fn max_seen_height(&self) -> Height {

@@ -211,6 +211,11 @@ impl Driver {
         fx: &mut Vec<Effect>,
     ) {
         let decided_height = self.height;
+        // Late precommits for the block before this one, not yet handed to
+        // the host: now or never, before `last` is replaced.
+        if let Some(grown) = self.take_commit_update() {
+            fx.push(Effect::CommitUpdated(grown));
+        }
         self.chain.apply(&self.genesis, &block, hash);
         // Keep collecting late precommits for economic finality.
         let mut precommits = VoteSet::default();
@@ -238,6 +243,8 @@ impl Driver {
             keeper: old_keeper,
         });
         self.last_commit = Some(cert.clone());
+        self.last_commit_stale = false;
+        self.commit_update_pending = false;
         fx.push(Effect::Decided {
             block,
             hash,

@@ -236,3 +236,152 @@ fn a_validator_ahead_resends_its_last_rounds_nil_votes_to_peers_left_behind() {
         .unwrap();
     assert_eq!(ds[1].round(), 1);
 }
+
+/// A tiny lossless network of drivers: delivers every broadcast to the
+/// other drivers (checked as a host would), answers value requests with an
+/// empty payload and fires scheduled timeouts when nothing else is left.
+/// `seen[i]` collects every effect driver `i` returned.
+struct Net {
+    queue: std::collections::VecDeque<(usize, Effect)>,
+    timers: Vec<(u64, usize, Timeout)>,
+    seen: Vec<Vec<Effect>>,
+}
+
+impl Net {
+    fn start(ds: &mut [Driver], now: u64) -> Self {
+        let mut net = Net {
+            queue: Default::default(),
+            timers: Vec::new(),
+            seen: vec![Vec::new(); ds.len()],
+        };
+        for (i, d) in ds.iter_mut().enumerate() {
+            let fx = d.start(now);
+            net.push(i, fx);
+        }
+        net
+    }
+
+    fn push(&mut self, i: usize, fx: Vec<Effect>) {
+        self.seen[i].extend(fx.iter().cloned());
+        self.queue.extend(fx.into_iter().map(|e| (i, e)));
+    }
+
+    /// Runs until `done` holds. Precommits signed by a validator in `hold`
+    /// are not delivered; those meant for driver 0 are returned.
+    fn run_until(
+        &mut self,
+        ds: &mut [Driver],
+        now: &mut u64,
+        hold: &[usize],
+        done: impl Fn(&[Driver]) -> bool,
+    ) -> Vec<VerifiedVote> {
+        let mut held = Vec::new();
+        for _ in 0..100_000 {
+            if done(ds) {
+                return held;
+            }
+            let Some((i, e)) = self.queue.pop_front() else {
+                self.timers.sort_by_key(|(at, _, _)| *at);
+                assert!(!self.timers.is_empty(), "the network went quiet");
+                let (at, j, t) = self.timers.remove(0);
+                *now = (*now).max(at);
+                let fx = ds[j].handle(*now, Input::Timeout(t)).unwrap();
+                self.push(j, fx);
+                continue;
+            };
+            match e {
+                Effect::Broadcast(m) => {
+                    for j in (0..ds.len()).filter(|j| *j != i) {
+                        let input = match &m.msg {
+                            Some(Msg::Vote(sv)) => {
+                                let v = ds[j].check_vote(sv).expect("honest vote checks");
+                                if v.kind == VoteKind::Precommit && hold.contains(&v.validator) {
+                                    if j == 0 {
+                                        held.push(v);
+                                    }
+                                    continue;
+                                }
+                                Input::Vote(v)
+                            }
+                            Some(Msg::Proposal(sp)) => {
+                                Input::Proposal(ds[j].check_proposal(sp).expect("honest proposal checks"))
+                            }
+                            _ => continue,
+                        };
+                        let fx = ds[j].handle(*now, input).unwrap();
+                        self.push(j, fx);
+                    }
+                }
+                Effect::RequestValue { height, round } => {
+                    let input = Input::ProposeValue {
+                        height,
+                        round,
+                        attestations: Vec::new(),
+                        evidence: Vec::new(),
+                    };
+                    let fx = ds[i].handle(*now, input).unwrap();
+                    self.push(i, fx);
+                }
+                Effect::ScheduleTimeout { timeout, after_ms } => self.timers.push((*now + after_ms, i, timeout)),
+                _ => {}
+            }
+        }
+        panic!("no progress in 100,000 events");
+    }
+}
+
+/// Late precommits grow the last commit without a certificate per vote
+/// (at 100 validators that rebuilt and cloned all N signatures dozens of
+/// times a height): the host gets the grown certificate once, when it asks
+/// or before the next decision.
+#[test]
+fn late_precommits_grow_the_last_commit_once_not_per_vote() {
+    let mut ds = drivers(4);
+    let mut now = 1;
+    let mut net = Net::start(&mut ds, now);
+    // v3's precommits are late: the others decide height 1 on three.
+    let late = net.run_until(&mut ds, &mut now, &[3], |ds| ds[..3].iter().all(|d| d.height() == 2));
+    let late: Vec<_> = late.into_iter().filter(|v| v.height() == 1).collect();
+    assert_eq!(late.len(), 1, "v3's one precommit at height 1 was held for v0");
+    let decided = |fx: &[Effect]| {
+        fx.iter()
+            .find_map(|e| match e {
+                Effect::Decided { commit, .. } if commit.height == 1 => Some(commit.precommits.len()),
+                _ => None,
+            })
+            .expect("v0 decided height 1")
+    };
+    assert_eq!(decided(&net.seen[0]), 3);
+
+    let fx = ds[0].handle(now, Input::Vote(late[0].clone())).unwrap();
+    assert!(fx.contains(&Effect::Kept), "{fx:?}");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::CommitUpdated(_))), "{fx:?}");
+    let grown = ds[0].take_commit_update().expect("the commit grew");
+    assert_eq!((grown.height, grown.precommits.len()), (1, 4));
+    assert_eq!(ds[0].take_commit_update(), None, "handed out once");
+    assert_eq!(ds[0].last_commit().map(|c| c.precommits.len()), Some(4));
+
+    // A second driver gets the late precommit but is never asked: the grown
+    // certificate comes out as CommitUpdated right before its next decision.
+    let fx = ds[1].handle(now, Input::Vote(late[0].clone())).unwrap();
+    assert!(!fx.iter().any(|e| matches!(e, Effect::CommitUpdated(_))), "{fx:?}");
+    net.seen.iter_mut().for_each(Vec::clear);
+    let _ = net.run_until(&mut ds, &mut now, &[], |ds| ds.iter().all(|d| d.height() == 3));
+    let seen = &net.seen;
+    let pos = |pred: &dyn Fn(&Effect) -> bool| seen[1].iter().position(pred);
+    let updated = pos(&|e| matches!(e, Effect::CommitUpdated(c) if c.height == 1 && c.precommits.len() == 4));
+    let decided2 = pos(&|e| matches!(e, Effect::Decided { commit, .. } if commit.height == 2));
+    assert!(
+        updated.is_some() && decided2.is_some() && updated < decided2,
+        "{updated:?} {decided2:?}"
+    );
+    assert_eq!(
+        seen[1].iter().filter(|e| matches!(e, Effect::CommitUpdated(_))).count(),
+        1,
+        "one update for the one late precommit"
+    );
+    // v0 already handed its update out: nothing more before height 2.
+    assert!(!seen[0]
+        .iter()
+        .any(|e| matches!(e, Effect::CommitUpdated(c) if c.height == 1)));
+}

@@ -78,14 +78,7 @@ impl Engine {
                         self.on_decided(d)?;
                     }
                 }
-                Effect::CommitUpdated(c) => {
-                    // Late precommits arrive one by one after the decision
-                    // (dozens at 100 validators); the grown certificate is
-                    // written once, with the next block or status tick.
-                    if self.pending_commit.as_ref().is_none_or(|p| p.height <= c.height) {
-                        self.pending_commit = Some(c);
-                    }
-                }
+                Effect::CommitUpdated(c) => self.note_commit_update(c),
                 Effect::Evidence(eq) => self.on_equivocation(eq).await,
                 Effect::Kept | Effect::Known => {} // handled by the gossip path, which holds the bytes
                 Effect::SyncNeeded { from, seen } => {
@@ -106,7 +99,19 @@ impl Engine {
 
     /// Writes the certificate grown by late precommits, if any (unflushed:
     /// the caller's next flush makes it durable).
+    /// Late precommits arrive one by one after the decision (dozens at 100
+    /// validators); the grown certificate is written once, with the next
+    /// block or status tick.
+    fn note_commit_update(&mut self, c: bizra_proto::CommitCertificate) {
+        if self.pending_commit.as_ref().is_none_or(|p| p.height <= c.height) {
+            self.pending_commit = Some(c);
+        }
+    }
+
     pub(super) fn store_pending_commit(&mut self) {
+        if let Some(c) = self.driver.take_commit_update() {
+            self.note_commit_update(c);
+        }
         if let Some(c) = self.pending_commit.take() {
             if let Err(e) = self.store.update_commit_unsynced(&c) {
                 warn!("late precommits not stored: {e}");

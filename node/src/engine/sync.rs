@@ -61,6 +61,8 @@ pub struct SyncState {
     /// Highest finalized height any peer reported (a disconnect does not
     /// lower it, so a lagging node cannot look caught up; a peer that fails
     /// to serve the height it claimed does, see [`SyncState::failed`]).
+    /// Never below any claim in `peer_heights`, so it is also their maximum
+    /// when one is needed on every event.
     pub best_seen: u64,
     /// Whether any peer has reported its status yet.
     pub heard: bool,
@@ -521,6 +523,25 @@ mod tests {
         s.note_status(honest, &status(60));
         s.failed(&honest, 60);
         assert!(!s.catching_up(60, 0, false), "no lie pins catching_up");
+    }
+
+    /// `best_seen` bounds every claim, through reports, disconnects and
+    /// failures: the engine reads it instead of scanning the claims.
+    #[test]
+    fn best_seen_is_never_below_a_claim() {
+        let mut s = SyncState::default();
+        let peers: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
+        for (i, p) in peers.iter().enumerate() {
+            s.note_status(*p, &status(10 * (i as u64 + 1)));
+            assert!(s.best_seen >= s.best_height());
+        }
+        s.note_status(peers[5], &status(5)); // a claim may go down
+        assert!(s.best_seen >= s.best_height());
+        s.forget(&peers[4]);
+        assert!(s.best_seen >= s.best_height());
+        s.failed(&peers[3], 1);
+        assert_eq!(s.best_seen, s.best_height(), "failure recomputes the max");
+        assert_eq!(s.best_seen, 30);
     }
 
     /// D6: only the answer to the request in flight, from its peer, counts.
