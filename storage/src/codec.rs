@@ -223,7 +223,11 @@ pub(crate) fn decode_att(key: &[u8], payload: &[u8]) -> Result<(u64, u32), Store
     }
 }
 
-// ---- wal: height u64 ++ kind u8 ++ encoded ConsensusMessage ----
+// ---- wal: height u64 ++ kind u8 ++ encoded ConsensusMessage, or a batch (kind 2) ----
+
+/// Kind byte of a record holding several received messages of one height:
+/// each as a u32 big-endian length and the message's protobuf bytes.
+const WAL_RECEIVED_BATCH: u8 = 2;
 
 pub(crate) fn encode_wal(entry: &WalEntry) -> Vec<u8> {
     let mut v = Vec::with_capacity(9 + entry.msg.encoded_len());
@@ -236,19 +240,61 @@ pub(crate) fn encode_wal(entry: &WalEntry) -> Vec<u8> {
     v
 }
 
-pub(crate) fn decode_wal(key: &[u8], payload: &[u8]) -> Result<WalEntry, StoreError> {
+/// One record for `msgs`, received at `height` (see [`WAL_RECEIVED_BATCH`]).
+pub(crate) fn encode_wal_received(height: u64, msgs: &[bizra_proto::ConsensusMessage]) -> Vec<u8> {
+    let len: usize = msgs.iter().map(|m| 4 + m.encoded_len()).sum();
+    let mut v = Vec::with_capacity(9 + len);
+    v.extend_from_slice(&height.to_be_bytes());
+    v.push(WAL_RECEIVED_BATCH);
+    for m in msgs {
+        let n = u32::try_from(m.encoded_len()).expect("a consensus message is far below 4 GiB");
+        v.extend_from_slice(&n.to_be_bytes());
+        m.encode(&mut v).expect("Vec has unbounded capacity");
+    }
+    v
+}
+
+/// The height a WAL record is for, without decoding its messages.
+pub(crate) fn wal_height(key: &[u8], payload: &[u8]) -> Result<u64, StoreError> {
+    let mut p = payload;
+    take_u64(&mut p).ok_or_else(|| corrupt(crate::layout::WAL, key, "entry shorter than its height"))
+}
+
+/// The entries of one WAL record: one, or several for a batch of received
+/// messages.
+pub(crate) fn decode_wal(key: &[u8], payload: &[u8]) -> Result<Vec<WalEntry>, StoreError> {
     const T: &str = crate::layout::WAL;
+    let decode = |bytes: &[u8]| {
+        bizra_proto::ConsensusMessage::decode(bytes)
+            .map_err(|e| corrupt(T, key, format!("consensus message does not decode: {e}")))
+    };
     let mut p = payload;
     let height = take_u64(&mut p).ok_or_else(|| corrupt(T, key, "entry shorter than its height"))?;
     let kind = match take(&mut p, 1) {
         Some([0]) => WalKind::Own,
         Some([1]) => WalKind::Received,
+        Some([WAL_RECEIVED_BATCH]) => {
+            let mut out = Vec::new();
+            while !p.is_empty() {
+                let n = take_u32(&mut p).ok_or_else(|| corrupt(T, key, "batch entry shorter than its length"))?;
+                let bytes = take(&mut p, n as usize)
+                    .ok_or_else(|| corrupt(T, key, format!("batch entry of {n} bytes truncated")))?;
+                out.push(WalEntry {
+                    height,
+                    kind: WalKind::Received,
+                    msg: decode(bytes)?,
+                });
+            }
+            return Ok(out);
+        }
         Some([k]) => return Err(corrupt(T, key, format!("unknown entry kind {k}"))),
         _ => return Err(corrupt(T, key, "entry shorter than its kind byte")),
     };
-    let msg = bizra_proto::ConsensusMessage::decode(p)
-        .map_err(|e| corrupt(T, key, format!("consensus message does not decode: {e}")))?;
-    Ok(WalEntry { height, kind, msg })
+    Ok(vec![WalEntry {
+        height,
+        kind,
+        msg: decode(p)?,
+    }])
 }
 
 // ---- guard: height u64 ++ round u32 ++ step u8 ----
@@ -429,9 +475,46 @@ mod tests {
             kind: WalKind::Received,
             msg: bizra_proto::ConsensusMessage::default(),
         };
-        assert_eq!(decode_wal(&u64_key(0), &encode_wal(&e)).unwrap(), e);
+        assert_eq!(decode_wal(&u64_key(0), &encode_wal(&e)).unwrap(), vec![e.clone()]);
         let mut w = encode_wal(&e);
         w[8] = 9;
         assert!(decode_wal(&u64_key(0), &w).is_err());
+    }
+
+    /// A batch of received messages decodes to one `Received` entry each,
+    /// in order; any truncation inside it is corrupt, not fewer entries.
+    #[test]
+    fn received_batch_roundtrips_and_truncation_is_corrupt() {
+        let msgs: Vec<_> = (0..3u64)
+            .map(|i| bizra_proto::ConsensusMessage {
+                attempt: i + 1,
+                ..Default::default()
+            })
+            .collect();
+        let enc = encode_wal_received(7, &msgs);
+        let entries = decode_wal(&u64_key(1), &enc).unwrap();
+        assert_eq!(entries.len(), 3);
+        for (e, m) in entries.iter().zip(&msgs) {
+            assert_eq!((e.height, e.kind, &e.msg), (7, WalKind::Received, m));
+        }
+        assert_eq!(wal_height(&u64_key(1), &enc).unwrap(), 7);
+        let whole = enc.len();
+        let boundaries: Vec<usize> = {
+            let mut at = 9;
+            let mut b = vec![at];
+            for m in &msgs {
+                at += 4 + m.encoded_len();
+                b.push(at);
+            }
+            b
+        };
+        for n in 9..whole {
+            let r = decode_wal(&u64_key(1), &enc[..n]);
+            if boundaries.contains(&n) {
+                assert_eq!(r.unwrap().len(), boundaries.iter().position(|b| *b == n).unwrap());
+            } else {
+                assert!(matches!(r, Err(StoreError::Corrupt(_))), "truncated to {n}: {r:?}");
+            }
+        }
     }
 }

@@ -105,7 +105,11 @@ pub mod layout {
     pub const HASH_INDEX: &str = "hash_index";
     /// BLAKE3(envelope payload) -> height (u64 BE) ++ index in block (u32 BE).
     pub const ATT_INDEX: &str = "att_index";
-    /// sequence (u64 BE) -> height (u64 BE) ++ kind (u8) ++ encoded `ConsensusMessage`.
+    /// sequence (u64 BE) -> height (u64 BE) ++ kind (u8) ++ encoded
+    /// `ConsensusMessage` (kind 0 own, 1 received); or, kind 2, several
+    /// received messages of that height, each as length (u32 BE) ++ encoded
+    /// `ConsensusMessage` (written since session 11; a build before it reads
+    /// kind 2 as an unknown kind and refuses to open the directory).
     pub const WAL: &str = "wal";
     /// [`GUARD_KEY`] -> height (u64 BE) ++ round (u32 BE) ++ step (u8).
     pub const GUARD: &str = "guard";
@@ -290,6 +294,21 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Append to the WAL. With `sync` the call returns only after the entry is durable (flush). Own votes/proposals are appended with sync=true BEFORE they are broadcast.
     fn wal_append(&self, entry: &WalEntry, sync: bool) -> Result<(), StoreError>;
+    /// Appends received messages of one height to the WAL, unsynced, in
+    /// order: the same as a [`WalKind::Received`] entry for each, but a store
+    /// may keep them as one record (the sled store does: one insert for a
+    /// height's worth of votes instead of one per vote).
+    fn wal_append_received(&self, height: u64, msgs: &[bizra_proto::ConsensusMessage]) -> Result<(), StoreError> {
+        for msg in msgs {
+            let entry = WalEntry {
+                height,
+                kind: WalKind::Received,
+                msg: msg.clone(),
+            };
+            self.wal_append(&entry, false)?;
+        }
+        Ok(())
+    }
     /// All WAL entries with entry.height >= height, in append order.
     fn wal_entries_from(&self, height: u64) -> Result<Vec<WalEntry>, StoreError>;
     /// Removes every WAL entry with entry.height < height.

@@ -10,7 +10,6 @@ use crate::state::EngineRequest;
 use bizra_consensus::driver::{Effect, Input};
 use bizra_p2p::{P2pEvent, Topic, Validation};
 use bizra_proto::{sync_request::Req, ConsensusMessage, StatusRequest};
-use bizra_storage::{WalEntry, WalKind};
 use std::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -126,14 +125,7 @@ impl Engine {
                         // The WAL holds what a restart at this height needs:
                         // messages of this height (future ones come again).
                         if current {
-                            let entry = WalEntry {
-                                height,
-                                kind: WalKind::Received,
-                                msg,
-                            };
-                            if let Err(e) = self.store.wal_append(&entry, false) {
-                                warn!("WAL append (received): {e}");
-                            }
+                            self.keep_received(height, msg);
                         }
                     }
                     self.execute(fx).await?;

@@ -98,6 +98,10 @@ struct Engine {
     verified_height: u64,
     /// The latest certificate grown by late precommits, not yet stored.
     pending_commit: Option<bizra_proto::CommitCertificate>,
+    /// Received messages the driver kept at `wal_received.0`, not yet in the
+    /// WAL: written as one record before our next signature's flush (or on
+    /// the status tick), not one sled insert each.
+    wal_received: (u64, Vec<bizra_proto::ConsensusMessage>),
     /// False in direct mode (ADR 0012): every validator is a peer and hears
     /// each author itself, so valid consensus messages are not forwarded.
     relay_consensus: bool,

@@ -189,6 +189,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         verified_height: 0,
         relay_consensus: !p2p_cfg_direct,
         pending_commit: None,
+        wal_received: (0, Vec::new()),
         status_cursor: 0,
         evidence: EvidencePool::new(),
         last_evidence_gossip: Instant::now(),
@@ -246,6 +247,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
                 }
             }
             _ = status_tick.tick() => {
+                engine.write_received();
                 engine.store_pending_commit();
                 engine.regossip_evidence().await;
                 engine.ask_status().await;
@@ -257,6 +259,7 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
         }
     };
     info!("shutting down");
+    engine.write_received();
     engine.store_pending_commit();
     engine.shared.status.write().expect("status").serving = false;
     p2p.shutdown();

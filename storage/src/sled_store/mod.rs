@@ -265,15 +265,12 @@ impl SledStore {
         if let Some((seq, height)) = a.wal_synced {
             if height >= a.prune_floor {
                 let key = u64_key(seq);
-                let entry = self.read(&self.wal, WAL, &key, codec::decode_wal)?;
-                if entry.as_ref().map(|e| e.height) != Some(height) {
+                let entry = self.read(&self.wal, WAL, &key, codec::wal_height)?;
+                if entry != Some(height) {
                     return Err(lost(format!(
                         "{ANCHOR_FILE} records {} (height {height}) as synced, but the WAL holds {}",
                         codec::label(WAL, &key),
-                        entry.map_or_else(
-                            || "nothing there".to_string(),
-                            |e| format!("an entry for height {}", e.height)
-                        )
+                        entry.map_or_else(|| "nothing there".to_string(), |h| format!("an entry for height {h}"))
                     )));
                 }
             }
@@ -301,7 +298,11 @@ impl SledStore {
 
     /// Inserts `entry` at the WAL's next sequence number, without flushing.
     fn wal_insert(&self, entry: &WalEntry) -> Result<(), StoreError> {
-        let payload = codec::encode_wal(entry);
+        self.wal_insert_record(entry.height, &codec::encode_wal(entry))
+    }
+
+    /// Inserts one encoded WAL record for `height` at the next sequence number.
+    fn wal_insert_record(&self, height: u64, payload: &[u8]) -> Result<(), StoreError> {
         no_panic("appending to the WAL", || {
             let mut cursor = lock(&self.wal_cursor);
             let seq = cursor.next;
@@ -310,10 +311,10 @@ impl SledStore {
                 .checked_add(1)
                 .ok_or_else(|| StoreError::Backend("WAL sequence number exhausted".into()))?;
             self.wal
-                .insert(key, seal(WAL, &key, &payload))
+                .insert(key, seal(WAL, &key, payload))
                 .map_err(|e| sled_err(&format!("writing {}", codec::label(WAL, &key)), e))?;
             cursor.next = bumped;
-            cursor.last = Some((seq, entry.height));
+            cursor.last = Some((seq, height));
             Ok(())
         })
     }
@@ -639,14 +640,21 @@ impl Store for SledStore {
         self.make_durable(|a| a.raise_guard(pos))
     }
 
+    fn wal_append_received(&self, height: u64, msgs: &[bizra_proto::ConsensusMessage]) -> Result<(), StoreError> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        self.wal_insert_record(height, &codec::encode_wal_received(height, msgs))
+    }
+
     fn wal_entries_from(&self, height: u64) -> Result<Vec<WalEntry>, StoreError> {
         no_panic("reading the WAL", || {
             let mut out = Vec::new();
             for item in self.wal.iter() {
                 let (k, v) = item.map_err(|e| sled_err("reading the WAL", e))?;
-                let entry = codec::decode_wal(&k, unseal(WAL, &k, &v)?)?;
-                if entry.height >= height {
-                    out.push(entry);
+                let payload = unseal(WAL, &k, &v)?;
+                if codec::wal_height(&k, payload)? >= height {
+                    out.extend(codec::decode_wal(&k, payload)?);
                 }
             }
             Ok(out)
@@ -661,8 +669,8 @@ impl Store for SledStore {
             let mut batch = sled::Batch::default();
             for item in self.wal.iter() {
                 let (k, v) = item.map_err(|e| sled_err("reading the WAL", e))?;
-                let entry = codec::decode_wal(&k, unseal(WAL, &k, &v)?)?;
-                if entry.height < height {
+                // Open checked every record in full; the height decides.
+                if codec::wal_height(&k, unseal(WAL, &k, &v)?)? < height {
                     batch.remove(k);
                 }
             }
