@@ -99,8 +99,6 @@ impl Engine {
         self.pool.take_for_block(self.max_block_attestations)
     }
 
-    /// Writes the certificate grown by late precommits, if any (unflushed:
-    /// the caller's next flush makes it durable).
     /// Buffers a received message the driver kept at the current `height`
     /// for the WAL (see [`Engine::write_received`]).
     pub(super) fn keep_received(&mut self, height: u64, msg: ConsensusMessage) {
@@ -118,13 +116,13 @@ impl Engine {
     /// of a node's CPU at 100 validators). Messages of a height decided
     /// since are dropped: a restart replays only the heights above it.
     pub(super) fn write_received(&mut self) {
-        let (height, msgs) = std::mem::take(&mut self.wal_received);
-        if msgs.is_empty() || height < self.driver.height() {
-            return;
+        let (height, msgs) = &mut self.wal_received;
+        if !msgs.is_empty() && *height >= self.driver.height() {
+            if let Err(e) = self.store.wal_append_received(*height, msgs) {
+                warn!("WAL append (received): {e}");
+            }
         }
-        if let Err(e) = self.store.wal_append_received(height, &msgs) {
-            warn!("WAL append (received): {e}");
-        }
+        msgs.clear(); // keeps its capacity for the next height's messages
     }
 
     /// Late precommits arrive one by one after the decision (dozens at 100
@@ -136,6 +134,8 @@ impl Engine {
         }
     }
 
+    /// Writes the certificate grown by late precommits, if any (unflushed:
+    /// the caller's next flush makes it durable).
     pub(super) fn store_pending_commit(&mut self) {
         if let Some(c) = self.driver.take_commit_update() {
             self.note_commit_update(c);
