@@ -4,7 +4,7 @@
 //!    2 s, each attempt at most 10 s) until `--timeout`, so the gate can be run
 //!    right after the nodes were started. An endpoint still unreachable at the
 //!    deadline, or one that answers an RPC with an error (`UNAVAILABLE`,
-//!    `UNKNOWN` and `DEADLINE_EXCEEDED` from `GetStatus` are retried like a
+//!    `UNKNOWN`, `CANCELLED` and `DEADLINE_EXCEEDED` from `GetStatus` are retried like a
 //!    refused connection), fails the gate (exit 1) naming it; a
 //!    malformed URL is bad usage (exit 2).
 //! 2. Polls `GetStatus` until every endpoint has finalized `--min-height`, up to

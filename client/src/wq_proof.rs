@@ -191,18 +191,25 @@ impl From<StatusError> for GatherError {
     }
 }
 
+/// Whether a `GetStatus` failure with this code is transport trouble while a
+/// node (re)starts, worth polling again: UNAVAILABLE; UNKNOWN "transport
+/// error" when a published port accepted the connection before the node
+/// behind it listened; CANCELLED when a proxy in front of the node (Docker
+/// Swarm's ingress routing mesh before the task runs) accepts the connection
+/// and then drops it; DEADLINE_EXCEEDED.
+fn transient(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
+    )
+}
+
 async fn status(url: &str, mut c: NodeClient<Channel>) -> Result<GetStatusResponse, StatusError> {
     let s = c
         .get_status(GetStatusRequest {})
         .await
         .map_err(|e| {
-            // Transport trouble while a node (re)starts: UNAVAILABLE, or
-            // UNKNOWN "transport error" when a published port accepted the
-            // connection before the node behind it listened.
-            let unavailable = matches!(
-                e.code(),
-                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded
-            );
+            let unavailable = transient(e.code());
             let f = rpc(url, "GetStatus", e);
             if unavailable {
                 Unavailable(f)
@@ -528,5 +535,61 @@ mod tests {
             }
             other => panic!("expected an unreachable endpoint, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn restart_trouble_is_polled_again_and_answers_are_not() {
+        use tonic::Code;
+        for c in [
+            Code::Unavailable,
+            Code::Unknown,
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+        ] {
+            assert!(transient(c), "{c:?}");
+        }
+        for c in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::PermissionDenied,
+            Code::Internal,
+            Code::Ok,
+        ] {
+            assert!(!transient(c), "{c:?}");
+        }
+    }
+
+    /// A published port whose node is not up yet (Swarm's ingress, docker's
+    /// proxy) accepts connections and drops them: the gate keeps polling
+    /// until its deadline instead of failing on the first dropped call.
+    #[test]
+    fn a_port_that_accepts_and_drops_is_polled_until_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(1500);
+        let res = rt.block_on(collect(std::slice::from_ref(&url), 3, deadline, None));
+        assert!(res.is_err(), "nothing answered, yet the gate succeeded");
+        let e = res.unwrap_err().to_string();
+        assert!(e.contains(&url), "{e}");
+        let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(n >= 2, "polled {n} time(s) before giving up: {e}");
+        assert!(
+            start.elapsed() >= Duration::from_millis(1000),
+            "gave up after {:?}: {e}",
+            start.elapsed()
+        );
     }
 }

@@ -35,6 +35,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'echo "swarm gate: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
   docker swarm init --advertise-addr 127.0.0.1 >/dev/null
   created_swarm=1
@@ -45,14 +46,21 @@ docker stack deploy -c "$DIR/stack.yml" --resolve-image never --detach=true "$ST
 urls=""
 for k in 0 1 2 3; do urls="${urls:+$urls,}http://127.0.0.1:$((BASE + 100 + k))"; done
 proof() { # $1: min height, $2: output
+  # Runs inside $(...): diagnostics go to stderr, or a failure would vanish into the variable.
   if ! "$BIN" wq-proof --grpc "$urls" --min-height "$1" --timeout 240 --genesis "$DIR/genesis.json" --out "$2" >"$2.out" 2>&1; then
-    cat "$2.out"
-    docker service ls --filter "label=com.docker.stack.namespace=$STACK" || true
-    for k in 0 1 2 3; do echo "--- node$k"; docker service logs --tail 15 "${STACK}_node$k" 2>&1 || true; done
-    echo "FAIL: wq-proof over the swarm stack"
+    {
+      cat "$2.out"
+      docker service ls --filter "label=com.docker.stack.namespace=$STACK" || true
+      docker service ps --no-trunc "$STACK"_node0 "$STACK"_node1 "$STACK"_node2 "$STACK"_node3 || true
+      for k in 0 1 2 3; do echo "--- node$k"; docker service logs --tail 15 "${STACK}_node$k" 2>&1 || true; done
+      echo "FAIL: wq-proof over the swarm stack (min height $1)"
+    } >&2
     exit 1
   fi
-  "$BIN" verify "$2" --genesis "$DIR/genesis.json" >/dev/null
+  if ! "$BIN" verify "$2" --genesis "$DIR/genesis.json" >"$2.verify" 2>&1; then
+    { cat "$2.verify"; echo "FAIL: bizra verify refused the swarm proof $2"; } >&2
+    exit 1
+  fi
   tail -n 1 "$2.out"
 }
 first=$(proof 3 "$WORK/proof1.json")
