@@ -75,10 +75,6 @@ fn peers_are_scored_only_in_mesh_mode() {
     assert_eq!(score_of(4, false), None, "small network floods");
     assert_eq!(score_of(100, true), None, "direct mode");
     assert_eq!(score_of(gossip::FLOOD_MAX_VALIDATORS, false), None);
-    assert_eq!(
-        score_of(gossip::FLOOD_MAX_VALIDATORS + 1, false),
-        Some(0.0),
-        "mesh mode"
-    );
+    assert_eq!(score_of(gossip::FLOOD_MAX_VALIDATORS + 1, false), Some(0.0), "mesh mode");
     assert_eq!(score_of(100, false), Some(0.0), "mesh mode");
 }
