@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 /// How often peers are asked for their status.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
@@ -247,6 +247,15 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
                 }
             }
             _ = status_tick.tick() => {
+                for s in log_limit::take_foreign_suppressed() {
+                    warn!(
+                        target_module = %s.target,
+                        callsite = s.callsite,
+                        suppressed = s.count,
+                        "warnings of another crate not written (at most {} a minute per call site)",
+                        log_limit::PER_WINDOW
+                    );
+                }
                 engine.write_received();
                 engine.store_pending_commit();
                 engine.regossip_evidence().await;

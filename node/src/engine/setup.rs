@@ -25,17 +25,22 @@ pub fn now_ms() -> u64 {
 }
 
 /// Sets up `tracing` from the config (`log.format`, `log.level`; `RUST_LOG`
-/// overrides the level).
+/// overrides the level). Warnings from other crates are rate-limited per
+/// call site (`log_limit::ForeignWarnings`): a peer can make libp2p warn once
+/// per message.
 pub fn init_logging(format: &str, level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let foreign = super::log_limit::foreign_warnings();
     let _ = if format == "json" {
-        builder.json().try_init()
+        registry.with(fmt.json().with_filter(foreign)).try_init()
     } else {
-        builder.try_init()
+        registry.with(fmt.with_filter(foreign)).try_init()
     };
 }
 
