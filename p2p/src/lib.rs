@@ -19,8 +19,9 @@
 //! Validation happens before forwarding: a received message is handed to the
 //! node as [`P2pEvent::Gossip`] and is not forwarded until the node calls
 //! [`P2pHandle::report_validation`]. `Accept` forwards it, `Ignore` drops it,
-//! `Reject` drops it and penalises the peer that sent it (gossipsub score P4,
-//! plus one application strike). Use `Ignore` for messages that are merely
+//! `Reject` drops it and penalises the peer that sent it (one application
+//! strike, plus gossipsub score P4 in mesh mode; flood and direct mode keep
+//! no gossipsub scores). Use `Ignore` for messages that are merely
 //! useless (stale heights, duplicates), `Reject` only for provably invalid
 //! ones. A peer with [`BAN_THRESHOLD`] strikes (rejected messages and
 //! [`P2pHandle::penalize`] calls; one strike is forgiven per minute) is

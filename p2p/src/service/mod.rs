@@ -189,7 +189,7 @@ impl Service {
             topics: topic_list.iter().map(|(t, ident)| (ident.hash(), *t)).collect(),
             topic_hashes: topic_list.iter().map(|(t, ident)| (*t, ident.hash())).collect(),
             max_message_bytes: cfg.max_message_bytes,
-            flood: cfg.direct || cfg.validator_count <= gossip::FLOOD_MAX_VALIDATORS,
+            flood: floods(&cfg),
             protocol_version: protocol_version(&cfg.chain_id),
             configured,
             strikes: HashMap::new(),
@@ -227,10 +227,24 @@ impl Service {
             filter,
         )
         .map_err(|e| P2pError::Config(format!("gossipsub: {e}")))?;
-        let (params, thresholds) = gossip::scoring(&cfg.chain_id);
-        gossipsub
-            .with_peer_score(params, thresholds)
-            .map_err(|e| P2pError::Config(format!("gossipsub scoring: {e}")))?;
+        // Peer scoring only where there is a mesh. When every peer is an
+        // explicit peer (flood and direct mode) no score term applies but P4
+        // (rejected messages), and the application's strike ban (20 strikes)
+        // acts before P4's graylist (21): the scorer would only keep a
+        // delivery record per received message for 120 s (gossipsub's fixed
+        // retention), ~4 MiB and a map update per message at 100 validators.
+        // Without scores gossipsub drops a message that fails its own checks
+        // (a source or signature field in anonymous mode) with a WARN line
+        // instead of a P4 penalty: the node's log filter gives each such
+        // call site of another crate 10 lines a minute (bizra-node,
+        // engine/log_limit.rs), and the peer's strikes still come from the
+        // messages that reach the node.
+        if !floods(cfg) {
+            let (params, thresholds) = gossip::scoring(&cfg.chain_id);
+            gossipsub
+                .with_peer_score(params, thresholds)
+                .map_err(|e| P2pError::Config(format!("gossipsub scoring: {e}")))?;
+        }
 
         let sync = request_response::Behaviour::with_codec(
             SyncCodec::new(cfg.max_message_bytes),
@@ -495,6 +509,12 @@ impl Service {
             );
         }
     }
+}
+
+/// Whether every connected peer is made an explicit gossipsub peer (flood
+/// and direct mode, see the crate docs) rather than a mesh being kept.
+fn floods(cfg: &P2pConfig) -> bool {
+    cfg.direct || cfg.validator_count <= gossip::FLOOD_MAX_VALIDATORS
 }
 
 fn protocol_version(chain_id: &str) -> String {

@@ -58,3 +58,27 @@ fn strikes_are_forgiven_over_time() {
     assert_eq!(s.settle(now + STRIKE_FORGIVE * 2 + STRIKE_FORGIVE / 2), 3);
     assert_eq!(s.settle(now + STRIKE_FORGIVE * 20), 0);
 }
+
+/// Peer scoring exists only where gossipsub keeps a mesh: in flood and direct
+/// mode every peer is explicit and the strike ban acts first.
+#[test]
+fn peers_are_scored_only_in_mesh_mode() {
+    let key = crate::keypair_from_ed25519_secret([7; 32]);
+    let topic_list = gossip::topics("bizra-test");
+    let score_of = |validators: usize, direct: bool| {
+        let mut cfg = P2pConfig::new(key.clone(), "127.0.0.1:0".parse().unwrap(), "bizra-test");
+        cfg.validator_count = validators;
+        cfg.direct = direct;
+        let b = Service::behaviour(&cfg, &topic_list).unwrap();
+        b.gossipsub.peer_score(&PeerId::random())
+    };
+    assert_eq!(score_of(4, false), None, "small network floods");
+    assert_eq!(score_of(100, true), None, "direct mode");
+    assert_eq!(score_of(gossip::FLOOD_MAX_VALIDATORS, false), None);
+    assert_eq!(
+        score_of(gossip::FLOOD_MAX_VALIDATORS + 1, false),
+        Some(0.0),
+        "mesh mode"
+    );
+    assert_eq!(score_of(100, false), Some(0.0), "mesh mode");
+}
