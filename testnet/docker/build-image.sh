@@ -55,4 +55,14 @@ if command -v file >/dev/null 2>&1; then
 fi
 
 docker build -t "$IMAGE" "$here"
+
+# On one host every container keeps a neighbour (ARP) entry for each of the
+# others, and Linux keeps one neighbour table for all network namespaces.
+# Its default hard limit (1024) is passed at about 33 containers; past it the
+# containers lose each other ("neighbor table overflow" in dmesg).
+need=@NEIGHBOURS@
+have=$(cat /proc/sys/net/ipv4/neigh/default/gc_thresh3 2>/dev/null || echo 0)
+if [ "$have" -gt 0 ] && [ "$have" -lt "$need" ]; then
+    echo "build-image.sh: warning: net.ipv4.neigh.default.gc_thresh3 is $have; @NODES@ containers on one host need about $need neighbour entries. Raise the limits before starting: sudo sysctl -w net.ipv4.neigh.default.gc_thresh1=$need net.ipv4.neigh.default.gc_thresh2=$((need * 2)) net.ipv4.neigh.default.gc_thresh3=$((need * 4))" >&2
+fi
 echo "build-image.sh: built $IMAGE; start the testnet with: docker compose up -d (or docker-compose up -d)" >&2

@@ -131,11 +131,23 @@ impl Timeouts {
 }
 
 /// The contents of `build-image.sh`. `source_dir` is the bizra workspace
-/// the script builds from (overridable with `BIZRA_SRC`).
-pub fn build_image_sh(image: &str, source_dir: &str) -> String {
+/// the script builds from (overridable with `BIZRA_SRC`); `nodes` sizes its
+/// check of the host's neighbour table.
+pub fn build_image_sh(image: &str, source_dir: &str, nodes: usize) -> String {
     BUILD_IMAGE_SH
         .replace("@IMAGE@", image)
         .replace("@SOURCE_DIR@", &sh_quote(source_dir))
+        .replace("@NEIGHBOURS@", &neighbour_entries(nodes).to_string())
+        .replace("@NODES@", &nodes.to_string())
+}
+
+/// Neighbour (ARP) entries the host needs when `nodes` containers on one
+/// host each talk to all the others: Linux keeps one table for all network
+/// namespaces, and its default hard limit (`gc_thresh3`, 1024) is passed at
+/// about 33 validators. Beyond it containers lose each other ("neighbor
+/// table overflow" in the kernel log).
+pub fn neighbour_entries(nodes: usize) -> usize {
+    nodes.saturating_mul(nodes.saturating_sub(1)).saturating_add(256)
 }
 
 /// A single-quoted shell word.
@@ -312,8 +324,10 @@ mod tests {
     fn assets_and_options() {
         assert!(DOCKERFILE.contains("FROM scratch"));
         assert!(DOCKERIGNORE.contains("!bizra"));
-        let sh = build_image_sh("img:1", "/src/it's");
+        let sh = build_image_sh("img:1", "/src/it's", 100);
         assert!(sh.contains("IMAGE=${IMAGE:-img:1}"));
+        assert!(sh.contains("need=10156"), "100 x 99 + 256");
+        assert_eq!(neighbour_entries(4), 268);
         assert!(sh.contains(r"SRC=${BIZRA_SRC:-'/src/it'\''s'}"));
         assert!(!sh.contains('@'));
         let mut o = ComposeOptions::new(Ipv4Net::parse("10.0.0.0/24").unwrap());

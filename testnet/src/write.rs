@@ -278,7 +278,7 @@ pub fn write_testnet(a: &Options, kind: &Kind) -> Result<Written, WriteError> {
             let src = source_dir();
             write_file(
                 &dir.join("build-image.sh"),
-                docker::build_image_sh(image, &src).as_bytes(),
+                docker::build_image_sh(image, &src, plan.nodes.len()).as_bytes(),
                 0o755,
             )?;
         }
