@@ -226,7 +226,7 @@ mod tests {
         let targets: Vec<&str> = report.iter().map(|s| s.target.as_str()).collect();
         assert!(targets.contains(&"libp2p_gossipsub::behaviour") && targets.contains(&"yamux"));
         assert!(report.iter().all(|s| s.callsite.contains("log_limit.rs")), "{report:?}");
-        // Reported once: nothing new, and nothing before the window ends.
+        // Taken once: a second take finds nothing, now or a window later.
         assert!(filter.take_suppressed(now).is_empty());
         assert!(filter.take_suppressed(now + WINDOW).is_empty());
     }
