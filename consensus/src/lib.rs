@@ -14,7 +14,7 @@
 //! * proposer selection: [`proposer`]
 //! * `wq_weight` and epochs: [`weights`], [`chain`]
 //! * signatures (DSSE PAE + strict Ed25519): [`signing`]
-//! * commit certificates: [`certificate`]
+//! * commit certificates: [`certificate`]; their compact gossip form: [`compact`]
 //! * PoI attestation rules: [`poi`]
 //! * misbehaviour evidence and jailing: [`evidence`], [`chain`]
 
@@ -22,6 +22,7 @@
 
 pub mod certificate;
 pub mod chain;
+pub mod compact;
 pub mod driver;
 pub mod evidence;
 pub mod genesis;

@@ -212,6 +212,7 @@ pub fn sign_proposal(signer: &Signer, proposal: Proposal, block: Block) -> Signe
         proposal: Some(proposal),
         signature: sig.to_vec(),
         block: Some(block),
+        compact_last_commit: None,
     }
 }
 

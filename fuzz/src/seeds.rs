@@ -169,6 +169,16 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
             format!("proposal-r{i}"),
             gossip_bytes(Msg::Proposal(p.clone())),
         ));
+        // As senders put it on the wire: the last commit compact (ADR 0018).
+        let full = ConsensusMessage {
+            msg: Some(Msg::Proposal(p.clone())),
+            attempt: 0,
+        };
+        out.push((
+            "gossip_proposal",
+            format!("compact-proposal-r{i}"),
+            bizra_node::engine::gossip::wire_bytes(&w.genesis, &full),
+        ));
     }
 
     // gossip_attestation and poi_payload: the pending attestations.

@@ -3,7 +3,7 @@
 //! decisions (stored alone or with the rest of a synced range, then
 //! metrics, pools, epochs, status and head), late precommits, evidence.
 
-use super::gossip::{content_key, msg_kind};
+use super::gossip::{content_key, msg_kind, wire_bytes};
 use super::{now_ms, Decision, Engine};
 use crate::metrics::{ComponentLabels, Direction, ValidatorLabel};
 use crate::pool::FinalizedKey;
@@ -14,7 +14,6 @@ use bizra_consensus::{certificate, quorum};
 use bizra_p2p::Topic;
 use bizra_proto::{consensus_message::Msg, ConsensusMessage};
 use bizra_storage::{WalEntry, WalKind};
-use prost::Message;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -296,7 +295,7 @@ impl Engine {
             Some(Msg::Proposal(_)) => Topic::Proposals,
             _ => Topic::Votes,
         };
-        let data = msg.encode_to_vec();
+        let data = wire_bytes(&self.shared.genesis, &msg);
         if let Some(kind) = msg_kind(&msg) {
             self.metrics()
                 .message(kind, Direction::Sent, data.len(), self.p2p.connected_peers());

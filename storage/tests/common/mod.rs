@@ -138,6 +138,7 @@ pub fn wal_proposal(height: u64, round: u32) -> WalEntry {
                 }),
                 signature: vec![1; 64],
                 block: Some(b),
+                compact_last_commit: None,
             })),
         },
     }
