@@ -13,6 +13,30 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+/// Epochs whose weights a node keeps in memory: epoch 0 and the newest
+/// ones (the current epoch votes; the one before certifies the last blocks).
+/// Older epochs are read from the store when asked for (`GetValidators`,
+/// `GetCommit` of an old height). At 100 validators an epoch's weights are
+/// ~5 KB; kept for every epoch they grew by ~50 B a height for ever.
+pub const EPOCHS_IN_MEMORY: usize = 16;
+
+/// Drops the oldest epochs but epoch 0 from `epochs` until at most
+/// [`EPOCHS_IN_MEMORY`] remain.
+pub fn keep_newest_epochs(epochs: &mut BTreeMap<u64, EpochWeights>) {
+    while epochs.len() > EPOCHS_IN_MEMORY {
+        let Some(oldest) = epochs.keys().copied().find(|&e| e != 0) else {
+            return;
+        };
+        epochs.remove(&oldest);
+    }
+}
+
+/// The bytes a node stores for an epoch's weights (JSON, as in the chain
+/// state snapshot).
+pub fn encode_epoch(w: &EpochWeights) -> Vec<u8> {
+    serde_json::to_vec(w).expect("epoch weights serialize")
+}
+
 /// A snapshot of the node's position, updated by the engine.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
@@ -131,7 +155,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The engine's status snapshot ([`Shared::status`] copies it).
     pub status: RwLock<Status>,
-    /// Weights per epoch seen by this node (rebuilt from the chain at start).
+    /// Weights of epoch 0 and of the newest epochs this node knows, at most
+    /// [`EPOCHS_IN_MEMORY`] in all ([`Shared::remember_epoch`]); every
+    /// epoch's are also in the store, where [`Shared::weights_for_epoch`]
+    /// finds the older ones.
     pub epochs: RwLock<BTreeMap<u64, EpochWeights>>,
     /// Each stored head, for `SubscribeHeads` ([`Shared::publish_head`]
     /// sends); a lagging subscriber skips to the newest.
@@ -169,9 +196,56 @@ impl Shared {
     }
     /// The weights of `epoch`, if this node knows them: at start epoch 0
     /// and the snapshot's two, every past epoch once the history is
-    /// re-checked, and each new one as it begins.
+    /// re-checked (from the store), and each new one as it begins. An entry
+    /// the store cannot read counts as unknown, with a warning.
     pub fn weights_for_epoch(&self, epoch: u64) -> Option<EpochWeights> {
-        self.epochs.read().expect("epochs lock").get(&epoch).cloned()
+        if let Some(w) = self.epochs.read().expect("epochs lock").get(&epoch) {
+            return Some(w.clone());
+        }
+        match self.store.epoch_weights(epoch) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<EpochWeights>(&bytes) {
+                Ok(w) if w.epoch == epoch => Some(w),
+                Ok(w) => {
+                    tracing::warn!(
+                        epoch,
+                        found = w.epoch,
+                        "stored epoch weights name another epoch; ignored"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(epoch, error = %e, "stored epoch weights do not parse; ignored");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(epoch, error = %e, "reading stored epoch weights");
+                None
+            }
+        }
+    }
+    /// Records the weights of `w.epoch`: in the store (unless `stored`
+    /// says it has them), and in memory while the epoch is among the
+    /// newest ([`keep_newest_epochs`]). True when memory did not hold the
+    /// epoch before. A failed write is logged: the weights are derived from
+    /// the chain, and the next start's history check writes them again.
+    pub fn remember_epoch(&self, w: &EpochWeights, stored: bool) -> bool {
+        let fresh = {
+            let mut epochs = self.epochs.write().expect("epochs lock");
+            let fresh = !epochs.contains_key(&w.epoch);
+            if fresh {
+                epochs.insert(w.epoch, w.clone());
+                keep_newest_epochs(&mut epochs);
+            }
+            fresh
+        };
+        if fresh && !stored {
+            if let Err(e) = self.store.put_epoch_weights(w.epoch, &encode_epoch(w)) {
+                tracing::warn!(epoch = w.epoch, error = %e, "storing epoch weights");
+            }
+        }
+        fresh
     }
     /// Weights that certify blocks at `height`.
     pub fn weights_for_height(&self, height: u64) -> Option<EpochWeights> {

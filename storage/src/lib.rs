@@ -113,6 +113,10 @@ pub mod layout {
     pub const WAL: &str = "wal";
     /// [`GUARD_KEY`] -> height (u64 BE) ++ round (u32 BE) ++ step (u8).
     pub const GUARD: &str = "guard";
+    /// epoch (u64 BE) -> that epoch's weights as the node encodes them
+    /// (opaque here; derived from the chain, so a lost entry is recomputed
+    /// at the next start). Written since session 14; older builds ignore it.
+    pub const EPOCHS: &str = "epochs";
 
     /// `meta` key of the [`DataDirIdentity`](crate::DataDirIdentity).
     pub const IDENTITY_KEY: &[u8] = b"identity";
@@ -259,6 +263,13 @@ pub trait Store: Send + Sync + 'static {
     fn update_commit_unsynced(&self, commit: &bizra_proto::CommitCertificate) -> Result<(), StoreError> {
         self.update_commit(commit)
     }
+    /// Keeps the encoded weights of `epoch` (opaque to the store: the node
+    /// writes its `EpochWeights`), replacing what was there. Not flushed:
+    /// durable with the next synced write. They are derived from the chain,
+    /// so a node that loses them recomputes them at start.
+    fn put_epoch_weights(&self, epoch: u64, weights: &[u8]) -> Result<(), StoreError>;
+    /// The bytes [`Store::put_epoch_weights`] kept for `epoch`, if any.
+    fn epoch_weights(&self, epoch: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// Height and hash of the last finalized block, `None` when empty.
     fn head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
     /// The finalized block at `height`, `None` if there is none.

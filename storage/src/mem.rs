@@ -19,6 +19,7 @@ struct Inner {
     state: Option<Vec<u8>>,
     wal: VecDeque<WalEntry>,
     guard: Option<SignPosition>,
+    epochs: BTreeMap<u64, Vec<u8>>,
 }
 
 /// An in-memory implementation of [`Store`] with the same semantics as
@@ -52,6 +53,15 @@ impl MemStore {
 }
 
 impl Store for MemStore {
+    fn put_epoch_weights(&self, epoch: u64, weights: &[u8]) -> Result<(), StoreError> {
+        self.lock().epochs.insert(epoch, weights.to_vec());
+        Ok(())
+    }
+
+    fn epoch_weights(&self, epoch: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().epochs.get(&epoch).cloned())
+    }
+
     fn put_finalized(
         &self,
         block: &bizra_proto::Block,

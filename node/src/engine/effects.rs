@@ -225,14 +225,7 @@ impl Engine {
                 .get_or_create(&finalized)
                 .inc_by(block.attestations.len() as u64);
         }
-        let new_epoch = {
-            let mut epochs = self.shared.epochs.write().expect("epochs");
-            let fresh = !epochs.contains_key(&state.weights.epoch);
-            epochs
-                .entry(state.weights.epoch)
-                .or_insert_with(|| state.weights.clone());
-            fresh
-        };
+        let new_epoch = self.shared.remember_epoch(&state.weights, false);
         {
             let mut s = self.shared.status.write().expect("status");
             s.finalized_height = height;

@@ -229,10 +229,9 @@ pub async fn run_engine(setup: NodeSetup, mut stop: watch::Receiver<bool>) -> an
                 history_done = true;
                 match done {
                     Ok(Ok(past)) => {
-                        let mut epochs = engine.shared.epochs.write().expect("epochs");
-                        let n = past.epochs.len();
-                        for (e, w) in past.epochs {
-                            epochs.entry(e).or_insert(w);
+                        let n = past.epoch_count;
+                        for w in past.epochs.values() {
+                            engine.shared.remember_epoch(w, true);
                         }
                         let mut index = engine.shared.evidence.write().expect("evidence index");
                         for (v, h, i) in past.evidence {

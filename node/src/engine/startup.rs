@@ -55,19 +55,25 @@ pub fn initial_epochs(g: &Genesis, state: &ChainState) -> BTreeMap<u64, EpochWei
 /// What [`replay_history`] learns from the blocks behind the snapshot.
 #[derive(Debug)]
 pub struct History {
-    /// The weights of every epoch.
+    /// The weights of epoch 0 and the newest epochs
+    /// ([`crate::state::keep_newest_epochs`]); every epoch's are in the store.
     pub epochs: BTreeMap<u64, EpochWeights>,
+    /// How many epochs the blocks span.
+    pub epoch_count: u64,
     /// (offending validator, height, index in block) of committed evidence.
     pub evidence: Vec<(usize, u64, u32)>,
 }
 
 /// Re-applies blocks 1..=`snapshot.height` from genesis: the weights of
-/// every epoch and where committed evidence is, and an error if the blocks
+/// every epoch (written to the store where it lacks them; the newest kept
+/// in memory) and where committed evidence is, and an error if the blocks
 /// do not lead to `snapshot`.
 pub fn replay_history(g: &Genesis, store: &dyn Store, snapshot: &ChainState) -> anyhow::Result<History> {
     let mut state = ChainState::genesis(g);
     let mut epochs = BTreeMap::new();
     let mut evidence = Vec::new();
+    let mut epoch_count = 1;
+    store_epoch(store, &state.weights);
     epochs.insert(0, state.weights.clone());
     for h in 1..=snapshot.height {
         let b = store
@@ -80,9 +86,12 @@ pub fn replay_history(g: &Genesis, store: &dyn Store, snapshot: &ChainState) -> 
             }
         }
         state.apply(g, &b, hash);
-        epochs
-            .entry(state.weights.epoch)
-            .or_insert_with(|| state.weights.clone());
+        if let std::collections::btree_map::Entry::Vacant(slot) = epochs.entry(state.weights.epoch) {
+            epoch_count += 1;
+            store_epoch(store, &state.weights);
+            slot.insert(state.weights.clone());
+            crate::state::keep_newest_epochs(&mut epochs);
+        }
     }
     if &state != snapshot {
         anyhow::bail!(
@@ -90,7 +99,23 @@ pub fn replay_history(g: &Genesis, store: &dyn Store, snapshot: &ChainState) -> 
             snapshot.height
         );
     }
-    Ok(History { epochs, evidence })
+    Ok(History {
+        epochs,
+        epoch_count,
+        evidence,
+    })
+}
+
+/// Writes `w` to the store unless it already holds exactly these weights.
+/// A failed write is a warning: the weights are derived from the chain, and
+/// the next start writes them again.
+fn store_epoch(store: &dyn Store, w: &EpochWeights) {
+    let bytes = crate::state::encode_epoch(w);
+    if store.epoch_weights(w.epoch).ok().flatten().as_deref() != Some(bytes.as_slice()) {
+        if let Err(e) = store.put_epoch_weights(w.epoch, &bytes) {
+            tracing::warn!(epoch = w.epoch, error = %e, "storing epoch weights");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -121,9 +146,20 @@ mod tests {
             ChainState::genesis(&w.genesis)
         );
         // The history behind it checks out, with every epoch's weights.
-        let all = replay_history(&w.genesis, &w.store, &state).unwrap().epochs;
+        let past = replay_history(&w.genesis, &w.store, &state).unwrap();
+        let all = past.epochs;
         for (e, wts) in &epochs {
             assert_eq!(all.get(e), Some(wts), "epoch {e}");
+        }
+        // Every epoch's weights are in the store too, as the node encodes them.
+        assert_eq!(past.epoch_count, state.weights.epoch + 1);
+        for e in 0..=state.weights.epoch {
+            let stored = w.store.epoch_weights(e).unwrap().expect("stored");
+            let parsed: EpochWeights = serde_json::from_slice(&stored).unwrap();
+            assert_eq!(parsed.epoch, e);
+            if let Some(wts) = all.get(&e) {
+                assert_eq!(&parsed, wts, "epoch {e}");
+            }
         }
         // A snapshot the blocks do not lead to is found afterwards.
         let mut forged = state.clone();

@@ -728,6 +728,54 @@ async fn hostile_requests_get_precise_codes_and_the_server_survives() {
     .expect("test timed out");
 }
 
+/// Only epoch 0 and the newest epochs stay in memory
+/// (`EPOCHS_IN_MEMORY`); the others are read back from the store, for
+/// `GetValidators` of an old epoch and `GetCommit` of an old height too.
+#[tokio::test]
+async fn old_epochs_leave_memory_and_are_served_from_the_store() {
+    use crate::state::EPOCHS_IN_MEMORY;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fx = Fixture::new(40);
+        assert!(fx.epochs.len() > EPOCHS_IN_MEMORY + 2, "{} epochs", fx.epochs.len());
+        fx.shared.epochs.write().unwrap().clear();
+        for w in fx.epochs.values() {
+            assert!(fx.shared.remember_epoch(w, false), "epoch {}", w.epoch);
+        }
+        let newest = fx.epochs.values().next_back().unwrap();
+        assert!(!fx.shared.remember_epoch(newest, false), "the newest is known");
+        let kept: Vec<u64> = fx.shared.epochs.read().unwrap().keys().copied().collect();
+        assert_eq!(kept.len(), EPOCHS_IN_MEMORY, "{kept:?}");
+        assert_eq!((kept[0], kept.last().copied()), (0, Some(newest.epoch)));
+        for (e, w) in &fx.epochs {
+            assert_eq!(fx.shared.weights_for_epoch(*e).as_ref(), Some(w), "epoch {e}");
+        }
+        let old = bizra_consensus::types::epoch_of(3, 2);
+        assert!(!kept.contains(&old), "height 3's epoch {old} left memory");
+        let (addr, stop, task) = start(fx.shared.clone(), GrpcSection::default()).await;
+        let mut c = client(addr).await;
+        let v = c
+            .get_validators(GetValidatorsRequest { epoch: Some(old) })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(v.epoch, old);
+        assert_eq!(v.total_weight, fx.epochs[&old].total.to_string());
+        let cm = c.get_commit(GetCommitRequest { height: 3 }).await.unwrap().into_inner();
+        assert_eq!(cm.total_weight, fx.epochs[&old].total.to_string());
+        expect_code(
+            c.get_validators(GetValidatorsRequest { epoch: Some(999) }).await,
+            Code::NotFound,
+            "epoch 999 is not known",
+        );
+        // Stored bytes that do not parse are unknown, not a crash.
+        fx.shared.store.put_epoch_weights(old, b"{").unwrap();
+        assert_eq!(fx.shared.weights_for_epoch(old), None);
+        stop_server(stop, task).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
 #[tokio::test]
 async fn empty_chain_and_stopped_engine() {
     tokio::time::timeout(TEST_TIMEOUT, async {

@@ -6,7 +6,7 @@
 
 use crate::anchor::{self, Anchor, AnchorState, ANCHOR_FILE};
 use crate::codec::{self, corrupt, seal, u64_key, unseal};
-use crate::layout::{ATT_INDEX, BLOCKS, COMMITS, GUARD, GUARD_KEY, HASH_INDEX, HEAD_KEY, META, STATE_KEY, WAL};
+use crate::layout::{ATT_INDEX, BLOCKS, COMMITS, EPOCHS, GUARD, GUARD_KEY, HASH_INDEX, HEAD_KEY, META, STATE_KEY, WAL};
 use crate::{
     check_guard, collect_range, decide_put, decide_update, prepare_finalized, DataDirIdentity, PutAction, SignPosition,
     Store, StoreError, WalEntry,
@@ -33,6 +33,7 @@ pub struct SledStore {
     att_index: sled::Tree,
     wal: sled::Tree,
     guard: sled::Tree,
+    epochs: sled::Tree,
     identity: DataDirIdentity,
     path: PathBuf,
     /// Serialises the writers of finalized data (put_finalized, update_commit).
@@ -186,6 +187,7 @@ impl SledStore {
             att_index: open_tree(ATT_INDEX)?,
             wal: open_tree(WAL)?,
             guard: open_tree(GUARD)?,
+            epochs: open_tree(EPOCHS)?,
             db,
             identity: identity.clone(),
             path: path.to_path_buf(),
@@ -683,6 +685,22 @@ impl Store for SledStore {
         // Always flush, even for an equal position: the earlier write of it
         // may not have reached the disk if its flush failed.
         self.make_durable(|a| a.raise_guard(pos))
+    }
+
+    fn put_epoch_weights(&self, epoch: u64, weights: &[u8]) -> Result<(), StoreError> {
+        let key = codec::u64_key(epoch);
+        no_panic("writing epoch weights", || {
+            self.epochs
+                .insert(key, seal(EPOCHS, &key, weights))
+                .map(|_| ())
+                .map_err(|e| sled_err(&format!("writing {}", codec::label(EPOCHS, &key)), e))
+        })
+    }
+
+    fn epoch_weights(&self, epoch: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        no_panic("reading epoch weights", || {
+            self.read(&self.epochs, EPOCHS, &codec::u64_key(epoch), |_, p| Ok(p.to_vec()))
+        })
     }
 
     fn guard_position(&self) -> Result<Option<SignPosition>, StoreError> {

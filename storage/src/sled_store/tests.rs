@@ -200,3 +200,33 @@ fn attestation_index_pointing_at_nothing() {
         "att_index/0303",
     );
 }
+
+/// Epoch weights: kept per epoch, replaced by a later write, still there
+/// after a flush and a reopen; a damaged entry reads as a `Corrupt` error
+/// naming it, while the directory still opens (they are derived data).
+#[test]
+fn epoch_weights_survive_a_reopen_and_damage_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d");
+    let s = SledStore::open(&p, &id()).unwrap();
+    assert_eq!(s.epoch_weights(3).unwrap(), None);
+    s.put_epoch_weights(3, b"three").unwrap();
+    s.put_epoch_weights(4, b"four?").unwrap();
+    s.put_epoch_weights(4, b"four").unwrap();
+    s.flush().unwrap();
+    drop(s);
+    let s = SledStore::open(&p, &id()).unwrap();
+    assert_eq!(s.epoch_weights(3).unwrap().as_deref(), Some(&b"three"[..]));
+    assert_eq!(s.epoch_weights(4).unwrap().as_deref(), Some(&b"four"[..]));
+    assert_eq!(s.epoch_weights(5).unwrap(), None);
+    // Epoch 3's bytes stored under epoch 5's key: the checksum binds the key.
+    let raw = s.epochs.get(u64_key(3)).unwrap().unwrap();
+    s.epochs.insert(u64_key(5), raw).unwrap();
+    match s.epoch_weights(5) {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("epochs/"), "{m}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    s.db.flush().unwrap();
+    drop(s);
+    assert!(SledStore::open(&p, &id()).is_ok(), "derived data does not stop a start");
+}
