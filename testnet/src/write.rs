@@ -326,6 +326,7 @@ fn node_config(n: &NodePlan, block_interval_ms: u64, timeouts: Option<Timeouts>)
         },
         consensus,
         log: d.log,
+        storage: d.storage,
     }
 }
 

@@ -76,7 +76,8 @@ pub fn load(home: &Path) -> Result<NodeSetup, String> {
         validator: signer.id().to_string(),
     };
     let data = resolve(home, &cfg.data_dir);
-    let store = SledStore::open(&data, &identity).map_err(|e| format!("data dir {}: {e}", data.display()))?;
+    let store = SledStore::open_with_cache(&data, &identity, cfg.storage.cache_mib << 20)
+        .map_err(|e| format!("data dir {}: {e}", data.display()))?;
     Ok(NodeSetup {
         cfg,
         genesis: Arc::new(genesis),

@@ -118,11 +118,11 @@ pub const CACHE_BYTES: u64 = 32 << 20;
 /// only once sled's background threads have finished.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let what = format!("opening sled database {}", path.display());
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
-        match sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open() {
+        match sled::Config::new().path(path).cache_capacity(cache_bytes).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                 if std::time::Instant::now() >= deadline {
@@ -156,11 +156,19 @@ impl SledStore {
     /// sled takes an exclusive lock on the directory: a second open while
     /// one is in use (by this or another process) is `StoreError::Io`.
     pub fn open(path: &Path, identity: &DataDirIdentity) -> Result<Self, StoreError> {
-        let shown = path.display().to_string();
-        no_panic(&format!("opening {shown}"), || Self::open_inner(path, identity))
+        Self::open_with_cache(path, identity, CACHE_BYTES)
     }
 
-    fn open_inner(path: &Path, identity: &DataDirIdentity) -> Result<Self, StoreError> {
+    /// [`SledStore::open`] with sled's page cache capped at `cache_bytes`
+    /// instead of [`CACHE_BYTES`] (the node's `storage.cache_mib`).
+    pub fn open_with_cache(path: &Path, identity: &DataDirIdentity, cache_bytes: u64) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        no_panic(&format!("opening {shown}"), || {
+            Self::open_inner(path, identity, cache_bytes)
+        })
+    }
+
+    fn open_inner(path: &Path, identity: &DataDirIdentity, cache_bytes: u64) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         match inspect_dir(path)? {
             DirState::Fresh => init_dir(path, identity)?,
@@ -171,7 +179,7 @@ impl SledStore {
                 }
             }
         }
-        let db = open_sled(path)?;
+        let db = open_sled(path, cache_bytes)?;
         let open_tree = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| sled_err(&format!("opening tree {name} in {shown}"), e))
