@@ -20,12 +20,17 @@ use bizra_proto::{CommitCertificate, CompactCommit, SignedProposal, SignedVote, 
 
 /// Bytes of one Ed25519 signature.
 const SIGNATURE_BYTES: usize = 64;
+/// Bytes of a block hash (BLAKE3-256).
+const HASH_BYTES: usize = 32;
 
-/// The compact form of `cert`, or `None` when it has a precommit the form
-/// cannot express: one not for (`chain_id`, cert height, round, block
+/// The compact form of `cert`, or `None` when its block hash is not 32
+/// bytes or it has a precommit the form cannot express: one not for (`chain_id`, cert height, round, block
 /// hash) as a PRECOMMIT, from a non-member, with a signature that is not 64
 /// bytes, not canonically encoded, or out of strict validator order.
 pub fn compact_commit(chain_id: &str, members: &Membership, cert: &CommitCertificate) -> Option<CompactCommit> {
+    if cert.block_hash.len() != HASH_BYTES {
+        return None;
+    }
     let n = members.len();
     let mut signers = vec![0u8; n.div_ceil(8)];
     let mut signatures = Vec::with_capacity(cert.precommits.len() * SIGNATURE_BYTES);
@@ -52,15 +57,24 @@ pub fn compact_commit(chain_id: &str, members: &Membership, cert: &CommitCertifi
 
 /// The certificate `c` stands for: each signer's PRECOMMIT for (`chain_id`,
 /// height, round, block hash) with its signature, in validator order. The
-/// bitmap must be exactly `ceil(n / 8)` bytes with no bit at or past `n`,
-/// and there must be exactly 64 signature bytes per signer. Signatures are
-/// not checked here.
+/// block hash must be 32 bytes, the bitmap exactly `ceil(n / 8)` bytes with
+/// no bit at or past `n`, and there must be exactly 64 signature bytes per
+/// signer; so the result is at most `n` precommits of bounded size.
+/// Signatures are not checked here.
 pub fn expand_commit(
     chain_id: &str,
     members: &Membership,
     c: &CompactCommit,
 ) -> Result<CommitCertificate, MessageError> {
     let n = members.len();
+    // Checked first: the hash is copied into every rebuilt precommit, so a
+    // long one would multiply the message's size by the signer count.
+    if c.block_hash.len() != HASH_BYTES {
+        return Err(MessageError::Malformed(format!(
+            "compact commit: block hash of {} bytes, not {HASH_BYTES}",
+            c.block_hash.len()
+        )));
+    }
     if c.signers.len() != n.div_ceil(8) {
         return Err(MessageError::Malformed(format!(
             "compact commit: signer bitmap of {} bytes for {n} validators",
@@ -306,6 +320,12 @@ mod tests {
         let mut c = good.clone();
         c.signatures.extend_from_slice(&[0; 64]);
         refuse(c, "a signature too many");
+        // A hash of any other length: each rebuilt precommit would copy it.
+        for len in [0, 31, 33, 4 << 20] {
+            let mut c = good.clone();
+            c.block_hash = vec![7; len];
+            refuse(c, "block hash not 32 bytes");
+        }
         // Both forms in one proposal, or a compact commit without a block.
         let mut sp = proposal(&g, Some(cert(&g, &[0])));
         sp.compact_last_commit = Some(good.clone());

@@ -169,8 +169,11 @@ pub fn check_consensus_gossip(
     // proposer signed and stores.
     let (msg, key) = if is_compact(&msg) {
         match expand_message(view.genesis, msg) {
-            Ok(full) => {
-                let key = content_key(&full);
+            Ok(mut full) => {
+                // `content_key` without its clone of a ~20 KB message.
+                let attempt = std::mem::take(&mut full.attempt);
+                let key = *blake3::hash(&full.encode_to_vec()).as_bytes();
+                full.attempt = attempt;
                 (full, key)
             }
             Err(_) => return GossipCheck::counted(Validation::Reject, label, "malformed", received),

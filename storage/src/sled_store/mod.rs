@@ -160,7 +160,7 @@ impl SledStore {
     }
 
     /// [`SledStore::open`] with sled's page cache capped at `cache_bytes`
-    /// instead of [`CACHE_BYTES`] (the node's `storage.cache_mib`).
+    /// instead of the default 32 MiB (the node's `storage.cache_mib`).
     pub fn open_with_cache(path: &Path, identity: &DataDirIdentity, cache_bytes: u64) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         no_panic(&format!("opening {shown}"), || {
