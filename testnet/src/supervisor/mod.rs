@@ -14,7 +14,7 @@ mod procfs;
 mod sys;
 
 pub use procfs::{cpu_secs, status_kib, vm_hwm_kib};
-pub use sys::Signal;
+pub use sys::{set_malloc_arena_max, Signal};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -332,16 +332,19 @@ mod tests {
     #[test]
     fn starts_logs_stops_and_restarts_by_pid() {
         let dir = temp("life");
-        // Logs a line with its env, then waits for SIGTERM and exits 3 on it.
-        let script = "echo \"up $BIZRA_T\"\ntrap 'exit 3' TERM\nwhile :; do sleep 0.05; done\n";
+        // Sets its SIGTERM trap (exit 3), then logs a line with its env and waits.
+        // The trap comes first so that once the line is seen, SIGTERM gives 3.
+        let script = "trap 'exit 3' TERM\necho \"up $BIZRA_T\"\nwhile :; do sleep 0.05; done\n";
         let mut s = sh_supervisor(&dir, script, 2).env("BIZRA_T", "x");
         s.start_all().unwrap();
         assert!(matches!(s.start(0), Err(StartError::Running { node: 0 })));
         assert!(s.pids().iter().all(Option::is_some));
         let t = Instant::now();
-        while !s.log(1).contains("up x") && t.elapsed() < Duration::from_secs(10) {
+        // Both shells must have set their trap before either is signalled.
+        while !(s.log(0).contains("up x") && s.log(1).contains("up x")) && t.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(20));
         }
+        assert_eq!(s.log_tail(0, 1), "up x");
         assert_eq!(s.log_tail(1, 1), "up x");
         assert!(s.alive(0) && s.first_exited().is_none());
         assert!(s.peak_rss_kib()[0].is_some());
