@@ -169,11 +169,8 @@ pub fn check_consensus_gossip(
     // proposer signed and stores.
     let (msg, key) = if is_compact(&msg) {
         match expand_message(view.genesis, msg) {
-            Ok(mut full) => {
-                // `content_key` without its clone of a ~20 KB message.
-                let attempt = std::mem::take(&mut full.attempt);
-                let key = *blake3::hash(&full.encode_to_vec()).as_bytes();
-                full.attempt = attempt;
+            Ok(full) => {
+                let key = content_key(&full);
                 (full, key)
             }
             Err(_) => return GossipCheck::counted(Validation::Reject, label, "malformed", received),
@@ -347,9 +344,14 @@ pub fn canonical_content_key(msg: &ConsensusMessage, data: &[u8]) -> [u8; 32] {
 /// The signed content of a consensus message: BLAKE3 of its encoding with
 /// the unsigned `attempt` zeroed (re-sends differ only in `attempt`).
 pub fn content_key(msg: &ConsensusMessage) -> [u8; 32] {
-    let mut m = msg.clone();
-    m.attempt = 0;
-    *blake3::hash(&m.encode_to_vec()).as_bytes()
+    // The encoding with `attempt` zeroed is the oneof's encoding alone
+    // (proto3 omits a zero field), so no copy of the message is needed.
+    let mut buf = Vec::new();
+    if let Some(m) = &msg.msg {
+        buf.reserve_exact(m.encoded_len());
+        m.encode(&mut buf);
+    }
+    *blake3::hash(&buf).as_bytes()
 }
 
 /// The `kind` label of a message on `topic` whose kind is unknown.
