@@ -203,6 +203,20 @@ impl VoteKeeper {
         self.set(round, kind).is_some_and(|s| self.q(s.total()))
     }
 
+    /// Whether `validator` may still add weight to `round`'s prevotes: false
+    /// once the round holds a polka (a quorum for one value, nil included) and
+    /// `validator` has no prevote in it. Such a prevote can change no rule's
+    /// outcome: a second polka in the round would need more than a third of
+    /// the weight to equivocate, and "a quorum for anything" already holds.
+    /// A second prevote of a validator already counted stays useful (it is
+    /// equivocation evidence). ADR 0020.
+    pub fn prevote_matters(&self, round: Round, validator: usize) -> bool {
+        let Some(set) = self.set(round, VoteKind::Prevote) else {
+            return true;
+        };
+        set.get(validator).is_some() || !set.values().any(|(_, w)| self.q(*w))
+    }
+
     /// The highest round above `round` in which validators holding more than
     /// a third of the weight sent a message (Tendermint's f+1 skip rule).
     pub fn skip_round(&self, round: Round) -> Option<Round> {

@@ -84,8 +84,8 @@ pub const VOTE_KINDS: [&str; 3] = ["prevote", "precommit", "proposal"];
 /// `invalid` (signature, chain or membership: a strike), and the refusals
 /// before any signature check (ADR 0013, docs/OPERATIONS.md §2):
 /// `non_canonical` (a strike), `old_height`, `late_round`, `round_window`,
-/// `not_proposer`, `future_quota`.
-pub const VOTE_RESULTS: [&str; 10] = [
+/// `not_proposer`, `future_quota`, `after_polka` (ADR 0020).
+pub const VOTE_RESULTS: [&str; 11] = [
     "accepted",
     "resent",
     "invalid",
@@ -97,6 +97,8 @@ pub const VOTE_RESULTS: [&str; 10] = [
     "round_window",
     "not_proposer",
     "future_quota",
+    // A prevote after its round's polka (ADR 0020).
+    "after_polka",
 ];
 /// The `kind` labels of the consensus message counters, in [`MsgKind`] order.
 pub const MSG_KINDS: [&str; 3] = ["proposal", "prevote", "precommit"];

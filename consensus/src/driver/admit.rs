@@ -13,7 +13,7 @@
 //! | height below `height - 1` | never |
 //! | height `height - 1` | a precommit, round at most the decided round (late precommits, evidence) |
 //! | current height, before `start` (WAL replay) | any round |
-//! | current height | round within [`ROUND_WINDOW`] of ours (a proposal: [`PROPOSAL_ROUNDS_AHEAD`]), a proposal only from that round's proposer |
+//! | current height | round within [`ROUND_WINDOW`] of ours (a proposal: [`PROPOSAL_ROUNDS_AHEAD`]), a proposal only from that round's proposer, a prevote only while its round has no polka or from a validator already counted there (ADR 0020) |
 //! | `height + 1 ..= height + FUTURE_HEIGHTS` | votes: [`FUTURE_MSGS_PER_VALIDATOR`] per validator, [`FUTURE_BUFFER`] in all |
 //! | `height + 1`, proposal | rounds below [`FUTURE_PROPOSAL_ROUNDS`], that round's proposer when it is known (same epoch), one per validator, [`FUTURE_PROPOSAL_BYTES`] in all |
 //! | further ahead | not kept; shown once per new highest height ([`Admission::Hint`]) so the host syncs |
@@ -92,6 +92,10 @@ pub enum DropReason {
     NotProposer,
     /// A future height beyond what is buffered, or a quota is full.
     FutureQuota,
+    /// A current-height prevote of a round that already holds a polka, from
+    /// a validator with no prevote there yet: it can change nothing (ADR
+    /// 0020). At 100 validators about a third of each height's prevotes.
+    AfterPolka,
 }
 
 impl DropReason {
@@ -103,6 +107,7 @@ impl DropReason {
             DropReason::RoundWindow => "round_window",
             DropReason::NotProposer => "not_proposer",
             DropReason::FutureQuota => "future_quota",
+            DropReason::AfterPolka => "after_polka",
         }
     }
 }
@@ -195,6 +200,9 @@ impl Driver {
             }
             if c.kind == ClaimKind::Proposal && c.validator != self.chain.proposer(c.round) {
                 return Admission::Drop(DropReason::NotProposer);
+            }
+            if c.kind == ClaimKind::Prevote && !self.replaying && !self.keeper.prevote_matters(c.round, c.validator) {
+                return Admission::Drop(DropReason::AfterPolka);
             }
             return Admission::Use;
         }
@@ -646,6 +654,58 @@ mod tests {
             };
             assert_eq!(d.admit(&c), want, "round {r}");
         }
+    }
+
+    /// ADR 0020: once a round holds a polka, a prevote from a validator not
+    /// yet counted there is dropped before its signature; an equivocating
+    /// second prevote, precommits and other rounds are still used.
+    #[test]
+    fn prevotes_after_a_polka_are_dropped_unless_they_are_evidence() {
+        let g = genesis(7, 1000);
+        let mut d = driver(&g, 0);
+        let _ = d.start(0);
+        let x = Some([7u8; 32]);
+        let claim = |validator: usize, round: u32, kind: ClaimKind| Claim {
+            height: 1,
+            round,
+            kind,
+            validator,
+            bytes: 0,
+        };
+        // 5 of 7 equal weights is the first quorum (> 2/3).
+        for i in 1..=5 {
+            assert_eq!(
+                d.admit(&claim(6, 0, ClaimKind::Prevote)),
+                Admission::Use,
+                "before prevote {i}"
+            );
+            let fx = d
+                .handle(0, Input::Vote(vote(&g, i, 1, 0, VoteKind::Prevote, x)))
+                .unwrap();
+            assert!(fx.contains(&Effect::Kept), "prevote {i} kept");
+        }
+        assert!(d.votes().quorum_for(0, VoteKind::Prevote, &x));
+        assert_eq!(
+            d.admit(&claim(6, 0, ClaimKind::Prevote)),
+            Admission::Drop(DropReason::AfterPolka)
+        );
+        // The host skipping the pre-check changes nothing: not kept, no weight.
+        let before = d.votes().set(0, VoteKind::Prevote).unwrap().weight_for(&x);
+        let fx = d
+            .handle(0, Input::Vote(vote(&g, 6, 1, 0, VoteKind::Prevote, x)))
+            .unwrap();
+        assert!(!fx.contains(&Effect::Kept));
+        let set = d.votes().set(0, VoteKind::Prevote).unwrap();
+        assert_eq!((set.weight_for(&x), set.get(6).is_none()), (before, true));
+        // A counted validator's second prevote is evidence: verified and reported.
+        assert_eq!(d.admit(&claim(1, 0, ClaimKind::Prevote)), Admission::Use);
+        let fx = d
+            .handle(0, Input::Vote(vote(&g, 1, 1, 0, VoteKind::Prevote, None)))
+            .unwrap();
+        assert!(fx.iter().any(|e| matches!(e, Effect::Evidence(_))), "{fx:?}");
+        // Precommits of that round and prevotes of another round are used.
+        assert_eq!(d.admit(&claim(6, 0, ClaimKind::Precommit)), Admission::Use);
+        assert_eq!(d.admit(&claim(6, 1, ClaimKind::Prevote)), Admission::Use);
     }
 
     /// L3: a proposal whose block time is ahead of our clock by more than
