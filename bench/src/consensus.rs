@@ -167,6 +167,19 @@ fn by_direction(before: &common::Scrape, after: &common::Scrape, family: &str, d
         .sum()
 }
 
+/// Sum over message kinds of `bizra_votes_total` with a result in
+/// `results`, after minus before.
+fn votes_with(before: &common::Scrape, after: &common::Scrape, results: &[&str]) -> f64 {
+    let mut sum = 0.0;
+    for kind in bizra_node::metrics::VOTE_KINDS {
+        for result in results {
+            let key = format!("bizra_votes_total{{kind=\"{kind}\",result=\"{result}\"}}");
+            sum += after.get(&key) - before.get(&key);
+        }
+    }
+    sum
+}
+
 async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -> Result<Summary, BenchError> {
     let n = nodes.len();
     let verify_us = vote_verify_us();
@@ -277,16 +290,25 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
     }
     let ratio_floor = p50.as_secs_f64() / floor.as_secs_f64();
     // Per height and node, over the nodes that gained heights.
-    let per_height = |family: &str, direction: &str| -> f64 {
+    let per_height_of = |count: &dyn Fn(&common::Scrape, &common::Scrape) -> f64| -> f64 {
         let mut v: Vec<f64> = before
             .iter()
             .zip(&after)
             .zip(&gained)
             .filter(|(_, g)| **g > 0)
-            .map(|((b, af), g)| by_direction(b, af, family, direction) / *g as f64)
+            .map(|((b, af), g)| count(b, af) / *g as f64)
             .collect();
         common::median_f64(&mut v)
     };
+    let per_height = |family: &str, direction: &str| -> f64 {
+        per_height_of(&|b: &common::Scrape, af: &common::Scrape| by_direction(b, af, family, direction))
+    };
+    // Gossip messages whose signature was checked, and prevotes dropped
+    // unverified after their round's polka (ADR 0020).
+    let verified = per_height_of(&|b: &common::Scrape, af: &common::Scrape| {
+        votes_with(b, af, &["accepted", "out_of_window", "invalid"])
+    });
+    let after_polka = per_height_of(&|b: &common::Scrape, af: &common::Scrape| votes_with(b, af, &["after_polka"]));
     let msgs_recv = per_height("bizra_consensus_messages_total", "received");
     let msgs_sent = per_height("bizra_consensus_messages_total", "sent");
     let kib_recv = per_height("bizra_consensus_message_bytes_total", "received") / 1024.0;
@@ -410,6 +432,10 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
                 "received {msgs_recv:.0} ({kib_recv:.1} KiB), sent {msgs_sent:.0} ({kib_sent:.1} KiB to all peers)"
             ),
         ),
+        (
+            "gossip signatures checked per height per node".to_string(),
+            format!("{verified:.0} (prevotes dropped unverified after a polka: {after_polka:.0})"),
+        ),
         ("cpu during window".to_string(), cpu.describe(elapsed)),
         ("loopback rtt p50".to_string(), format!("{:.1} us", common::us(rtt))),
         (
@@ -472,6 +498,8 @@ async fn measure(nodes: &mut Nodes, a: &ConsensusArgs, home: &std::path::Path) -
             "messages_sent": common::round3(msgs_sent),
             "kib_received": common::round3(kib_recv),
             "kib_sent": common::round3(kib_sent),
+            "signatures_checked": common::round3(verified),
+            "prevotes_after_polka": common::round3(after_polka),
         },
         "node_cpu_ms_per_block": cpu_per_block.iter().map(|x| x.map(common::round3)).collect::<Vec<_>>(),
         "cpu": cpu.json(elapsed),
