@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod head;
 pub mod health;
 pub mod keygen;
+pub mod memory;
 pub mod perturb;
 pub mod proof;
 pub mod release;

@@ -1,7 +1,8 @@
 //! The only `unsafe` code of the workspace's tooling: the three libc calls
 //! the supervisor needs (send a signal to a PID, ask the kernel to SIGTERM a
-//! child when its parent dies, the clock tick rate of /proc CPU times).
-//! Each call is a plain system call on values we own.
+//! child when its parent dies, the clock tick rate of /proc CPU times), and
+//! glibc's `mallopt` for the arena limit every `bizra` process sets at start
+//! (`bizra_cli::memory`). Each call is a plain library call on values we own.
 
 #![allow(unsafe_code)]
 
@@ -63,4 +64,17 @@ pub(super) fn die_with_parent(cmd: &mut Command) {
 pub(super) fn clock_ticks_per_sec() -> f64 {
     // SAFETY: sysconf(3) has no preconditions.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
+/// Caps glibc's malloc arenas at `max` (`M_ARENA_MAX`); see
+/// `bizra_cli::memory::limit_malloc_arenas` for why. Call it before any
+/// thread starts. Does nothing off glibc.
+pub fn set_malloc_arena_max(max: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter from a plain integer.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, max);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = max;
 }
