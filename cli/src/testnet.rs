@@ -62,8 +62,9 @@ const INIT_ABOUT: &str = "Writes DIR/genesis.json, DIR/testnet.json and DIR/node
 genesis.json} for K = 0..N-1 (validators named node0..nodeN-1, equal stake).\n\n\
 Ports: node K listens for peers on P+K, serves gRPC on P+100+K and metrics on P+200+K. With the default host \
 (127.0.0.1) everything listens on loopback; with any other host template the sockets bind to 0.0.0.0.\n\n\
-Peers: up to 16 validators every node peers with every other one; above that each node gets 8 peers (node K \
-peers with K +- o mod N for four fixed offsets, the first being 1), a connected graph with a small diameter.\n\n\
+Peers: up to 128 validators every node peers with every other one (a full mesh: votes go one hop, ADR 0012); \
+above that each node gets 8 peers (node K peers with K +- o mod N for four fixed offsets, the first being 1), a \
+connected graph with a small diameter.\n\n\
 Refuses (exit 2, nothing written) a non-empty DIR, ports beyond 65535, more than 100 validators on one host \
 (the port ranges would overlap), an invalid chain id or host template.";
 
