@@ -26,7 +26,7 @@ use bizra_consensus::messages::{new_vote, sign_vote};
 use bizra_consensus::signing::Signer;
 use bizra_consensus::weights::WeightParams;
 use bizra_proto::{CommitCertificate, GetStatusRequest, VoteKind};
-use bizra_storage::{DataDirIdentity, SledStore, Store};
+use bizra_storage::{Compaction, DataDirIdentity, SledStore, Store, DEFAULT_CACHE_BYTES};
 use bizra_testnet::write;
 use clap::Args;
 use serde_json::json;
@@ -146,7 +146,10 @@ fn generate(g: &Genesis, signer: &Signer, data: &Path, n: u64) -> Result<(), Ben
         genesis_hash: g.hash,
         validator: signer.id().to_string(),
     };
-    let store = SledStore::open(data, &identity).map_err(|e| failed(format!("data dir {}: {e}", data.display())))?;
+    // As the node stores them: compactly (docs/adr/0021).
+    let compaction = Compaction::new(g.chain_id(), g.members.clone());
+    let store = SledStore::open_compact(data, &identity, DEFAULT_CACHE_BYTES, compaction)
+        .map_err(|e| failed(format!("data dir {}: {e}", data.display())))?;
     let mut state = ChainState::genesis(g);
     let mut last_commit: Option<CommitCertificate> = None;
     for h in 1..=n {

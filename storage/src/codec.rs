@@ -17,8 +17,18 @@ pub(crate) const FORMAT_V1: u8 = 1;
 pub(crate) const TAG_LEN: usize = 16;
 const TAG_CONTEXT: &str = "bizra-storage 2024 sealed value v1";
 
+/// Version byte of a block or commit record whose certificate is stored in
+/// the compact form (docs/adr/0021); its tag has its own domain, so a flipped
+/// version byte fails the checksum.
+pub(crate) const FORMAT_COMPACT: u8 = 2;
+const COMPACT_TAG_CONTEXT: &str = "bizra-storage 2026 sealed compact record v2";
+
 fn tag(tree: &str, key: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
-    let mut h = blake3::Hasher::new_derive_key(TAG_CONTEXT);
+    tag_in(TAG_CONTEXT, tree, key, payload)
+}
+
+fn tag_in(context: &str, tree: &str, key: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
+    let mut h = blake3::Hasher::new_derive_key(context);
     h.update(&(tree.len() as u64).to_be_bytes());
     h.update(tree.as_bytes());
     h.update(&(key.len() as u64).to_be_bytes());
@@ -31,30 +41,57 @@ fn tag(tree: &str, key: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
 
 /// Wraps `payload` with a version byte and an integrity tag bound to `tree/key`.
 pub(crate) fn seal(tree: &str, key: &[u8], payload: &[u8]) -> Vec<u8> {
+    seal_as(FORMAT_V1, tree, key, payload)
+}
+
+/// [`seal`] with the version byte `format` ([`FORMAT_V1`] or
+/// [`FORMAT_COMPACT`]), the tag in that format's domain.
+pub(crate) fn seal_as(format: u8, tree: &str, key: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(1 + TAG_LEN + payload.len());
-    v.push(FORMAT_V1);
-    v.extend_from_slice(&tag(tree, key, payload));
+    v.push(format);
+    let t = if format == FORMAT_COMPACT {
+        tag_in(COMPACT_TAG_CONTEXT, tree, key, payload)
+    } else {
+        tag(tree, key, payload)
+    };
+    v.extend_from_slice(&t);
     v.extend_from_slice(payload);
     v
 }
 
 /// Checks a sealed value and returns its payload.
 pub(crate) fn unseal<'a>(tree: &str, key: &[u8], raw: &'a [u8]) -> Result<&'a [u8], StoreError> {
+    unseal_as(&[FORMAT_V1], tree, key, raw).map(|(_, p)| p)
+}
+
+/// Checks a sealed value whose version byte is one of `formats`; returns
+/// the version byte and the payload.
+pub(crate) fn unseal_as<'a>(
+    formats: &[u8],
+    tree: &str,
+    key: &[u8],
+    raw: &'a [u8],
+) -> Result<(u8, &'a [u8]), StoreError> {
     let Some((&version, rest)) = raw.split_first() else {
         return Err(corrupt(tree, key, "empty value"));
     };
-    if version != FORMAT_V1 {
+    if !formats.contains(&version) {
         return Err(corrupt(
             tree,
             key,
-            format!("unknown value format byte {version:#04x} (this build understands {FORMAT_V1:#04x})"),
+            format!("unknown value format byte {version:#04x} (this build understands {formats:#04x?} here)"),
         ));
     }
     if rest.len() < TAG_LEN {
         return Err(corrupt(tree, key, format!("value truncated to {} bytes", raw.len())));
     }
     let (stored, payload) = rest.split_at(TAG_LEN);
-    if stored != tag(tree, key, payload) {
+    let expected = if version == FORMAT_COMPACT {
+        tag_in(COMPACT_TAG_CONTEXT, tree, key, payload)
+    } else {
+        tag(tree, key, payload)
+    };
+    if stored != expected {
         return Err(corrupt(
             tree,
             key,
@@ -64,7 +101,7 @@ pub(crate) fn unseal<'a>(tree: &str, key: &[u8], raw: &'a [u8]) -> Result<&'a [u
             ),
         ));
     }
-    Ok(payload)
+    Ok((version, payload))
 }
 
 /// Human label of a record: `blocks/00000012`, `hash_index/ab12..`, `meta/head`.
@@ -128,12 +165,6 @@ pub(crate) fn encode_block(hash: &[u8; 32], block: &bizra_proto::Block) -> Vec<u
     v
 }
 
-/// The stored hash of a block record, without decoding the block.
-pub(crate) fn block_record_hash(key: &[u8], payload: &[u8]) -> Result<[u8; 32], StoreError> {
-    let mut p = payload;
-    take_32(&mut p).ok_or_else(|| corrupt(crate::layout::BLOCKS, key, "record shorter than its 32-byte hash"))
-}
-
 /// Decodes a block record and checks that the header hashes to the stored
 /// hash and carries the height of the key.
 pub(crate) fn decode_block(
@@ -145,6 +176,26 @@ pub(crate) fn decode_block(
     let mut p = payload;
     let stored = take_32(&mut p).ok_or_else(|| corrupt(T, key, "record shorter than its 32-byte hash"))?;
     let block = bizra_proto::Block::decode(p).map_err(|e| corrupt(T, key, format!("block does not decode: {e}")))?;
+    check_block(height, key, stored, block)
+}
+
+/// Splits a block record (either form) into its stored hash and the rest.
+pub(crate) fn split_block_record<'a>(key: &[u8], payload: &'a [u8]) -> Result<([u8; 32], &'a [u8]), StoreError> {
+    let mut p = payload;
+    let stored =
+        take_32(&mut p).ok_or_else(|| corrupt(crate::layout::BLOCKS, key, "record shorter than its 32-byte hash"))?;
+    Ok((stored, p))
+}
+
+/// Checks that a decoded block's header hashes to the stored hash and
+/// carries the height of the key.
+pub(crate) fn check_block(
+    height: u64,
+    key: &[u8],
+    stored: [u8; 32],
+    block: bizra_proto::Block,
+) -> Result<([u8; 32], bizra_proto::Block), StoreError> {
+    const T: &str = crate::layout::BLOCKS;
     let Some(header) = block.header.as_ref() else {
         return Err(corrupt(T, key, "stored block has no header"));
     };
@@ -180,6 +231,16 @@ pub(crate) fn decode_commit(
     const T: &str = crate::layout::COMMITS;
     let c = bizra_proto::CommitCertificate::decode(payload)
         .map_err(|e| corrupt(T, key, format!("commit certificate does not decode: {e}")))?;
+    check_commit_height(height, key, c)
+}
+
+/// Checks that a decoded commit certificate is for the height of its key.
+pub(crate) fn check_commit_height(
+    height: u64,
+    key: &[u8],
+    c: bizra_proto::CommitCertificate,
+) -> Result<bizra_proto::CommitCertificate, StoreError> {
+    const T: &str = crate::layout::COMMITS;
     if c.height != height {
         return Err(corrupt(
             T,

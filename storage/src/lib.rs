@@ -83,11 +83,13 @@
 mod anchor;
 mod codec;
 mod mem;
+mod records;
 mod sled_store;
 
 pub use anchor::{ANCHOR_FILE, IDENTITY_FILE};
 pub use mem::MemStore;
-pub use sled_store::SledStore;
+pub use records::Compaction;
+pub use sled_store::{SledStore, CACHE_BYTES as DEFAULT_CACHE_BYTES};
 
 pub use bizra_consensus::types::SignStep;
 use prost::Message;
@@ -129,8 +131,14 @@ pub mod layout {
     /// `guard` key of the last signed position.
     pub const GUARD_KEY: &[u8] = b"position";
 
-    /// Version of this layout, recorded under [`FORMAT_KEY`].
-    pub const FORMAT_VERSION: u32 = 1;
+    /// Version of this layout, recorded under [`FORMAT_KEY`]: blocks and
+    /// commits may be stored compactly (docs/adr/0021). New directories get
+    /// it; a version-1 directory is raised to it when a store that writes
+    /// compact records opens it.
+    pub const FORMAT_VERSION: u32 = 2;
+    /// The layout before compact records: every block and commit in full.
+    /// Still read, and kept by a store that writes full records.
+    pub const FORMAT_V1_FULL_RECORDS: u32 = 1;
 }
 
 /// Errors of the storage layer. Messages are meant for operators.

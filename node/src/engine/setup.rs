@@ -7,7 +7,7 @@ use crate::config::{parse_peer, resolve, ConsensusSection, NodeConfig};
 use bizra_consensus::driver::Timeouts;
 use bizra_consensus::genesis::Genesis;
 use bizra_consensus::signing::Signer;
-use bizra_storage::{DataDirIdentity, SledStore, Store};
+use bizra_storage::{Compaction, DataDirIdentity, SledStore, Store};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -76,7 +76,10 @@ pub fn load(home: &Path) -> Result<NodeSetup, String> {
         validator: signer.id().to_string(),
     };
     let data = resolve(home, &cfg.data_dir);
-    let store = SledStore::open_with_cache(&data, &identity, cfg.storage.cache_mib << 20)
+    // Blocks and commits are stored compactly over the genesis validator
+    // order (docs/adr/0021).
+    let compaction = Compaction::new(genesis.chain_id(), genesis.members.clone());
+    let store = SledStore::open_compact(&data, &identity, cfg.storage.cache_mib << 20, compaction)
         .map_err(|e| format!("data dir {}: {e}", data.display()))?;
     Ok(NodeSetup {
         cfg,

@@ -6,7 +6,7 @@
 use super::{sled_err, SledStore};
 use crate::anchor::{self, Anchor, AnchorState, ANCHOR_FILE, IDENTITY_FILE, IDENTITY_TMP};
 use crate::codec::{self, corrupt, seal};
-use crate::layout::{FORMAT_KEY, FORMAT_VERSION, IDENTITY_KEY, META};
+use crate::layout::{FORMAT_KEY, FORMAT_V1_FULL_RECORDS, FORMAT_VERSION, IDENTITY_KEY, META};
 use crate::{DataDirIdentity, StoreError};
 use std::path::Path;
 
@@ -121,10 +121,24 @@ impl SledStore {
                 }
                 match self.read(&self.meta, META, FORMAT_KEY, codec::decode_format)? {
                     Some(FORMAT_VERSION) => Ok(()),
+                    // Version 1 holds full records only. A store that will
+                    // write compact ones records version 2 first, durably, so
+                    // a build that reads only version 1 refuses the
+                    // directory instead of failing on a record later.
+                    Some(FORMAT_V1_FULL_RECORDS) if self.compaction.is_none() => Ok(()),
+                    Some(FORMAT_V1_FULL_RECORDS) => {
+                        self.meta
+                            .insert(FORMAT_KEY, seal(META, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes()))
+                            .map_err(|e| sled_err("recording the storage format version", e))?;
+                        self.make_durable(|_| ())
+                    }
                     Some(v) => Err(corrupt(
                         META,
                         FORMAT_KEY,
-                        format!("storage format version {v} is not supported by this build (it reads version {FORMAT_VERSION})"),
+                        format!(
+                            "storage format version {v} is not supported by this build (it reads versions \
+                             {FORMAT_V1_FULL_RECORDS} and {FORMAT_VERSION})"
+                        ),
                     )),
                     None => Err(corrupt(META, FORMAT_KEY, "missing although the identity is recorded")),
                 }

@@ -7,16 +7,18 @@
 use crate::anchor::{self, Anchor, AnchorState, ANCHOR_FILE};
 use crate::codec::{self, corrupt, seal, u64_key, unseal};
 use crate::layout::{ATT_INDEX, BLOCKS, COMMITS, EPOCHS, GUARD, GUARD_KEY, HASH_INDEX, HEAD_KEY, META, STATE_KEY, WAL};
+use crate::records::{self, Compaction};
 use crate::{
     check_guard, collect_range, decide_put, decide_update, prepare_finalized, DataDirIdentity, PutAction, SignPosition,
     Store, StoreError, WalEntry,
 };
-use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+#[cfg(test)]
+mod compact_tests;
 mod dir;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,10 @@ pub struct SledStore {
     guard: sled::Tree,
     epochs: sled::Tree,
     identity: DataDirIdentity,
+    /// The validator set for compact block and commit records (ADR 0021):
+    /// with it they are written compactly and either form is read; without
+    /// it they are written in full and a compact one is reported corrupt.
+    compaction: Option<Compaction>,
     path: PathBuf,
     /// Serialises the writers of finalized data (put_finalized, update_commit).
     chain_lock: Mutex<()>,
@@ -164,11 +170,39 @@ impl SledStore {
     pub fn open_with_cache(path: &Path, identity: &DataDirIdentity, cache_bytes: u64) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         no_panic(&format!("opening {shown}"), || {
-            Self::open_inner(path, identity, cache_bytes)
+            Self::open_inner(path, identity, cache_bytes, None)
         })
     }
 
-    fn open_inner(path: &Path, identity: &DataDirIdentity, cache_bytes: u64) -> Result<Self, StoreError> {
+    /// [`SledStore::open_with_cache`] for a node of the chain `compaction`
+    /// describes: blocks and commits are written compactly, and records of
+    /// either form are read (docs/adr/0021). The compaction's chain id must
+    /// be the identity's.
+    pub fn open_compact(
+        path: &Path,
+        identity: &DataDirIdentity,
+        cache_bytes: u64,
+        compaction: Compaction,
+    ) -> Result<Self, StoreError> {
+        if compaction.chain_id() != identity.chain_id {
+            return Err(StoreError::Conflict(format!(
+                "compaction for chain {:?} given to a store of chain {:?}",
+                compaction.chain_id(),
+                identity.chain_id
+            )));
+        }
+        let shown = path.display().to_string();
+        no_panic(&format!("opening {shown}"), || {
+            Self::open_inner(path, identity, cache_bytes, Some(compaction))
+        })
+    }
+
+    fn open_inner(
+        path: &Path,
+        identity: &DataDirIdentity,
+        cache_bytes: u64,
+        compaction: Option<Compaction>,
+    ) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         match inspect_dir(path)? {
             DirState::Fresh => init_dir(path, identity)?,
@@ -198,6 +232,7 @@ impl SledStore {
             epochs: open_tree(EPOCHS)?,
             db,
             identity: identity.clone(),
+            compaction,
             path: path.to_path_buf(),
             chain_lock: Mutex::new(()),
             guard_lock: Mutex::new(()),
@@ -370,8 +405,8 @@ impl SledStore {
                 hash: p.hash,
                 key,
                 parent: block.header.as_ref().expect("checked by prepare").parent_hash.clone(),
-                block: seal(BLOCKS, &key, &codec::encode_block(&p.hash, block)),
-                commit: seal(COMMITS, &key, &commit.encode_to_vec()),
+                block: records::seal_block(self.compaction.as_ref(), &key, &p.hash, block),
+                commit: records::seal_commit(self.compaction.as_ref(), &key, commit),
                 index: seal(HASH_INDEX, &p.hash, &p.height.to_be_bytes()),
                 atts: p
                     .attestations
@@ -411,12 +446,10 @@ impl SledStore {
                     for r in &rows {
                         let existing = match blocks.get(r.key)? {
                             None => None,
-                            Some(raw) => {
-                                match unseal(BLOCKS, &r.key, &raw).and_then(|v| codec::block_record_hash(&r.key, v)) {
-                                    Ok(h) => Some(h),
-                                    Err(e) => return abort(e),
-                                }
-                            }
+                            Some(raw) => match records::open_block_hash(&r.key, &raw) {
+                                Ok(h) => Some(h),
+                                Err(e) => return abort(e),
+                            },
                         };
                         match decide_put(head, r.height, &r.hash, &r.parent, existing) {
                             Err(e) => return abort(e),
@@ -503,10 +536,29 @@ impl SledStore {
         }
     }
 
+    /// Reads one block or commit record (either form) and decodes it.
+    fn read_record<T>(
+        &self,
+        tree: &sled::Tree,
+        name: &str,
+        key: &[u8],
+        decode: impl FnOnce(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let raw = tree
+            .get(key)
+            .map_err(|e| sled_err(&format!("reading {}", codec::label(name, key)), e))?;
+        raw.map(|raw| decode(key, &raw)).transpose()
+    }
+
     fn read_block(&self, height: u64) -> Result<Option<([u8; 32], bizra_proto::Block)>, StoreError> {
-        self.read(&self.blocks, BLOCKS, &u64_key(height), |k, p| {
-            codec::decode_block(height, k, p)
+        self.read_record(&self.blocks, BLOCKS, &u64_key(height), |k, raw| {
+            records::open_block(self.compaction.as_ref(), height, k, raw)
         })
+    }
+
+    /// The stored hash of block `height`, without decoding the block.
+    fn read_block_hash(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        self.read_record(&self.blocks, BLOCKS, &u64_key(height), records::open_block_hash)
     }
 
     fn last_key(&self, tree: &sled::Tree, name: &str) -> Result<Option<u64>, StoreError> {
@@ -556,11 +608,11 @@ impl Store for SledStore {
         no_panic(&format!("updating commit {}", commit.height), || {
             let _g = lock(&self.chain_lock);
             let key = u64_key(commit.height);
-            let stored_hash = self.read(&self.blocks, BLOCKS, &key, codec::block_record_hash)?;
+            let stored_hash = self.read_block_hash(commit.height)?;
             let stored = self.commit(commit.height)?;
             if decide_update(commit, stored_hash, stored.as_ref())? {
                 self.commits
-                    .insert(key, seal(COMMITS, &key, &commit.encode_to_vec()))
+                    .insert(key, records::seal_commit(self.compaction.as_ref(), &key, commit))
                     .map_err(|e| sled_err(&format!("writing {}", codec::label(COMMITS, &key)), e))?;
             }
             Ok(())
@@ -580,9 +632,7 @@ impl Store for SledStore {
     }
 
     fn block_hash(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError> {
-        no_panic(&format!("reading block hash {height}"), || {
-            self.read(&self.blocks, BLOCKS, &u64_key(height), codec::block_record_hash)
-        })
+        no_panic(&format!("reading block hash {height}"), || self.read_block_hash(height))
     }
 
     fn height_of(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError> {
@@ -595,8 +645,8 @@ impl Store for SledStore {
 
     fn commit(&self, height: u64) -> Result<Option<bizra_proto::CommitCertificate>, StoreError> {
         no_panic(&format!("reading commit {height}"), || {
-            self.read(&self.commits, COMMITS, &u64_key(height), |k, p| {
-                codec::decode_commit(height, k, p)
+            self.read_record(&self.commits, COMMITS, &u64_key(height), |k, raw| {
+                records::open_commit(self.compaction.as_ref(), height, k, raw)
             })
         })
     }

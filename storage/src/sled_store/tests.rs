@@ -3,6 +3,7 @@
 use super::*;
 use crate::layout::{FORMAT_KEY, IDENTITY_KEY};
 use bizra_proto::{Block, BlockHeader, CommitCertificate, Envelope};
+use prost::Message;
 
 fn id() -> DataDirIdentity {
     DataDirIdentity {
