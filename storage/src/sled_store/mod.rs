@@ -527,16 +527,11 @@ impl SledStore {
         key: &[u8],
         decode: impl FnOnce(&[u8], &[u8]) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let raw = tree
-            .get(key)
-            .map_err(|e| sled_err(&format!("reading {}", codec::label(name, key)), e))?;
-        match raw {
-            None => Ok(None),
-            Some(raw) => decode(key, unseal(name, key, &raw)?).map(Some),
-        }
+        self.read_record(tree, name, key, |k, raw| decode(k, unseal(name, k, raw)?))
     }
 
-    /// Reads one block or commit record (either form) and decodes it.
+    /// Reads one value and hands its sealed bytes to `decode` (block and
+    /// commit records, which come in two forms, unseal themselves).
     fn read_record<T>(
         &self,
         tree: &sled::Tree,
