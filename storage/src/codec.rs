@@ -27,6 +27,16 @@ fn tag(tree: &str, key: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
     tag_in(TAG_CONTEXT, tree, key, payload)
 }
 
+/// The tag of a value sealed with version byte `format`: compact records
+/// have their own domain.
+fn tag_for(format: u8, tree: &str, key: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
+    if format == FORMAT_COMPACT {
+        tag_in(COMPACT_TAG_CONTEXT, tree, key, payload)
+    } else {
+        tag(tree, key, payload)
+    }
+}
+
 fn tag_in(context: &str, tree: &str, key: &[u8], payload: &[u8]) -> [u8; TAG_LEN] {
     let mut h = blake3::Hasher::new_derive_key(context);
     h.update(&(tree.len() as u64).to_be_bytes());
@@ -49,12 +59,7 @@ pub(crate) fn seal(tree: &str, key: &[u8], payload: &[u8]) -> Vec<u8> {
 pub(crate) fn seal_as(format: u8, tree: &str, key: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(1 + TAG_LEN + payload.len());
     v.push(format);
-    let t = if format == FORMAT_COMPACT {
-        tag_in(COMPACT_TAG_CONTEXT, tree, key, payload)
-    } else {
-        tag(tree, key, payload)
-    };
-    v.extend_from_slice(&t);
+    v.extend_from_slice(&tag_for(format, tree, key, payload));
     v.extend_from_slice(payload);
     v
 }
@@ -86,12 +91,7 @@ pub(crate) fn unseal_as<'a>(
         return Err(corrupt(tree, key, format!("value truncated to {} bytes", raw.len())));
     }
     let (stored, payload) = rest.split_at(TAG_LEN);
-    let expected = if version == FORMAT_COMPACT {
-        tag_in(COMPACT_TAG_CONTEXT, tree, key, payload)
-    } else {
-        tag(tree, key, payload)
-    };
-    if stored != expected {
+    if stored != tag_for(version, tree, key, payload) {
         return Err(corrupt(
             tree,
             key,
