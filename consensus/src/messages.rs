@@ -107,11 +107,10 @@ impl VerifiedProposal {
     }
     /// The proof-of-lock round (Tendermint's `validRound`): the round of the
     /// polka behind a re-proposed value; `None` for a fresh value (`-1` on
-    /// the wire), and also for a value above `u32::MAX`, which
-    /// [`check_proposal`] does not refuse.
+    /// the wire). [`check_proposal`] admits only -1 or a round below the
+    /// proposal's, so the value fits a [`Round`].
     pub fn pol_round(&self) -> Option<Round> {
-        let r = self.proposal().pol_round;
-        (r >= 0 && r <= u32::MAX as i64).then_some(r as u32)
+        u32::try_from(self.proposal().pol_round).ok()
     }
 }
 
@@ -216,7 +215,8 @@ pub fn sign_proposal(signer: &Signer, proposal: Proposal, block: Block) -> Signe
     }
 }
 
-/// Checks a signed proposal: chain id, a 32-byte block hash, `pol_round >= -1`,
+/// Checks a signed proposal: chain id, a 32-byte block hash, `pol_round` -1 or
+/// below `round`,
 /// a block whose header hashes to that hash, a member as signer, then the
 /// signature. The block's validity against the chain and whether the signer
 /// is the round's proposer are left to the driver.
@@ -238,8 +238,15 @@ pub fn check_proposal(
     let proposed = hash_from_slice(&p.block_hash)
         .map_err(MessageError::Malformed)?
         .ok_or_else(|| MessageError::Malformed("proposal without block hash".into()))?;
-    if p.pol_round < -1 {
-        return Err(MessageError::Malformed(format!("pol_round {} < -1", p.pol_round)));
+    // Tendermint's validRound is -1 or an earlier round of the height: an
+    // honest proposer never signs anything else, and reading any other value
+    // (a later round, or one past u32) as "fresh" would give a signed field
+    // a meaning its signer did not state.
+    if p.pol_round < -1 || p.pol_round >= i64::from(p.round) {
+        return Err(MessageError::Malformed(format!(
+            "pol_round {} is neither -1 nor below round {}",
+            p.pol_round, p.round
+        )));
     }
     let block = sp
         .block
@@ -265,4 +272,74 @@ pub fn check_proposal(
         proposer,
         block_hash: proposed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validators::Member;
+    use bizra_proto::BlockHeader;
+
+    /// A proposal at `round` with `pol_round`, signed by a one-member set's
+    /// only validator.
+    fn proposal(round: Round, pol_round: i64) -> (Membership, SignedProposal) {
+        let s = Signer::from_secret([9; 32]);
+        let members = Membership::new(vec![Member {
+            id: s.id().to_string(),
+            name: String::new(),
+            stake: 1,
+            key: s.public_key(),
+        }]);
+        let block = Block {
+            header: Some(BlockHeader {
+                chain_id: "c".into(),
+                height: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let p = Proposal {
+            chain_id: "c".into(),
+            height: 1,
+            round,
+            pol_round,
+            block_hash: block_hash(&block).expect("header").to_vec(),
+            proposer: s.id().to_string(),
+        };
+        (members, sign_proposal(&s, p, block))
+    }
+
+    #[test]
+    fn pol_round_is_minus_one_or_an_earlier_round() {
+        for (round, pol, ok) in [
+            (0, -1, true),
+            (3, -1, true),
+            (3, 0, true),
+            (3, 2, true),
+            (3, 3, false),
+            (3, 4, false),
+            (0, 0, false),
+            (3, -2, false),
+            (3, i64::MIN, false),
+            (u32::MAX, i64::from(u32::MAX) - 1, true),
+            (u32::MAX, i64::from(u32::MAX), false),
+            (3, i64::from(u32::MAX) + 1, false),
+            (3, i64::MAX, false),
+        ] {
+            let (members, sp) = proposal(round, pol);
+            match check_proposal("c", &members, &sp) {
+                Ok(vp) => {
+                    assert!(ok, "round {round} pol_round {pol} was admitted");
+                    assert_eq!(vp.pol_round(), u32::try_from(pol).ok());
+                }
+                Err(e) => {
+                    assert!(!ok, "round {round} pol_round {pol}: {e}");
+                    assert!(
+                        matches!(e, MessageError::Malformed(ref m) if m.contains("pol_round")),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
 }
