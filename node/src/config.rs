@@ -5,7 +5,8 @@
 //! upper case (`BIZRA_GRPC_LISTEN`, `BIZRA_LOG_FORMAT`,
 //! `BIZRA_CONSENSUS_BLOCK_INTERVAL_MS`, ...); top-level keys are
 //! `BIZRA_<KEY>` (`BIZRA_DATA_DIR`). Values are parsed as TOML (so lists are
-//! `["a","b"]`), falling back to a plain string.
+//! `["a","b"]`), falling back to a plain string; a key whose default is a
+//! string takes the text as is (`BIZRA_MONIKER=7` is the name "7").
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -345,10 +346,7 @@ impl NodeConfig {
         let defaults = toml::Value::try_from(NodeConfig::default()).expect("defaults serialize");
         for (var, raw) in env {
             let Some(path) = env_path(&defaults, var) else { continue };
-            let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(raw.clone()));
+            let parsed = env_value(lookup(&defaults, &path), raw);
             set_path(&mut value, &path, parsed).map_err(|msg| ConfigError::Env { var: var.clone(), msg })?;
         }
         let cfg: NodeConfig = value
@@ -427,6 +425,28 @@ fn env_path(defaults: &toml::Value, var: &str) -> Option<Vec<String>> {
     None
 }
 
+/// The value at `path` in `v`, if there is one.
+fn lookup<'a>(v: &'a toml::Value, path: &[String]) -> Option<&'a toml::Value> {
+    path.iter().try_fold(v, |cur, k| cur.as_table()?.get(k))
+}
+
+/// An environment variable's text as a config value. The text is read as a
+/// TOML value (`["a","b"]`, `true`, `7`), falling back to a plain string;
+/// but a key whose default is a string keeps the text as is, so
+/// `BIZRA_MONIKER=7` is the name "7", not the number 7 (which the config
+/// would then refuse). A quoted TOML string (`"7"`) is unquoted there too.
+fn env_value(default: Option<&toml::Value>, raw: &str) -> toml::Value {
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    match (default, parsed) {
+        (Some(toml::Value::String(_)), Some(s @ toml::Value::String(_))) => s,
+        (Some(toml::Value::String(_)), _) => toml::Value::String(raw.to_owned()),
+        (_, Some(v)) => v,
+        (_, None) => toml::Value::String(raw.to_owned()),
+    }
+}
+
 fn set_path(v: &mut toml::Value, path: &[String], new: toml::Value) -> Result<(), String> {
     let mut cur = v;
     for (i, k) in path.iter().enumerate() {
@@ -473,6 +493,28 @@ mod tests {
         assert_eq!(c.consensus.block_interval_ms, 5);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.log.format, "json");
+    }
+
+    #[test]
+    fn string_keys_take_the_variable_as_text() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        for (raw, want) in [
+            ("7", "7"),
+            ("true", "true"),
+            ("\"node 3\"", "node 3"),
+            ("[1]", "[1]"),
+            ("a b", "a b"),
+        ] {
+            let c = NodeConfig::from_toml_with_env("", &env("BIZRA_MONIKER", raw)).unwrap();
+            assert_eq!(c.moniker, want, "BIZRA_MONIKER={raw}");
+        }
+        let c = NodeConfig::from_toml_with_env("", &env("BIZRA_DATA_DIR", "2026")).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("2026"));
+        // Keys of other types still read TOML: a number stays a number and
+        // a string where a number belongs is still refused.
+        let c = NodeConfig::from_toml_with_env("", &env("BIZRA_STORAGE_CACHE_MIB", "7")).unwrap();
+        assert_eq!(c.storage.cache_mib, 7);
+        assert!(NodeConfig::from_toml_with_env("", &env("BIZRA_STORAGE_CACHE_MIB", "seven")).is_err());
     }
 
     #[test]
