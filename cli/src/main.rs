@@ -5,7 +5,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::memory::limit_malloc_arenas();
+    cli::memory::tune_malloc();
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
         Err(e) => {

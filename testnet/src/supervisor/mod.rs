@@ -14,7 +14,7 @@ mod procfs;
 mod sys;
 
 pub use procfs::{cpu_secs, status_kib, vm_hwm_kib};
-pub use sys::{set_malloc_arena_max, Signal};
+pub use sys::{set_malloc_arena_max, set_malloc_thresholds, Signal};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

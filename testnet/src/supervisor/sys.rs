@@ -1,8 +1,9 @@
 //! The only `unsafe` code of the workspace's tooling: the three libc calls
 //! the supervisor needs (send a signal to a PID, ask the kernel to SIGTERM a
 //! child when its parent dies, the clock tick rate of /proc CPU times), and
-//! glibc's `mallopt` for the arena limit every `bizra` process sets at start
-//! (`bizra_cli::memory`). Each call is a plain library call on values we own.
+//! glibc's `mallopt` for the arena limit and the mmap and trim thresholds
+//! every `bizra` process sets at start (`bizra_cli::memory`). Each call is a
+//! plain library call on values we own.
 
 #![allow(unsafe_code)]
 
@@ -67,7 +68,7 @@ pub(super) fn clock_ticks_per_sec() -> f64 {
 }
 
 /// Caps glibc's malloc arenas at `max` (`M_ARENA_MAX`); see
-/// `bizra_cli::memory::limit_malloc_arenas` for why. Call it before any
+/// `bizra_cli::memory::tune_malloc` for why. Call it before any
 /// thread starts. Does nothing off glibc.
 pub fn set_malloc_arena_max(max: i32) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -77,4 +78,19 @@ pub fn set_malloc_arena_max(max: i32) {
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let _ = max;
+}
+
+/// Fixes glibc's mmap and trim thresholds at `bytes` (`M_MMAP_THRESHOLD`,
+/// `M_TRIM_THRESHOLD`); see `bizra_cli::memory::tune_malloc` for
+/// why. Setting either turns off glibc's dynamic raising of both. Call it
+/// before any thread starts. Does nothing off glibc.
+pub fn set_malloc_thresholds(bytes: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter from a plain integer.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, bytes);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = bytes;
 }
