@@ -1014,3 +1014,65 @@ async fn sync_requests_have_their_own_queue_and_overflow_is_busy() {
     .await
     .expect("test timed out");
 }
+
+/// A second connection from one peer is closed and the first kept (ADR
+/// 0022): a pair that both dialled, or a peer that dials twice, ends with
+/// one connection and its one set of buffers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_from_a_peer_is_closed() {
+    use libp2p::swarm::{dial_opts::DialOpts, dummy, ConnectionId};
+    init_tracing();
+    timeout(Duration::from_secs(60), async {
+        let node = Node::start(51, vec![], 1 << 20).await;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair_from_ed25519_secret([52; 32]))
+            .with_tokio()
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .unwrap()
+            .with_behaviour(|_| dummy::Behaviour)
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let dial = || {
+            DialOpts::peer_id(node.id())
+                .addresses(vec![node.addr()])
+                .condition(libp2p::swarm::dial_opts::PeerCondition::Always)
+                .build()
+        };
+        let mut established: Vec<ConnectionId> = Vec::new();
+        let mut closed: Vec<ConnectionId> = Vec::new();
+        swarm.dial(dial()).unwrap();
+        // The second dial only once the first is up, so "first" is clear.
+        let deadline = Instant::now() + WAIT;
+        while closed.is_empty() {
+            let event = timeout(deadline - Instant::now(), swarm.select_next_some())
+                .await
+                .expect("the node closes one of two connections");
+            match event {
+                SwarmEvent::ConnectionEstablished { connection_id, .. } => {
+                    established.push(connection_id);
+                    if established.len() == 1 {
+                        swarm.dial(dial()).unwrap();
+                    }
+                }
+                SwarmEvent::ConnectionClosed { connection_id, .. } => closed.push(connection_id),
+                _ => {}
+            }
+        }
+        assert_eq!(established.len(), 2, "both connections came up first");
+        assert_eq!(closed, vec![established[1]], "the second connection is the one closed");
+        // The first stays up.
+        let _ = timeout(Duration::from_secs(3), async {
+            loop {
+                if let SwarmEvent::ConnectionClosed { connection_id, .. } = swarm.select_next_some().await {
+                    closed.push(connection_id);
+                }
+            }
+        })
+        .await;
+        assert_eq!(closed.len(), 1, "the first connection is kept: {closed:?}");
+        assert!(swarm.is_connected(&node.id()));
+        assert_eq!(node.handle.connected_peers(), 1);
+    })
+    .await
+    .expect("test timed out");
+}

@@ -20,7 +20,7 @@ use libp2p::{
     multiaddr::Protocol,
     noise, ping,
     request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
-    swarm::{NetworkBehaviour, SwarmEvent},
+    swarm::{ConnectionId, NetworkBehaviour, SwarmEvent},
     tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
 };
 use prost::Message as _;
@@ -101,6 +101,9 @@ pub(crate) struct Service {
     flood: bool,
     protocol_version: String,
     configured: HashMap<PeerId, Configured>,
+    /// Open connections per peer, and whether we dialled each; a pair keeps
+    /// one ([`Service::keep_one_connection`]).
+    links: HashMap<PeerId, Vec<(ConnectionId, bool)>>,
     strikes: HashMap<PeerId, Strikes>,
     banned: HashMap<PeerId, Instant>,
     pending_out: HashMap<OutboundRequestId, u64>,
@@ -192,6 +195,7 @@ impl Service {
             flood: floods(&cfg),
             protocol_version: protocol_version(&cfg.chain_id),
             configured,
+            links: HashMap::new(),
             strikes: HashMap::new(),
             banned: HashMap::new(),
             pending_out: HashMap::new(),

@@ -11,7 +11,7 @@ use libp2p::{
     multiaddr::Protocol,
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
-        DialError,
+        ConnectionId, DialError,
     },
     Multiaddr, PeerId,
 };
@@ -20,6 +20,25 @@ use tracing::{debug, info, trace, warn};
 
 use super::{Service, CLEANUP_PERIOD, INITIAL_BACKOFF, MAX_BACKOFF, SETUP_TIMEOUT, STABLE_CONNECTION, STRIKE_FORGIVE};
 use crate::{P2pError, BAN_DURATION, BAN_THRESHOLD};
+
+/// The connections of one peer to close so that one remains, given all of
+/// them in the order they were established, each with whether we dialled
+/// it. The one kept is the oldest dialled by the side with the smaller peer
+/// id, or, when there is none, the oldest: both ends apply the same rule to
+/// the same pair of connections, so they close the same ones.
+///
+/// Two validators that list each other both dial when a handshake takes
+/// longer than `DIAL_YIELD` (100 processes starting on 2 cores):
+/// at 100 validators most pairs had two connections, each with its own
+/// transport buffers and handlers (session 17).
+pub(super) fn surplus_connections(links: &[(ConnectionId, bool)], we_are_smaller: bool) -> Vec<ConnectionId> {
+    let keep = links
+        .iter()
+        .find(|(_, dialled)| *dialled == we_are_smaller)
+        .or(links.first())
+        .map(|(id, _)| *id);
+    links.iter().map(|(id, _)| *id).filter(|id| Some(*id) != keep).collect()
+}
 
 /// A configured peer that is kept connected.
 pub(super) struct Configured {
@@ -210,6 +229,31 @@ impl Service {
         self.dial_due();
     }
 
+    /// Records a new connection to `peer` and closes the surplus ones
+    /// ([`surplus_connections`]).
+    pub(super) fn keep_one_connection(&mut self, peer: PeerId, id: ConnectionId, dialled: bool) {
+        let links = self.links.entry(peer).or_default();
+        links.push((id, dialled));
+        if links.len() < 2 {
+            return;
+        }
+        let we_are_smaller = self.shared.local_peer_id < peer;
+        for surplus in surplus_connections(links, we_are_smaller) {
+            debug!(%peer, ?surplus, "closing a second connection to a peer");
+            self.swarm.close_connection(surplus);
+        }
+    }
+
+    /// Forgets a closed connection.
+    pub(super) fn connection_closed(&mut self, peer: PeerId, id: ConnectionId) {
+        if let Some(links) = self.links.get_mut(&peer) {
+            links.retain(|(c, _)| *c != id);
+            if links.is_empty() {
+                self.links.remove(&peer);
+            }
+        }
+    }
+
     /// Dials the configured peers that are disconnected and due.
     pub(super) fn dial_due(&mut self) {
         let now = Instant::now();
@@ -317,5 +361,40 @@ impl Service {
         c.dialing = false;
         c.next_dial = now + jittered(c.backoff);
         c.backoff = (c.backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::surplus_connections;
+    use libp2p::swarm::ConnectionId;
+
+    fn c(n: usize) -> ConnectionId {
+        ConnectionId::new_unchecked(n)
+    }
+
+    #[test]
+    fn both_ends_keep_the_connection_the_smaller_peer_dialled() {
+        // Peer A (smaller id) dialled connection 1, B dialled connection 2;
+        // each end numbers and orders them in its own way.
+        let at_a = [(c(20), false), (c(10), true)]; // A saw B's dial first
+        let at_b = [(c(7), false), (c(8), true)]; // B: A's dial is c(7)
+        assert_eq!(surplus_connections(&at_a, true), vec![c(20)]);
+        assert_eq!(surplus_connections(&at_b, false), vec![c(8)]);
+        // The other order of establishment gives the same choice.
+        assert_eq!(surplus_connections(&[(c(10), true), (c(20), false)], true), vec![c(20)]);
+        assert_eq!(surplus_connections(&[(c(8), true), (c(7), false)], false), vec![c(8)]);
+    }
+
+    #[test]
+    fn one_connection_is_always_kept() {
+        assert!(surplus_connections(&[], true).is_empty());
+        assert!(surplus_connections(&[(c(1), true)], false).is_empty());
+        // None dialled by the smaller side: the oldest stays.
+        assert_eq!(surplus_connections(&[(c(1), false), (c(2), false)], true), vec![c(2)]);
+        assert_eq!(
+            surplus_connections(&[(c(3), true), (c(4), true), (c(5), false)], true),
+            vec![c(4), c(5)]
+        );
     }
 }

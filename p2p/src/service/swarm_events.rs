@@ -30,10 +30,12 @@ impl Service {
             | SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 num_established,
                 endpoint,
                 ..
             } => {
+                self.keep_one_connection(peer_id, connection_id, endpoint.is_dialer());
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection established");
                 if let Some(c) = self.configured.get_mut(&peer_id) {
                     c.dialing = false;
@@ -49,10 +51,12 @@ impl Service {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 cause,
                 ..
             } => {
+                self.connection_closed(peer_id, connection_id);
                 debug!(peer = %peer_id, ?cause, "connection closed");
                 if num_established == 0 {
                     if self.flood {
