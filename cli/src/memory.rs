@@ -21,9 +21,10 @@ pub const MALLOC_THRESHOLD_BYTES: i32 = 256 << 10;
 /// after the first one every allocation below ~512 KiB came from the heap,
 /// and the top of the heap was given back only past ~1 MiB free. A node
 /// that fell a few heights behind and caught up (future-height votes, a
-/// decoded sync range) then kept those pages: +4.2 MiB of RssAnon above the
-/// median's growth within a minute, against +2.3 MiB with the thresholds
-/// fixed at 256 KiB (session 17, docs/BENCHMARKS.md).
+/// decoded sync range) then kept those pages: +4.2 and +4.8 MiB of RssAnon
+/// above the median's growth within a minute (two runs), against +2.3 and
+/// +0.7 with the thresholds fixed at 256 KiB through `GLIBC_TUNABLES`, and
+/// -0.4 with this function setting them (session 17, docs/BENCHMARKS.md).
 ///
 /// An operator's own `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` wins (either
 /// one leaves all of this to glibc and the operator). Elsewhere than on
